@@ -1,0 +1,134 @@
+//! What an agent run receives besides its input, and what it returns besides its output.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::events::{EventSink, NullSink};
+use crate::provider::{Provider, Usage};
+use crate::trace::TraceContext;
+
+/// Everything an agent run needs besides its input: the provider to call, the limits the caller
+/// set and where to report what happens.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct AgentContext {
+    /// The provider (usually a fallback chain) the agent calls.
+    pub provider: Arc<dyn Provider>,
+    /// Correlates events, logs and the response; unique per run.
+    pub request_id: String,
+    /// When the caller stops waiting (from gRPC's `grpc-timeout`); the outer bound of every
+    /// wait inside the run.
+    pub deadline: Option<Instant>,
+    /// Cancelled when the caller goes away or cancels the task; the run stops at once.
+    pub cancel: CancellationToken,
+    /// The caller's trace; provider calls and events continue it.
+    pub trace: TraceContext,
+    /// The tenant the request was authenticated as, if any.
+    pub tenant: Option<String>,
+    /// Where the run's CloudEvents go.
+    pub events: Arc<dyn EventSink>,
+}
+
+impl AgentContext {
+    /// A context with a fresh request id and trace, no deadline, and events discarded.
+    pub fn new(provider: Arc<dyn Provider>) -> Self {
+        Self {
+            provider,
+            request_id: uuid::Uuid::new_v4().to_string(),
+            deadline: None,
+            cancel: CancellationToken::new(),
+            trace: TraceContext::new_root(),
+            tenant: None,
+            events: Arc::new(NullSink),
+        }
+    }
+
+    /// Sets the request id.
+    pub fn with_request_id(mut self, request_id: impl Into<String>) -> Self {
+        self.request_id = request_id.into();
+        self
+    }
+
+    /// Sets the deadline.
+    pub fn with_deadline(mut self, deadline: Option<Instant>) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    /// Sets a deadline this far from now.
+    pub fn with_timeout(self, timeout: Duration) -> Self {
+        self.with_deadline(Instant::now().checked_add(timeout))
+    }
+
+    /// Sets the cancellation token.
+    pub fn with_cancel(mut self, cancel: CancellationToken) -> Self {
+        self.cancel = cancel;
+        self
+    }
+
+    /// Sets the trace context.
+    pub fn with_trace(mut self, trace: TraceContext) -> Self {
+        self.trace = trace;
+        self
+    }
+
+    /// Sets the tenant.
+    pub fn with_tenant(mut self, tenant: impl Into<String>) -> Self {
+        self.tenant = Some(tenant.into());
+        self
+    }
+
+    /// Sets where events go.
+    pub fn with_events(mut self, events: Arc<dyn EventSink>) -> Self {
+        self.events = events;
+        self
+    }
+
+    /// Whether the deadline has passed.
+    pub fn deadline_passed(&self) -> bool {
+        self.deadline
+            .is_some_and(|deadline| Instant::now() >= deadline)
+    }
+}
+
+/// A finished run: the output document and how it was made.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct AgentOutput {
+    /// The output, valid against the agent's output schema.
+    pub output: serde_json::Value,
+    /// How it was made.
+    pub metadata: ExecutionMetadata,
+}
+
+/// How an output was made: for the response, metrics and audit.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+#[non_exhaustive]
+pub struct ExecutionMetadata {
+    /// The agent's id.
+    pub agent_id: String,
+    /// The run's request id.
+    pub request_id: String,
+    /// The trace id (32 hex digits).
+    pub trace_id: String,
+    /// The provider that produced the answer.
+    pub provider: Option<String>,
+    /// The model that produced the answer.
+    pub model: Option<String>,
+    /// Providers that failed before the one that answered, in order.
+    pub fallbacks: Vec<String>,
+    /// Token counts of the successful generation.
+    pub usage: Usage,
+    /// Wall time of the whole run, in milliseconds.
+    pub latency_ms: u64,
+    /// Time spent waiting for providers, in milliseconds; `latency_ms - provider_latency_ms` is
+    /// what the runtime itself cost.
+    pub provider_latency_ms: u64,
+}
+
+pub(crate) fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}

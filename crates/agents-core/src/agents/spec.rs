@@ -1,0 +1,293 @@
+//! The run every built-in agent shares, written once.
+//!
+//! An agent is described by an [`AgentSpec`]: its types, its prompt, its token estimate and how
+//! its output is assembled from the model's reply. [`SpecAgent`] runs any spec through the same
+//! pipeline: limits, schema validation, prompt, provider call (cancellable, deadline-bound),
+//! JSON extraction, reply validation, events.
+
+use std::marker::PhantomData;
+use std::pin::pin;
+use std::time::Instant;
+
+use futures_util::future::{Either, select};
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::context::{AgentContext, AgentOutput, ExecutionMetadata, millis};
+use super::{AgentConfig, Capability};
+use crate::error::{AgentError, ProviderAttempt, ProviderError};
+use crate::events::{AgentCompleted, AgentFailed, AgentStarted, CloudEvent, EventPayload};
+use crate::extract::extract_json_object;
+use crate::provider::{GenerateRequest, Generation, Message, ResponseFormat};
+use crate::schema::{CompiledSchema, schema_of};
+
+/// What makes one agent different from another.
+pub(crate) trait AgentSpec: Send + Sync + 'static {
+    /// The agent's id, e.g. `code-analysis`.
+    const ID: &'static str;
+    /// What it does.
+    const CAPABILITY: Capability;
+    /// One sentence for ListAgents.
+    const DESCRIPTION: &'static str;
+    /// The input document.
+    type Input: DeserializeOwned + JsonSchema + Send;
+    /// What the model must answer.
+    type Reply: DeserializeOwned + JsonSchema;
+    /// What the agent returns.
+    type Output: Serialize + JsonSchema;
+
+    /// Checks the schema cannot express (e.g. a framework that fits the language).
+    fn check(_input: &Self::Input) -> Result<(), AgentError> {
+        Ok(())
+    }
+    /// The conversation to send.
+    fn prompt(input: &Self::Input, reply_schema: &Value) -> Vec<Message>;
+    /// Completion tokens this input probably needs.
+    fn estimate_tokens(input: &Self::Input) -> u32;
+    /// The caller's `max_tokens`, if set.
+    fn requested_tokens(input: &Self::Input) -> Option<u32>;
+    /// The caller's `seed`, if set.
+    fn seed(input: &Self::Input) -> Option<u64>;
+    /// The output, from the input and the validated reply.
+    fn finish(input: Self::Input, reply: Self::Reply) -> Self::Output;
+}
+
+/// An [`AgentSpec`] with its compiled schemas and config.
+pub(crate) struct SpecAgent<S> {
+    config: AgentConfig,
+    input: CompiledSchema,
+    reply: CompiledSchema,
+    output: Value,
+    spec: PhantomData<fn() -> S>,
+}
+
+impl<S> std::fmt::Debug for SpecAgent<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpecAgent")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: AgentSpec> SpecAgent<S> {
+    pub(crate) fn new(config: AgentConfig) -> Result<Self, AgentError> {
+        let internal = |message| AgentError::Internal { message };
+        Ok(Self {
+            config,
+            input: CompiledSchema::for_type::<S::Input>().map_err(internal)?,
+            reply: CompiledSchema::for_type::<S::Reply>().map_err(internal)?,
+            output: schema_of::<S::Output>(),
+            spec: PhantomData,
+        })
+    }
+
+    pub(crate) fn input_schema(&self) -> &Value {
+        self.input.document()
+    }
+
+    pub(crate) fn reply_schema(&self) -> &Value {
+        self.reply.document()
+    }
+
+    pub(crate) fn output_schema(&self) -> &Value {
+        &self.output
+    }
+
+    /// Validates the input document and decodes it.
+    pub(crate) fn parse_input(&self, input: Value) -> Result<S::Input, AgentError> {
+        if !input.is_object() {
+            return Err(AgentError::invalid("", "the input must be a JSON object"));
+        }
+        // Refuse oversized code before any schema or prompt work is spent on it.
+        if let Some(code) = input.get("source_code").and_then(Value::as_str) {
+            let limit = self.config.max_source_bytes;
+            if code.len() > limit {
+                return Err(AgentError::invalid(
+                    "/source_code",
+                    format!(
+                        "source_code is {} bytes, over the limit of {limit} bytes; send a smaller file or raise max_source_bytes",
+                        code.len()
+                    ),
+                ));
+            }
+        }
+        if let Some(error) = AgentError::from_violations(self.input.violations(&input)) {
+            return Err(error);
+        }
+        let typed: S::Input = serde_json::from_value(input).map_err(|e| {
+            // Unreachable while the schema and the type agree (a test checks they do); the
+            // serde message is left out because it can quote the value.
+            AgentError::invalid(
+                "",
+                format!(
+                    "the input does not match the input schema ({:?})",
+                    e.classify()
+                ),
+            )
+        })?;
+        S::check(&typed)?;
+        Ok(typed)
+    }
+
+    /// The provider request for a validated input.
+    pub(crate) fn request(&self, ctx: &AgentContext, input: &S::Input) -> GenerateRequest {
+        let budget = self
+            .config
+            .token_budget(S::requested_tokens(input), S::estimate_tokens(input));
+        GenerateRequest::new(S::prompt(input, self.reply_schema()))
+            .with_max_tokens(budget)
+            .with_temperature(self.config.temperature)
+            .with_seed(S::seed(input))
+            .with_response_format(ResponseFormat::JsonSchema {
+                name: S::ID.replace('-', "_"),
+                schema: self.reply_schema().clone(),
+            })
+            .with_deadline(ctx.deadline)
+            .with_trace(ctx.trace.child())
+    }
+
+    /// Reads the output from a model's answer.
+    pub(crate) fn parse_reply(&self, input: S::Input, text: &str) -> Result<Value, AgentError> {
+        let reply = extract_json_object(text).map_err(|e| AgentError::OutputInvalid {
+            path: String::new(),
+            message: e.to_string(),
+        })?;
+        let reply = Value::Object(reply);
+        if let Some(first) = self.reply.violations(&reply).into_iter().next() {
+            return Err(AgentError::OutputInvalid {
+                path: first.path,
+                message: first.message,
+            });
+        }
+        let typed: S::Reply =
+            serde_json::from_value(reply).map_err(|e| AgentError::OutputInvalid {
+                path: String::new(),
+                message: format!(
+                    "the answer does not match the reply schema ({:?})",
+                    e.classify()
+                ),
+            })?;
+        serde_json::to_value(S::finish(input, typed)).map_err(|e| AgentError::Internal {
+            message: format!("serializing the output failed: {e}"),
+        })
+    }
+
+    pub(crate) async fn execute(
+        &self,
+        ctx: &AgentContext,
+        input: Value,
+    ) -> Result<AgentOutput, AgentError> {
+        let started = Instant::now();
+        let input_bytes = input
+            .get("source_code")
+            .and_then(Value::as_str)
+            .map_or(0, str::len);
+        self.emit(
+            ctx,
+            &AgentStarted {
+                agent_id: S::ID.to_owned(),
+                request_id: ctx.request_id.clone(),
+                tenant: ctx.tenant.clone(),
+                input_bytes: input_bytes as u64,
+            },
+        );
+        let result = self.run(ctx, input, started).await;
+        match &result {
+            Ok(done) => self.emit(
+                ctx,
+                &AgentCompleted {
+                    agent_id: S::ID.to_owned(),
+                    request_id: ctx.request_id.clone(),
+                    provider: done.metadata.provider.clone(),
+                    fallbacks: u32::try_from(done.metadata.fallbacks.len()).unwrap_or(u32::MAX),
+                    prompt_tokens: done.metadata.usage.prompt_tokens,
+                    completion_tokens: done.metadata.usage.completion_tokens,
+                    latency_ms: done.metadata.latency_ms,
+                    degraded: false,
+                },
+            ),
+            Err(error) => self.emit(
+                ctx,
+                &AgentFailed {
+                    agent_id: S::ID.to_owned(),
+                    request_id: ctx.request_id.clone(),
+                    error_kind: error.kind().as_str().to_owned(),
+                    message: error.to_string(),
+                    latency_ms: millis(started.elapsed()),
+                },
+            ),
+        }
+        result
+    }
+
+    async fn run(
+        &self,
+        ctx: &AgentContext,
+        input: Value,
+        started: Instant,
+    ) -> Result<AgentOutput, AgentError> {
+        let input = self.parse_input(input)?;
+        if ctx.cancel.is_cancelled() {
+            return Err(AgentError::Cancelled);
+        }
+        if ctx.deadline_passed() {
+            return Err(AgentError::DeadlineExceeded);
+        }
+        let request = self.request(ctx, &input);
+        let generation = self.call_provider(ctx, request).await?;
+        let output = self.parse_reply(input, &generation.text)?;
+        Ok(AgentOutput {
+            output,
+            metadata: ExecutionMetadata {
+                agent_id: S::ID.to_owned(),
+                request_id: ctx.request_id.clone(),
+                trace_id: ctx.trace.trace_id().to_owned(),
+                provider: Some(generation.provider_id),
+                model: Some(generation.model),
+                fallbacks: generation
+                    .failed_attempts
+                    .into_iter()
+                    .map(|a| a.provider)
+                    .collect(),
+                usage: generation.usage,
+                latency_ms: millis(started.elapsed()),
+                provider_latency_ms: millis(generation.latency),
+            },
+        })
+    }
+
+    /// Calls the provider, stopping at once when the caller cancels.
+    async fn call_provider(
+        &self,
+        ctx: &AgentContext,
+        request: GenerateRequest,
+    ) -> Result<Generation, AgentError> {
+        let generate = pin!(ctx.provider.generate(request));
+        let cancelled = pin!(ctx.cancel.cancelled());
+        let result = match select(generate, cancelled).await {
+            Either::Left((result, _)) => result,
+            // Dropping the provider future here is what stops its HTTP call.
+            Either::Right(((), _)) => return Err(AgentError::Cancelled),
+        };
+        result.map_err(|error| match error {
+            ProviderError::Cancelled => AgentError::Cancelled,
+            _ if ctx.deadline_passed() => AgentError::DeadlineExceeded,
+            ProviderError::AllFailed { attempts } => AgentError::AllProvidersFailed { attempts },
+            error => AgentError::AllProvidersFailed {
+                attempts: vec![ProviderAttempt::new(ctx.provider.id(), error)],
+            },
+        })
+    }
+
+    fn emit<P: EventPayload>(&self, ctx: &AgentContext, payload: &P) {
+        let event = CloudEvent::new(format!("/agents/{}", S::ID), payload)
+            .with_subject(ctx.request_id.clone())
+            .with_trace(
+                ctx.trace.traceparent(),
+                ctx.trace.tracestate().map(str::to_owned),
+            );
+        ctx.events.emit(event);
+    }
+}

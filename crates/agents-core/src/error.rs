@@ -1,0 +1,731 @@
+//! Typed errors of the contracts.
+//!
+//! The resilience layers decide what to do from these types alone (retry this provider, move to
+//! the next, give up), so every variant carries the fact that decision needs: a `Retry-After`, the
+//! instant a breaker closes, the host condition that refused the call. Free-text fields can hold
+//! what an upstream said, which may quote a key; `Display` passes them through the global
+//! [`Redactor`](crate::Redactor) so an error can be logged or returned as it is.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::redact::redact;
+
+/// Why a call to one provider failed.
+///
+/// Constructed by provider adapters and resilience layers in other crates, so the variants are
+/// public; the enum is `#[non_exhaustive]` so new failure classes are not breaking changes.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProviderError {
+    /// The provider did not answer within its timeout or the request's deadline.
+    #[error("the provider did not answer within {elapsed:?}; retry, or raise the timeout")]
+    Timeout {
+        /// How long the call had run when it was abandoned.
+        elapsed: Duration,
+    },
+    /// The provider said 429 (or its equivalent).
+    #[error("the provider is rate limiting us{}", retry_hint(*.retry_after))]
+    RateLimited {
+        /// The provider's `Retry-After`, when it sent one.
+        retry_after: Option<Duration>,
+    },
+    /// A local quota (concurrency or token bucket) for this provider is full.
+    #[error("the {} quota for this provider is full{}", redact(.scope), retry_hint(*.retry_after))]
+    Overloaded {
+        /// Which quota refused: `concurrency`, `rate`, a tenant name, ...
+        scope: String,
+        /// When a token is expected to be free, if the quota can tell.
+        retry_after: Option<Duration>,
+    },
+    /// The circuit breaker in front of this provider is open.
+    #[error("the circuit breaker for this provider is open{}", retry_hint(Some(until.saturating_duration_since(Instant::now()))))]
+    CircuitOpen {
+        /// When the breaker will let a probe call through.
+        until: Instant,
+    },
+    /// The provider could not be reached, or answered 5xx.
+    #[error("the provider is unavailable{}: {}", status_hint(*.status), redact(.reason))]
+    Unavailable {
+        /// The HTTP status, when there was a response.
+        status: Option<u16>,
+        /// What went wrong (connect refused, 503, connection reset, ...).
+        reason: String,
+    },
+    /// A host guard refused the call: the machine running the model is under memory or thermal
+    /// pressure, so another provider should serve it.
+    #[error("the host guard refused the call: {condition} is critical ({})", redact(.detail))]
+    Unhealthy {
+        /// Which guard refused.
+        condition: HostCondition,
+        /// The measured figure, e.g. `memory 97% used`.
+        detail: String,
+    },
+    /// The provider rejected the request as malformed (4xx other than auth and 429).
+    #[error("the provider rejected the request{}: {}", status_hint(*.status), redact(.message))]
+    BadRequest {
+        /// The HTTP status, when there was a response.
+        status: Option<u16>,
+        /// The provider's explanation.
+        message: String,
+    },
+    /// The provider refused our credentials (401/403).
+    #[error("the provider refused our credentials{}: {}; check the API key reference in the provider config", status_hint(*.status), redact(.message))]
+    Unauthorized {
+        /// The HTTP status, when there was a response.
+        status: Option<u16>,
+        /// The provider's explanation.
+        message: String,
+    },
+    /// The provider answered, but not with something we can read (malformed body, missing
+    /// fields, a stream that ended early).
+    #[error("the provider's response could not be read: {}", redact(.message))]
+    InvalidResponse {
+        /// What was wrong with it (never the body itself).
+        message: String,
+    },
+    /// The caller cancelled the request.
+    #[error("the request was cancelled")]
+    Cancelled,
+    /// Every provider of a fallback chain failed; each attempt's error is kept, in order.
+    #[error("all {} provider attempts failed: {}", .attempts.len(), AttemptList(.attempts))]
+    AllFailed {
+        /// Every attempt, in the order it was made.
+        attempts: Vec<ProviderAttempt>,
+    },
+}
+
+/// A host resource watched by the host guard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum HostCondition {
+    /// Available memory.
+    Memory,
+    /// CPU/GPU temperature or the OS's thermal state.
+    Thermal,
+}
+
+impl fmt::Display for HostCondition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Memory => "memory",
+            Self::Thermal => "thermal state",
+        })
+    }
+}
+
+/// The class of a [`ProviderError`], for metric labels, event payloads and wire codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ProviderErrorKind {
+    /// See [`ProviderError::Timeout`].
+    Timeout,
+    /// See [`ProviderError::RateLimited`].
+    RateLimited,
+    /// See [`ProviderError::Overloaded`].
+    Overloaded,
+    /// See [`ProviderError::CircuitOpen`].
+    CircuitOpen,
+    /// See [`ProviderError::Unavailable`].
+    Unavailable,
+    /// See [`ProviderError::Unhealthy`].
+    Unhealthy,
+    /// See [`ProviderError::BadRequest`].
+    BadRequest,
+    /// See [`ProviderError::Unauthorized`].
+    Unauthorized,
+    /// See [`ProviderError::InvalidResponse`].
+    InvalidResponse,
+    /// See [`ProviderError::Cancelled`].
+    Cancelled,
+    /// See [`ProviderError::AllFailed`].
+    AllFailed,
+}
+
+impl ProviderErrorKind {
+    /// A stable snake_case name, as used in metrics and events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Timeout => "timeout",
+            Self::RateLimited => "rate_limited",
+            Self::Overloaded => "overloaded",
+            Self::CircuitOpen => "circuit_open",
+            Self::Unavailable => "unavailable",
+            Self::Unhealthy => "unhealthy",
+            Self::BadRequest => "bad_request",
+            Self::Unauthorized => "unauthorized",
+            Self::InvalidResponse => "invalid_response",
+            Self::Cancelled => "cancelled",
+            Self::AllFailed => "all_failed",
+        }
+    }
+}
+
+impl fmt::Display for ProviderErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl ProviderError {
+    /// The class of this error.
+    pub fn kind(&self) -> ProviderErrorKind {
+        match self {
+            Self::Timeout { .. } => ProviderErrorKind::Timeout,
+            Self::RateLimited { .. } => ProviderErrorKind::RateLimited,
+            Self::Overloaded { .. } => ProviderErrorKind::Overloaded,
+            Self::CircuitOpen { .. } => ProviderErrorKind::CircuitOpen,
+            Self::Unavailable { .. } => ProviderErrorKind::Unavailable,
+            Self::Unhealthy { .. } => ProviderErrorKind::Unhealthy,
+            Self::BadRequest { .. } => ProviderErrorKind::BadRequest,
+            Self::Unauthorized { .. } => ProviderErrorKind::Unauthorized,
+            Self::InvalidResponse { .. } => ProviderErrorKind::InvalidResponse,
+            Self::Cancelled => ProviderErrorKind::Cancelled,
+            Self::AllFailed { .. } => ProviderErrorKind::AllFailed,
+        }
+    }
+
+    /// Whether calling the *same* provider again may succeed.
+    ///
+    /// Transient faults are retryable: timeouts, 429s, 5xx and connection faults, and unreadable
+    /// responses (a truncated body is usually a dropped connection). A full local quota, an open
+    /// breaker or a host guard refusal are not: retrying them only adds load; the fallback chain
+    /// moves on instead. A chain's `AllFailed` is retryable when any of its attempts was.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Timeout { .. }
+            | Self::RateLimited { .. }
+            | Self::Unavailable { .. }
+            | Self::InvalidResponse { .. } => true,
+            Self::Overloaded { .. }
+            | Self::CircuitOpen { .. }
+            | Self::Unhealthy { .. }
+            | Self::BadRequest { .. }
+            | Self::Unauthorized { .. }
+            | Self::Cancelled => false,
+            Self::AllFailed { attempts } => attempts.iter().any(|a| a.error.is_retryable()),
+        }
+    }
+
+    /// Whether a fallback chain should try its next provider after this error.
+    ///
+    /// Everything but cancellation: even a `BadRequest` can be provider specific (a smaller
+    /// context window), and a caller who cancelled wants no more work done.
+    pub fn should_fall_back(&self) -> bool {
+        !matches!(self, Self::Cancelled)
+    }
+
+    /// How long to wait before calling this provider again, when the error says.
+    ///
+    /// For `AllFailed`, the shortest wait any attempt asked for.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::RateLimited { retry_after } | Self::Overloaded { retry_after, .. } => {
+                *retry_after
+            }
+            Self::CircuitOpen { until } => Some(until.saturating_duration_since(Instant::now())),
+            Self::AllFailed { attempts } => {
+                attempts.iter().filter_map(|a| a.error.retry_after()).min()
+            }
+            _ => None,
+        }
+    }
+}
+
+/// One provider call that failed, as kept by a fallback chain.
+#[derive(Debug, Clone)]
+pub struct ProviderAttempt {
+    /// The provider's id.
+    pub provider: String,
+    /// Why it failed.
+    pub error: ProviderError,
+}
+
+impl ProviderAttempt {
+    /// Records a failed attempt.
+    pub fn new(provider: impl Into<String>, error: ProviderError) -> Self {
+        Self {
+            provider: provider.into(),
+            error,
+        }
+    }
+}
+
+/// A rule in a JSON document that a value broke: where, and what the rule said.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Violation {
+    /// JSON Pointer (RFC 6901) to the offending value, e.g. `/focus/1`; `""` is the whole
+    /// document. For a missing or unexpected property it points at that property.
+    pub path: String,
+    /// What is wrong, without echoing the value (it may be user code or a secret).
+    pub message: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let path = if self.path.is_empty() {
+            "/"
+        } else {
+            &self.path
+        };
+        write!(f, "{path}: {}", redact(&self.message))
+    }
+}
+
+/// Why an agent run failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum AgentError {
+    /// The input does not match the agent's input schema or limits. The first violation is
+    /// in `path`/`message`; `violations` holds all of them (at most [`MAX_VIOLATIONS`]).
+    #[error("invalid input at {}: {}; see the agent's input schema (DescribeAgent)", display_path(.path), redact(.message))]
+    Validation {
+        /// JSON Pointer to the first offending value.
+        path: String,
+        /// What is wrong with it.
+        message: String,
+        /// Every violation found, the first one included.
+        violations: Vec<Violation>,
+    },
+    /// Every provider failed; each attempt's error is kept, in order.
+    #[error("all providers failed: {}", AttemptList(.attempts))]
+    AllProvidersFailed {
+        /// Every attempt, in the order it was made.
+        attempts: Vec<ProviderAttempt>,
+    },
+    /// The model answered, but its answer is not valid output for this agent.
+    #[error("the model's answer is not valid output at {}: {}", display_path(.path), redact(.message))]
+    OutputInvalid {
+        /// JSON Pointer into the model's answer; `""` when no JSON object could be extracted.
+        path: String,
+        /// What is wrong (never the answer itself).
+        message: String,
+    },
+    /// The request's deadline passed before the agent finished.
+    #[error(
+        "the deadline passed before the agent finished; raise the client's timeout or lower max_tokens"
+    )]
+    DeadlineExceeded,
+    /// The caller cancelled the run.
+    #[error("the run was cancelled by the caller")]
+    Cancelled,
+    /// A fault in this library, not in the input or the providers. Please report it.
+    #[error("internal error: {}; this is a bug, please report it", redact(.message))]
+    Internal {
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// At most this many violations are reported for one input, so a hostile document cannot make
+/// an error response unbounded.
+pub const MAX_VIOLATIONS: usize = 16;
+
+/// The class of an [`AgentError`], for metric labels, event payloads and wire codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum AgentErrorKind {
+    /// See [`AgentError::Validation`].
+    Validation,
+    /// See [`AgentError::AllProvidersFailed`].
+    AllProvidersFailed,
+    /// See [`AgentError::OutputInvalid`].
+    OutputInvalid,
+    /// See [`AgentError::DeadlineExceeded`].
+    DeadlineExceeded,
+    /// See [`AgentError::Cancelled`].
+    Cancelled,
+    /// See [`AgentError::Internal`].
+    Internal,
+}
+
+impl AgentErrorKind {
+    /// A stable snake_case name, as used in metrics and events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Validation => "validation",
+            Self::AllProvidersFailed => "all_providers_failed",
+            Self::OutputInvalid => "output_invalid",
+            Self::DeadlineExceeded => "deadline_exceeded",
+            Self::Cancelled => "cancelled",
+            Self::Internal => "internal",
+        }
+    }
+}
+
+impl fmt::Display for AgentErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl AgentError {
+    /// The class of this error.
+    pub fn kind(&self) -> AgentErrorKind {
+        match self {
+            Self::Validation { .. } => AgentErrorKind::Validation,
+            Self::AllProvidersFailed { .. } => AgentErrorKind::AllProvidersFailed,
+            Self::OutputInvalid { .. } => AgentErrorKind::OutputInvalid,
+            Self::DeadlineExceeded => AgentErrorKind::DeadlineExceeded,
+            Self::Cancelled => AgentErrorKind::Cancelled,
+            Self::Internal { .. } => AgentErrorKind::Internal,
+        }
+    }
+
+    /// Whether the same request may succeed if the caller sends it again later.
+    ///
+    /// Provider failures are when any attempt was transient; an invalid model answer is
+    /// (models are not deterministic); bad input, cancellation and bugs are not. A deadline is
+    /// not: the same deadline will pass again.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::AllProvidersFailed { attempts } => {
+                attempts.iter().any(|a| a.error.is_retryable())
+            }
+            Self::OutputInvalid { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// The shortest wait any failed provider asked for.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::AllProvidersFailed { attempts } => {
+                attempts.iter().filter_map(|a| a.error.retry_after()).min()
+            }
+            _ => None,
+        }
+    }
+
+    /// Builds a validation error from a non-empty list of violations; `None` when it is empty.
+    pub(crate) fn from_violations(mut violations: Vec<Violation>) -> Option<Self> {
+        violations.truncate(MAX_VIOLATIONS);
+        let first = violations.first()?.clone();
+        Some(Self::Validation {
+            path: first.path,
+            message: first.message,
+            violations,
+        })
+    }
+
+    /// A single validation error at `path`.
+    pub(crate) fn invalid(path: impl Into<String>, message: impl Into<String>) -> Self {
+        let violation = Violation {
+            path: path.into(),
+            message: message.into(),
+        };
+        Self::Validation {
+            path: violation.path.clone(),
+            message: violation.message.clone(),
+            violations: vec![violation],
+        }
+    }
+}
+
+fn display_path(path: &str) -> &str {
+    if path.is_empty() { "/" } else { path }
+}
+
+fn retry_hint(retry_after: Option<Duration>) -> String {
+    match retry_after {
+        Some(wait) => format!("; retry after {:.3}s", wait.as_secs_f64()),
+        None => String::new(),
+    }
+}
+
+fn status_hint(status: Option<u16>) -> String {
+    match status {
+        Some(code) => format!(" (HTTP {code})"),
+        None => String::new(),
+    }
+}
+
+/// Formats attempts as `a: error; b: error`.
+struct AttemptList<'a>(&'a [ProviderAttempt]);
+
+impl fmt::Display for AttemptList<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("no provider was configured");
+        }
+        for (i, attempt) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{}: {}", redact(&attempt.provider), attempt.error)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retryable_classes() {
+        assert!(
+            ProviderError::Timeout {
+                elapsed: Duration::from_secs(1)
+            }
+            .is_retryable()
+        );
+        assert!(ProviderError::RateLimited { retry_after: None }.is_retryable());
+        assert!(
+            ProviderError::Unavailable {
+                status: Some(503),
+                reason: "503".into()
+            }
+            .is_retryable()
+        );
+        assert!(
+            ProviderError::InvalidResponse {
+                message: "eof".into()
+            }
+            .is_retryable()
+        );
+        assert!(
+            !ProviderError::Overloaded {
+                scope: "concurrency".into(),
+                retry_after: None
+            }
+            .is_retryable()
+        );
+        assert!(
+            !ProviderError::CircuitOpen {
+                until: Instant::now()
+            }
+            .is_retryable()
+        );
+        assert!(
+            !ProviderError::Unhealthy {
+                condition: HostCondition::Memory,
+                detail: "97%".into()
+            }
+            .is_retryable()
+        );
+        assert!(
+            !ProviderError::BadRequest {
+                status: Some(400),
+                message: "x".into()
+            }
+            .is_retryable()
+        );
+        assert!(
+            !ProviderError::Unauthorized {
+                status: Some(401),
+                message: "x".into()
+            }
+            .is_retryable()
+        );
+        assert!(!ProviderError::Cancelled.is_retryable());
+        assert!(!ProviderError::Cancelled.should_fall_back());
+        assert!(
+            ProviderError::BadRequest {
+                status: None,
+                message: "x".into()
+            }
+            .should_fall_back()
+        );
+    }
+
+    #[test]
+    fn retry_after_comes_from_the_error() {
+        let wait = Duration::from_secs(7);
+        assert_eq!(
+            ProviderError::RateLimited {
+                retry_after: Some(wait)
+            }
+            .retry_after(),
+            Some(wait)
+        );
+        let open = ProviderError::CircuitOpen {
+            until: Instant::now() + Duration::from_secs(30),
+        };
+        let left = open.retry_after().unwrap_or_default();
+        assert!(left > Duration::from_secs(25) && left <= Duration::from_secs(30));
+        assert_eq!(ProviderError::Timeout { elapsed: wait }.retry_after(), None);
+    }
+
+    #[test]
+    fn all_failed_aggregates_attempts() {
+        let attempts = vec![
+            ProviderAttempt::new(
+                "a",
+                ProviderError::RateLimited {
+                    retry_after: Some(Duration::from_secs(9)),
+                },
+            ),
+            ProviderAttempt::new(
+                "b",
+                ProviderError::Overloaded {
+                    scope: "rate".into(),
+                    retry_after: Some(Duration::from_secs(2)),
+                },
+            ),
+            ProviderAttempt::new(
+                "c",
+                ProviderError::BadRequest {
+                    status: Some(400),
+                    message: "too long".into(),
+                },
+            ),
+        ];
+        let chain = ProviderError::AllFailed {
+            attempts: attempts.clone(),
+        };
+        assert!(chain.is_retryable());
+        assert_eq!(chain.retry_after(), Some(Duration::from_secs(2)));
+        assert_eq!(chain.kind(), ProviderErrorKind::AllFailed);
+        let text = chain.to_string();
+        assert!(
+            text.contains("a: the provider is rate limiting us; retry after 9.000s"),
+            "{text}"
+        );
+        assert!(
+            text.contains("c: the provider rejected the request (HTTP 400): too long"),
+            "{text}"
+        );
+
+        let agent = AgentError::AllProvidersFailed { attempts };
+        assert!(agent.is_retryable());
+        assert_eq!(agent.retry_after(), Some(Duration::from_secs(2)));
+        assert_eq!(agent.kind().as_str(), "all_providers_failed");
+        let none = AgentError::AllProvidersFailed { attempts: vec![] };
+        assert!(none.to_string().contains("no provider was configured"));
+        assert!(!none.is_retryable());
+    }
+
+    #[test]
+    fn kinds_have_stable_names() {
+        let errors = [
+            ProviderError::Timeout {
+                elapsed: Duration::ZERO,
+            },
+            ProviderError::RateLimited { retry_after: None },
+            ProviderError::Overloaded {
+                scope: "s".into(),
+                retry_after: None,
+            },
+            ProviderError::CircuitOpen {
+                until: Instant::now(),
+            },
+            ProviderError::Unavailable {
+                status: None,
+                reason: "r".into(),
+            },
+            ProviderError::Unhealthy {
+                condition: HostCondition::Thermal,
+                detail: "d".into(),
+            },
+            ProviderError::BadRequest {
+                status: None,
+                message: "m".into(),
+            },
+            ProviderError::Unauthorized {
+                status: None,
+                message: "m".into(),
+            },
+            ProviderError::InvalidResponse {
+                message: "m".into(),
+            },
+            ProviderError::Cancelled,
+            ProviderError::AllFailed { attempts: vec![] },
+        ];
+        let names: Vec<&str> = errors.iter().map(|e| e.kind().as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "timeout",
+                "rate_limited",
+                "overloaded",
+                "circuit_open",
+                "unavailable",
+                "unhealthy",
+                "bad_request",
+                "unauthorized",
+                "invalid_response",
+                "cancelled",
+                "all_failed"
+            ]
+        );
+        for error in &errors {
+            assert!(!error.to_string().is_empty());
+            assert_eq!(error.kind().to_string(), error.kind().as_str());
+            assert_eq!(
+                serde_json::to_value(error.kind()).ok(),
+                Some(serde_json::Value::String(error.kind().as_str().into()))
+            );
+        }
+        for (kind, name) in [
+            (AgentError::DeadlineExceeded, "deadline_exceeded"),
+            (AgentError::Cancelled, "cancelled"),
+            (
+                AgentError::Internal {
+                    message: "x".into(),
+                },
+                "internal",
+            ),
+            (
+                AgentError::OutputInvalid {
+                    path: String::new(),
+                    message: "x".into(),
+                },
+                "output_invalid",
+            ),
+            (AgentError::invalid("/a", "b"), "validation"),
+        ] {
+            assert_eq!(kind.kind().to_string(), name);
+            assert_eq!(kind.retry_after(), None);
+        }
+    }
+
+    #[test]
+    fn messages_say_what_to_do_and_never_show_secrets() {
+        let key = "sk-proj-abcdefghijklmnopqrstuvwxyz012345";
+        let error = ProviderError::Unauthorized {
+            status: Some(401),
+            message: format!("Incorrect API key provided: {key}"),
+        };
+        let text = error.to_string();
+        assert!(!text.contains(key), "{text}");
+        assert!(text.contains("check the API key reference"), "{text}");
+
+        let validation = AgentError::invalid("", "must be an object");
+        assert!(
+            validation
+                .to_string()
+                .starts_with("invalid input at /: must be an object")
+        );
+        assert!(AgentError::from_violations(vec![]).is_none());
+        let many: Vec<Violation> = (0..40)
+            .map(|i| Violation {
+                path: format!("/x/{i}"),
+                message: "bad".into(),
+            })
+            .collect();
+        match AgentError::from_violations(many) {
+            Some(AgentError::Validation {
+                path, violations, ..
+            }) => {
+                assert_eq!(path, "/x/0");
+                assert_eq!(violations.len(), MAX_VIOLATIONS);
+            }
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+        assert_eq!(
+            Violation {
+                path: String::new(),
+                message: "m".into()
+            }
+            .to_string(),
+            "/: m"
+        );
+        assert_eq!(HostCondition::Memory.to_string(), "memory");
+    }
+}

@@ -1,0 +1,108 @@
+//! Where events go: the one trait producers depend on.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use super::envelope::CloudEvent;
+
+/// Receives the events of agents, providers, breakers and the server.
+///
+/// `emit` runs on the request path, so implementations **must not block**
+/// and must bound what they hold: when full they drop the event and count the
+/// drop (the bus crate does this with a bounded queue and a metric). Emitting
+/// is fire-and-forget; a producer never learns whether an event was delivered
+/// and never fails a request because of one.
+pub trait EventSink: Send + Sync + std::fmt::Debug {
+    /// Hands `event` over without blocking.
+    fn emit(&self, event: CloudEvent);
+}
+
+impl<T: EventSink + ?Sized> EventSink for Arc<T> {
+    fn emit(&self, event: CloudEvent) {
+        (**self).emit(event);
+    }
+}
+
+/// Discards every event, for callers that want none.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NullSink;
+
+impl EventSink for NullSink {
+    fn emit(&self, _event: CloudEvent) {}
+}
+
+/// Keeps every event in memory in emission order; clones share one store.
+///
+/// Unbounded, so meant for tests and short-lived embedding; a long-running
+/// process uses the bus's bounded sink or drains this one with
+/// [`MemorySink::take`]. The lock is held only to push or copy, which keeps
+/// `emit` within the non-blocking contract in practice.
+#[derive(Debug, Default, Clone)]
+pub struct MemorySink {
+    events: Arc<Mutex<Vec<CloudEvent>>>,
+}
+
+impl MemorySink {
+    /// An empty sink.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A copy of the events emitted so far.
+    pub fn events(&self) -> Vec<CloudEvent> {
+        self.lock().clone()
+    }
+
+    /// The `type` of each event emitted so far, in order.
+    pub fn types(&self) -> Vec<String> {
+        self.lock().iter().map(|e| e.event_type.clone()).collect()
+    }
+
+    /// Removes and returns the events emitted so far.
+    pub fn take(&self) -> Vec<CloudEvent> {
+        std::mem::take(&mut *self.lock())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<CloudEvent>> {
+        // Every critical section is a single push, clone or swap, so a panic
+        // elsewhere while the lock was held cannot leave the Vec half-changed.
+        self.events.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl EventSink for MemorySink {
+    fn emit(&self, event: CloudEvent) {
+        self.lock().push(event);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{CircuitClosed, TaskQueued};
+    use super::*;
+
+    #[test]
+    fn memory_sink_keeps_order_and_clones_share_it() {
+        let sink = MemorySink::new();
+        let shared: Arc<dyn EventSink> = Arc::new(sink.clone());
+        shared.emit(CloudEvent::new("/a", &TaskQueued::default()));
+        Arc::clone(&shared).emit(CloudEvent::new("/a", &CircuitClosed::default()));
+        NullSink.emit(CloudEvent::new("/a", &TaskQueued::default()));
+        assert_eq!(sink.types(), ["task.queued", "provider.circuit_closed"]);
+        assert_eq!(sink.take().len(), 2);
+        assert!(sink.events().is_empty());
+    }
+
+    #[test]
+    fn memory_sink_survives_a_poisoned_lock() {
+        let sink = MemorySink::new();
+        let inner = sink.clone();
+        let joined = std::thread::spawn(move || {
+            let _guard = inner.events.lock();
+            std::panic::resume_unwind(Box::new("poison the lock"));
+        })
+        .join();
+        assert!(joined.is_err() && sink.events.is_poisoned());
+        sink.emit(CloudEvent::new("/a", &TaskQueued::default()));
+        assert_eq!(sink.types(), ["task.queued"]);
+    }
+}

@@ -1,0 +1,235 @@
+//! The `agents-server` command line.
+//!
+//! Every subcommand does real work with what the workspace has: list the agents, print their
+//! schemas, validate an input document the way the server will, and write or check the
+//! committed schema files.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use agents_core::{Agent, AgentConfig, AgentError, builtin_agents, exported_schemas};
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Largest input document `validate` reads; far above any source the agents accept.
+const MAX_INPUT_FILE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Command-line arguments.
+#[derive(Debug, Parser)]
+#[command(
+    name = "agents-server",
+    version,
+    about = "Serves code-intelligence agents over gRPC."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Lists the built-in agents with their capability and description.
+    Agents {
+        /// Print JSON (with the input and output schemas) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Prints an agent's JSON Schema.
+    Schema {
+        /// The agent id, e.g. `code-analysis`.
+        agent: String,
+        /// Which schema.
+        #[arg(long, value_enum, default_value_t = SchemaKind::Input)]
+        kind: SchemaKind,
+    },
+    /// Validates an input document (a file, or `-` for stdin) against an agent's input schema
+    /// and limits, exactly as the server will. Exits 1 when it is invalid.
+    Validate {
+        /// The agent id, e.g. `code-analysis`.
+        agent: String,
+        /// The JSON input document.
+        file: PathBuf,
+    },
+    /// Writes every JSON Schema (agent inputs, outputs, model replies, event payloads) under a
+    /// directory, or with `--check` fails when the files there differ from the code.
+    Schemas {
+        /// Where the schemas live, e.g. `schemas`.
+        dir: PathBuf,
+        /// Compare instead of writing.
+        #[arg(long)]
+        check: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum SchemaKind {
+    Input,
+    Output,
+    Reply,
+}
+
+/// Runs the command line, writing results to `out` and diagnostics to `err`.
+pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> ExitCode {
+    match execute(cli, out) {
+        Ok(code) => code,
+        Err(error) => {
+            let _ = writeln!(err, "error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn execute(cli: Cli, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+    let config = AgentConfig::default();
+    let agents = builtin_agents(&config)?;
+    match cli.command {
+        Command::Agents { json } => list_agents(&agents, json, out)?,
+        Command::Schema { agent, kind } => {
+            let agent = find(&agents, &agent)?;
+            let schema = match kind {
+                SchemaKind::Input => agent.input_schema().clone(),
+                SchemaKind::Output => agent.output_schema().clone(),
+                SchemaKind::Reply => reply_schema(&config, agent.id())?,
+            };
+            writeln!(out, "{}", serde_json::to_string_pretty(&schema)?)?;
+        }
+        Command::Validate { agent, file } => {
+            let agent = find(&agents, &agent)?;
+            let document = read_input(&file)?;
+            let input: serde_json::Value = match serde_json::from_slice(&document) {
+                Ok(value) => value,
+                Err(e) => {
+                    writeln!(
+                        out,
+                        "invalid: not JSON (line {}, column {}): {:?} error",
+                        e.line(),
+                        e.column(),
+                        e.classify()
+                    )?;
+                    return Ok(ExitCode::from(1));
+                }
+            };
+            match agent.validate_input(&input) {
+                Ok(()) => writeln!(out, "valid: {} input", agent.id())?,
+                Err(AgentError::Validation { violations, .. }) => {
+                    for violation in violations {
+                        writeln!(out, "invalid: {violation}")?;
+                    }
+                    return Ok(ExitCode::from(1));
+                }
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Command::Schemas { dir, check } => {
+            return write_or_check_schemas(&config, &dir, check, out);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn list_agents(agents: &[Arc<dyn Agent>], json: bool, out: &mut dyn Write) -> anyhow::Result<()> {
+    if json {
+        let listing: Vec<serde_json::Value> = agents
+            .iter()
+            .map(|a| {
+                serde_json::json!({
+                    "id": a.id(),
+                    "capability": a.capability(),
+                    "description": a.description(),
+                    "input_schema": a.input_schema(),
+                    "output_schema": a.output_schema(),
+                })
+            })
+            .collect();
+        writeln!(out, "{}", serde_json::to_string_pretty(&listing)?)?;
+    } else {
+        writeln!(out, "{:<16} {:<16} DESCRIPTION", "ID", "CAPABILITY")?;
+        for agent in agents {
+            writeln!(
+                out,
+                "{:<16} {:<16} {}",
+                agent.id(),
+                agent.capability().as_str(),
+                agent.description()
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn find<'a>(agents: &'a [Arc<dyn Agent>], id: &str) -> anyhow::Result<&'a Arc<dyn Agent>> {
+    agents.iter().find(|a| a.id() == id).ok_or_else(|| {
+        let known: Vec<&str> = agents.iter().map(|a| a.id()).collect();
+        anyhow::anyhow!("no agent `{id}`; the agents are: {}", known.join(", "))
+    })
+}
+
+fn reply_schema(config: &AgentConfig, id: &str) -> anyhow::Result<serde_json::Value> {
+    let path = format!("agents/{id}.reply.json");
+    exported_schemas(config)?
+        .into_iter()
+        .find(|(p, _)| *p == path)
+        .map(|(_, schema)| schema)
+        .ok_or_else(|| anyhow::anyhow!("no reply schema for `{id}`"))
+}
+
+fn read_input(file: &Path) -> anyhow::Result<Vec<u8>> {
+    let mut document = Vec::new();
+    if file == Path::new("-") {
+        std::io::stdin()
+            .lock()
+            .take(MAX_INPUT_FILE_BYTES + 1)
+            .read_to_end(&mut document)?;
+    } else {
+        let handle = std::fs::File::open(file)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+        handle
+            .take(MAX_INPUT_FILE_BYTES + 1)
+            .read_to_end(&mut document)?;
+    }
+    if document.len() as u64 > MAX_INPUT_FILE_BYTES {
+        anyhow::bail!("the input is over {MAX_INPUT_FILE_BYTES} bytes; no agent accepts that much");
+    }
+    Ok(document)
+}
+
+fn write_or_check_schemas(
+    config: &AgentConfig,
+    dir: &Path,
+    check: bool,
+    out: &mut dyn Write,
+) -> anyhow::Result<ExitCode> {
+    let mut drifted = Vec::new();
+    for (path, schema) in exported_schemas(config)? {
+        let file = dir.join(&path);
+        let text = format!("{}\n", serde_json::to_string_pretty(&schema)?);
+        if check {
+            if std::fs::read_to_string(&file).ok().as_deref() != Some(text.as_str()) {
+                drifted.push(path);
+            }
+        } else {
+            if let Some(parent) = file.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::write(&file, text)?;
+            writeln!(out, "wrote {}", file.display())?;
+        }
+    }
+    if drifted.is_empty() {
+        if check {
+            writeln!(out, "schemas in {} match the code", dir.display())?;
+        }
+        Ok(ExitCode::SUCCESS)
+    } else {
+        for path in &drifted {
+            writeln!(out, "drift: {path}")?;
+        }
+        writeln!(
+            out,
+            "run `agents-server schemas {}` and commit the result",
+            dir.display()
+        )?;
+        Ok(ExitCode::from(1))
+    }
+}

@@ -1,0 +1,162 @@
+//! The `agents-server` command line, run as a user runs it: the built binary.
+
+// A failing test should stop loudly: unwrap and panic are how tests say so.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+fn agents_server(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_agents-server"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(text) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn lists_the_agents() {
+    let output = agents_server(&["agents"], None);
+    assert!(output.status.success());
+    let text = stdout(&output);
+    for id in ["code-analysis", "documentation", "test-generation"] {
+        assert!(text.contains(id), "{text}");
+    }
+
+    let output = agents_server(&["agents", "--json"], None);
+    assert!(output.status.success());
+    let listing: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let listing = listing.as_array().unwrap();
+    assert_eq!(listing.len(), 3);
+    for agent in listing {
+        assert_eq!(agent["input_schema"]["type"], "object");
+        assert_eq!(agent["output_schema"]["type"], "object");
+        assert_eq!(agent["capability"], agent["id"]);
+    }
+}
+
+#[test]
+fn prints_each_schema_kind() {
+    for (kind, title) in [
+        ("input", "TestGenerationInput"),
+        ("output", "TestGenerationOutput"),
+        ("reply", "TestGenerationReply"),
+    ] {
+        let output = agents_server(&["schema", "test-generation", "--kind", kind], None);
+        assert!(output.status.success(), "{kind}");
+        let schema: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(schema["title"], title);
+    }
+}
+
+#[test]
+fn validates_input_files_and_stdin() {
+    let dir = tempfile::tempdir().unwrap();
+    let valid = dir.path().join("valid.json");
+    std::fs::write(
+        &valid,
+        r#"{"source_code": "fn f<T>() {}", "language": "rust", "focus": ["security"]}"#,
+    )
+    .unwrap();
+    let output = agents_server(
+        &["validate", "code-analysis", valid.to_str().unwrap()],
+        None,
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(stdout(&output).trim(), "valid: code-analysis input");
+
+    let invalid =
+        r#"{"source_code": "x", "language": "cobol", "detail_level": "huge", "surprise": 1}"#;
+    let output = agents_server(&["validate", "documentation", "-"], Some(invalid));
+    assert_eq!(output.status.code(), Some(1));
+    let text = stdout(&output);
+    assert!(
+        text.contains("invalid: /language: value must be one of:"),
+        "{text}"
+    );
+    assert!(text.contains("invalid: /detail_level:"), "{text}");
+    assert!(text.contains("invalid: /surprise:"), "{text}");
+
+    let output = agents_server(&["validate", "documentation", "-"], Some("{not json"));
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stdout(&output).starts_with("invalid: not JSON (line 1, column 2)"),
+        "{}",
+        stdout(&output)
+    );
+}
+
+#[test]
+fn errors_say_what_to_do() {
+    let output = agents_server(&["validate", "no-such-agent", "-"], Some("{}"));
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no agent `no-such-agent`; the agents are: code-analysis, documentation, test-generation"), "{stderr}");
+
+    let output = agents_server(
+        &["validate", "code-analysis", "/nonexistent/input.json"],
+        None,
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("cannot read /nonexistent/input.json")
+    );
+
+    let output = agents_server(&["frobnicate"], None);
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn writes_and_checks_schema_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("schemas");
+    let target = target.to_str().unwrap();
+
+    let output = agents_server(&["schemas", target, "--check"], None);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "an empty directory has drifted"
+    );
+    assert!(stdout(&output).contains("drift: agents/code-analysis.input.json"));
+
+    let output = agents_server(&["schemas", target], None);
+    assert!(output.status.success());
+    assert!(stdout(&output).contains("events/task.dead_lettered.json"));
+
+    let output = agents_server(&["schemas", target, "--check"], None);
+    assert!(output.status.success(), "{}", stdout(&output));
+
+    let file = dir.path().join("schemas/events/agent.started.json");
+    std::fs::write(&file, "{}").unwrap();
+    let output = agents_server(&["schemas", target, "--check"], None);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stdout(&output).contains("drift: events/agent.started.json"));
+}
+
+#[test]
+fn the_committed_schemas_are_current() {
+    let committed = concat!(env!("CARGO_MANIFEST_DIR"), "/../../schemas");
+    let output = agents_server(&["schemas", committed, "--check"], None);
+    assert!(output.status.success(), "{}", stdout(&output));
+}
