@@ -45,12 +45,28 @@ fn packages() -> BTreeMap<String, Value> {
         .collect()
 }
 
+/// Test-only crates: `publish = false`, never a dependency of production code.
+const TEST_ONLY: [&str; 2] = ["agents-fake-model", "agents-tests"];
+
 /// The workspace crates a package depends on, in any section (normal, dev, build).
 fn workspace_dependencies(package: &Value) -> Vec<String> {
     package["dependencies"]
         .as_array()
         .unwrap()
         .iter()
+        .filter_map(|d| d["name"].as_str())
+        .filter(|name| name.starts_with("agents-"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The workspace crates a package's own code depends on (normal and build, not dev).
+fn production_dependencies(package: &Value) -> Vec<String> {
+    package["dependencies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["kind"] != "dev")
         .filter_map(|d| d["name"].as_str())
         .filter(|name| name.starts_with("agents-"))
         .map(str::to_owned)
@@ -76,15 +92,28 @@ fn dependencies_point_down_only() {
         ),
     ];
     for (name, may_use) in allowed {
-        for dependency in workspace_dependencies(&packages[name]) {
+        for dependency in production_dependencies(&packages[name]) {
             assert!(
                 may_use.contains(&dependency.as_str()),
                 "{name} depends on {dependency}; ARCHITECTURE.md allows only {may_use:?}"
             );
         }
     }
+    for name in PUBLISHED {
+        for dependency in workspace_dependencies(&packages[name]) {
+            assert!(
+                PUBLISHED.contains(&dependency.as_str())
+                    || TEST_ONLY.contains(&dependency.as_str()),
+                "{name} depends on {dependency}, which is neither published nor test-only"
+            );
+        }
+    }
     for (name, package) in &packages {
         if !PUBLISHED.contains(&name.as_str()) {
+            assert!(
+                TEST_ONLY.contains(&name.as_str()),
+                "{name}: add it to PUBLISHED or TEST_ONLY"
+            );
             assert_eq!(
                 package["publish"],
                 serde_json::json!([]),

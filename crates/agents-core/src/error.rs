@@ -211,12 +211,16 @@ impl ProviderError {
         }
     }
 
-    /// Whether a fallback chain should try its next provider after this error.
+    /// Whether a fallback chain should try its next provider after this error: whether the
+    /// request may succeed elsewhere.
     ///
-    /// Everything but cancellation: even a `BadRequest` can be provider specific (a smaller
-    /// context window), and a caller who cancelled wants no more work done.
+    /// Yes for every fault of the provider or its policies (transient errors, a full quota, an
+    /// open breaker, a hot host) and for `Unauthorized` (one provider's revoked key must not take
+    /// the service down). No for `BadRequest` (the request itself is wrong and would be refused
+    /// everywhere, each refusal costing a round trip) and `Cancelled` (the caller wants no more
+    /// work done).
     pub fn should_fall_back(&self) -> bool {
-        !matches!(self, Self::Cancelled)
+        !matches!(self, Self::Cancelled | Self::BadRequest { .. })
     }
 
     /// How long to wait before calling this provider again, when the error says.
@@ -525,10 +529,25 @@ mod tests {
         );
         assert!(!ProviderError::Cancelled.is_retryable());
         assert!(!ProviderError::Cancelled.should_fall_back());
+        let bad_request = ProviderError::BadRequest {
+            status: None,
+            message: "x".into(),
+        };
         assert!(
-            ProviderError::BadRequest {
-                status: None,
-                message: "x".into()
+            !bad_request.should_fall_back(),
+            "a bad request would be refused everywhere"
+        );
+        let unauthorized = ProviderError::Unauthorized {
+            status: None,
+            message: "x".into(),
+        };
+        assert!(
+            unauthorized.should_fall_back(),
+            "one revoked key must not stop the chain"
+        );
+        assert!(
+            ProviderError::CircuitOpen {
+                until: Instant::now()
             }
             .should_fall_back()
         );

@@ -61,6 +61,7 @@
 //! MSRV: Rust 1.95.
 
 mod agents;
+mod config_error;
 mod error;
 mod events;
 mod extract;
@@ -70,6 +71,7 @@ mod schema;
 mod trace;
 
 pub use agents::*;
+pub use config_error::ConfigError;
 pub use error::{
     AgentError, AgentErrorKind, HostCondition, MAX_VIOLATIONS, ProviderAttempt, ProviderError,
     ProviderErrorKind, Violation,
@@ -77,7 +79,8 @@ pub use error::{
 pub use events::*;
 pub use extract::*;
 pub use provider::{
-    GenerateRequest, Generation, Message, Provider, ProviderHealth, ResponseFormat, Role, Usage,
+    GenerateRequest, Generation, GenerationStream, Message, Provider, ProviderHealth,
+    ResponseFormat, Role, StreamDelta, Usage,
 };
 pub use redact::*;
 pub use schema::schema_of;

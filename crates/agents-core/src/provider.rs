@@ -5,7 +5,10 @@
 //! `Provider`s, and an agent never knows which it holds.
 
 use std::fmt;
+use std::pin::Pin;
 use std::time::{Duration, Instant};
+
+use futures_util::Stream;
 
 use serde::{Deserialize, Serialize};
 
@@ -45,8 +48,41 @@ pub trait Provider: Send + Sync + fmt::Debug {
     /// [`ProviderError::Timeout`] when it passes.
     async fn generate(&self, request: GenerateRequest) -> Result<Generation, ProviderError>;
 
+    /// Runs one generation and returns its text as it is produced: [`StreamDelta::Text`] pieces,
+    /// then exactly one [`StreamDelta::Finished`] with the whole generation. An `Err` item ends
+    /// the stream.
+    ///
+    /// The default calls [`generate`](Provider::generate) and yields its text in one piece, so
+    /// every provider can be streamed from; adapters that can stream override it.
+    async fn generate_stream(
+        &self,
+        request: GenerateRequest,
+    ) -> Result<GenerationStream, ProviderError> {
+        let generation = self.generate(request).await?;
+        let text = StreamDelta::Text(generation.text.clone());
+        Ok(Box::pin(futures_util::stream::iter([
+            Ok(text),
+            Ok(StreamDelta::Finished(generation)),
+        ])))
+    }
+
     /// Whether the provider can take work now, without spending a generation on finding out.
     async fn health(&self) -> ProviderHealth;
+}
+
+/// A streamed generation: text pieces, then the finished generation. See
+/// [`Provider::generate_stream`].
+pub type GenerationStream =
+    Pin<Box<dyn Stream<Item = Result<StreamDelta, ProviderError>> + Send + 'static>>;
+
+/// One item of a [`GenerationStream`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum StreamDelta {
+    /// The next piece of text.
+    Text(String),
+    /// The last item: the whole generation (its `text` is every piece joined), with usage.
+    Finished(Generation),
 }
 
 /// Who wrote a message.
@@ -354,6 +390,51 @@ mod tests {
         assert_eq!(GenerateRequest::default().remaining(), None);
         let passed = GenerateRequest::default().with_deadline(Some(Instant::now()));
         assert_eq!(passed.remaining(), Some(Duration::ZERO));
+    }
+
+    #[derive(Debug)]
+    struct Echo;
+
+    #[async_trait::async_trait]
+    impl Provider for Echo {
+        fn id(&self) -> &str {
+            "echo"
+        }
+        async fn generate(&self, request: GenerateRequest) -> Result<Generation, ProviderError> {
+            match request.messages.first() {
+                Some(message) => Ok(Generation::new("echo", "m", message.content.clone())),
+                None => Err(ProviderError::BadRequest {
+                    status: None,
+                    message: "no messages".into(),
+                }),
+            }
+        }
+        async fn health(&self) -> ProviderHealth {
+            ProviderHealth::Healthy
+        }
+    }
+
+    #[test]
+    fn the_default_stream_yields_the_text_then_the_generation() {
+        use futures_util::StreamExt;
+        futures_executor::block_on(async {
+            let stream = Echo
+                .generate_stream(GenerateRequest::new(vec![Message::user("hi")]))
+                .await
+                .unwrap();
+            let items: Vec<_> = stream.collect().await;
+            assert!(matches!(&items[0], Ok(StreamDelta::Text(t)) if t == "hi"));
+            assert!(
+                matches!(&items[1], Ok(StreamDelta::Finished(g)) if g.text == "hi" && g.provider_id == "echo")
+            );
+            assert_eq!(items.len(), 2);
+            assert!(
+                Echo.generate_stream(GenerateRequest::default())
+                    .await
+                    .is_err()
+            );
+            assert!(Echo.health().await.is_serving());
+        });
     }
 
     #[test]

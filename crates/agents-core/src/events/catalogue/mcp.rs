@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 pub struct McpServerConnected {
     /// Server name from the configuration.
     pub server: String,
-    /// Transport used, e.g. `stdio` or `http`.
+    /// Transport used, `stdio` or `streamable_http`.
     pub transport: String,
     /// Names of the tools the server offers.
     pub tools: Vec<String>,

@@ -1,0 +1,483 @@
+//! The provider: one MCP session, re-established with backoff when it is lost.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+
+use agents_core::{
+    CloudEvent, ConfigError, EventSink, GenerateRequest, Generation, McpServerConnected,
+    McpServerDisconnected, Provider, ProviderError, ProviderHealth, Role, Usage, redact,
+};
+use rmcp::model::{CallToolRequestParams, CallToolResult, JsonObject};
+use rmcp::service::RunningService;
+use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
+use rmcp::{RoleClient, ServiceError, ServiceExt};
+use serde_json::Value;
+
+use super::config::{McpConfig, McpTransport};
+
+/// Server text quoted in an error is cut to this many characters: it may echo the prompt.
+const MAX_QUOTED_CHARS: usize = 300;
+
+/// A [`Provider`] whose generations are calls of one tool of an MCP server.
+///
+/// The prompt is the request's messages joined by blank lines, each headed by its role
+/// (`System:`, `User:`, `Assistant:`); it goes into the configured prompt argument, with `model`,
+/// `max_tokens` and `temperature` beside it when
+/// [`pass_generation_options`](super::McpArguments::pass_generation_options) is on. The answer
+/// is the text items of the result, joined by newlines. Stop sequences, seed and response format
+/// are not sent: tools have no common way to take them. Usage is an **estimate** of four
+/// characters per token, since MCP results carry no token counts.
+///
+/// A lost session (the child exited, the HTTP endpoint went away) is noticed by the next call
+/// or health check, which fails with [`ProviderError::Unavailable`] and emits
+/// `mcp.server_disconnected` once. Later calls fail fast, saying when the next attempt is, until
+/// a backoff with full jitter has elapsed; the call after that reconnects (spawning the child
+/// again) and emits `mcp.server_connected`. Nothing runs in the background to do this.
+///
+/// A stdio child is killed when the provider is dropped.
+#[derive(Debug)]
+pub struct McpProvider {
+    config: McpConfig,
+    events: Arc<dyn EventSink>,
+    /// Short critical sections only, never across an await.
+    state: Mutex<State>,
+    /// Serialises (re)connect attempts so that one lost server is spawned again once.
+    connecting: tokio::sync::Mutex<()>,
+}
+
+#[derive(Debug)]
+enum State {
+    /// Lazy provider before its first call.
+    NotConnected,
+    Connected(Arc<Connection>),
+    /// Disconnected; no attempt before `until`.
+    Backoff {
+        until: Instant,
+        failures: u32,
+        reason: String,
+    },
+}
+
+#[derive(Debug)]
+struct Connection {
+    /// Dropping it cancels rmcp's session task, which drops (and so kills) the child.
+    service: RunningService<RoleClient, ()>,
+    pid: Option<u32>,
+}
+
+/// What a call should do, decided under the state lock.
+enum Next {
+    Use(Arc<Connection>),
+    Connect { failures: u32 },
+    Fail(ProviderError),
+}
+
+impl McpProvider {
+    /// Connects now: spawns or reaches the server, lists its tools and checks the configured
+    /// tool is one of them. Emits `mcp.server_connected`.
+    ///
+    /// An invalid config is a [`ProviderError::BadRequest`] naming the setting; use
+    /// [`McpConfig::validate`] first for a [`ConfigError`].
+    pub async fn connect(
+        config: McpConfig,
+        events: Arc<dyn EventSink>,
+    ) -> Result<Self, ProviderError> {
+        let provider = Self::lazy(config, events).map_err(|e| bad_request(e.to_string()))?;
+        let connection = provider.open().await?;
+        provider.lock().replace_with(connection);
+        Ok(provider)
+    }
+
+    /// Validates the config but connects on the first [`generate`](Provider::generate), so a
+    /// server that is down at start-up does not stop the process; its failure then counts as a
+    /// failed reconnect attempt.
+    pub fn lazy(config: McpConfig, events: Arc<dyn EventSink>) -> Result<Self, ConfigError> {
+        config.validate()?;
+        Ok(Self {
+            config,
+            events,
+            state: Mutex::new(State::NotConnected),
+            connecting: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The pid of the current stdio child, if connected over stdio.
+    pub fn server_pid(&self) -> Option<u32> {
+        match &*self.lock() {
+            State::Connected(connection) => connection.pid,
+            _ => None,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Every critical section is a plain assignment, so a poisoned state is still whole.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn source(&self) -> String {
+        format!("/providers/{}/mcp", self.config.id)
+    }
+
+    /// Decides from the state alone; notices a session that closed since the last call.
+    fn next(&self) -> Next {
+        let mut state = self.lock();
+        match &*state {
+            State::NotConnected => Next::Connect { failures: 0 },
+            State::Connected(c) if !c.service.peer().is_transport_closed() => {
+                Next::Use(Arc::clone(c))
+            }
+            State::Connected(_) => {
+                let reason = "the MCP server closed the connection".to_owned();
+                self.enter_backoff(&mut state, 1, &reason);
+                drop(state);
+                self.emit_disconnected(&reason);
+                Next::Fail(unavailable(&reason))
+            }
+            State::Backoff {
+                until,
+                failures,
+                reason,
+            } => match until.checked_duration_since(Instant::now()) {
+                Some(wait) if !wait.is_zero() => Next::Fail(unavailable(&format!(
+                    "not connected ({reason}); next reconnect attempt in {:.3}s",
+                    wait.as_secs_f64()
+                ))),
+                _ => Next::Connect {
+                    failures: *failures,
+                },
+            },
+        }
+    }
+
+    fn enter_backoff(&self, state: &mut State, failures: u32, reason: &str) {
+        let wait = self.config.reconnect.backoff(failures, &mut rand::rng());
+        *state = State::Backoff {
+            until: Instant::now() + wait,
+            failures,
+            reason: redact(reason).into_owned(),
+        };
+    }
+
+    /// Marks `lost` as gone if it is still the current session; the event goes out once.
+    fn lose(&self, lost: &Arc<Connection>, reason: &str) {
+        let mut state = self.lock();
+        if matches!(&*state, State::Connected(c) if Arc::ptr_eq(c, lost)) {
+            self.enter_backoff(&mut state, 1, reason);
+            drop(state);
+            self.emit_disconnected(reason);
+        }
+    }
+
+    fn emit_disconnected(&self, reason: &str) {
+        tracing::warn!(provider = %self.config.id, reason = %redact(reason), "MCP server disconnected");
+        let mut payload = McpServerDisconnected::default();
+        payload.server = self.config.id.clone();
+        payload.reason = redact(reason).into_owned();
+        self.events.emit(CloudEvent::new(self.source(), &payload));
+    }
+
+    /// A connection for this call, reconnecting when the backoff allows.
+    async fn connection(&self) -> Result<Arc<Connection>, ProviderError> {
+        match self.next() {
+            Next::Use(c) => return Ok(c),
+            Next::Fail(error) => return Err(error),
+            Next::Connect { .. } => {}
+        }
+        let _connecting = self.connecting.lock().await;
+        // Decided again: whoever held the lock may have reconnected or failed meanwhile.
+        let failures = match self.next() {
+            Next::Use(c) => return Ok(c),
+            Next::Fail(error) => return Err(error),
+            Next::Connect { failures } => failures,
+        };
+        match self.open().await {
+            Ok(connection) => Ok(self.lock().replace_with(connection)),
+            Err(error) => {
+                let reason = match &error {
+                    ProviderError::Unavailable { reason, .. } => reason.clone(),
+                    other => other.to_string(),
+                };
+                let failures = failures.saturating_add(1);
+                self.enter_backoff(&mut self.lock(), failures, &reason);
+                Err(error)
+            }
+        }
+    }
+
+    /// Starts a session, checks the tool and emits `mcp.server_connected`.
+    async fn open(&self) -> Result<Connection, ProviderError> {
+        let (service, pid) = match &self.config.transport {
+            McpTransport::Stdio { command, args, env } => {
+                let mut cmd = tokio::process::Command::new(command);
+                // Belt and braces with rmcp's own kill: covers a runtime that shuts down before
+                // rmcp's cleanup task runs.
+                cmd.args(args).envs(env).kill_on_drop(true);
+                let child = TokioChildProcess::new(cmd).map_err(|e| {
+                    unavailable(&format!("could not start the MCP server `{command}`: {e}"))
+                })?;
+                let pid = child.id();
+                let service = ().serve(child).await.map_err(|e| {
+                    unavailable(&format!("the MCP handshake with `{command}` failed: {e}"))
+                })?;
+                (service, pid)
+            }
+            McpTransport::Http { url } => {
+                let transport = StreamableHttpClientTransport::from_uri(url.as_str());
+                let service = ().serve(transport).await.map_err(|e| {
+                    unavailable(&format!("the MCP handshake with {url} failed: {e}"))
+                })?;
+                (service, None)
+            }
+        };
+        let tools: Vec<String> = service
+            .peer()
+            .list_all_tools()
+            .await
+            .map_err(|e| unavailable(&format!("the MCP server failed tools/list: {e}")))?
+            .into_iter()
+            .map(|tool| tool.name.into_owned())
+            .collect();
+        if !tools.contains(&self.config.tool) {
+            return Err(bad_request(format!(
+                "MCP server `{}` has no tool `{}`; it offers: {}. Set `tool` to one of them",
+                self.config.id,
+                self.config.tool,
+                tools.join(", ")
+            )));
+        }
+        tracing::info!(provider = %self.config.id, ?pid, tools = tools.len(), "MCP server connected");
+        let mut payload = McpServerConnected::default();
+        payload.server = self.config.id.clone();
+        payload.transport = self.config.transport.kind().to_owned();
+        payload.tools = tools;
+        self.events.emit(CloudEvent::new(self.source(), &payload));
+        Ok(Connection { service, pid })
+    }
+
+    fn arguments(&self, request: &GenerateRequest, prompt: String) -> JsonObject {
+        let mut arguments = JsonObject::new();
+        arguments.insert(
+            self.config.arguments.prompt_argument.clone(),
+            Value::String(prompt),
+        );
+        if self.config.arguments.pass_generation_options {
+            if let Some(model) = &request.model {
+                arguments.insert("model".into(), Value::String(model.clone()));
+            }
+            if let Some(max_tokens) = request.max_tokens {
+                arguments.insert("max_tokens".into(), max_tokens.into());
+            }
+            if let Some(temperature) = request.temperature {
+                // Through the shortest decimal, so 0.7f32 is sent as 0.7, not 0.699999988.
+                let wide = temperature
+                    .to_string()
+                    .parse()
+                    .unwrap_or(f64::from(temperature));
+                arguments.insert("temperature".into(), wide.into());
+            }
+        }
+        arguments
+    }
+
+    fn read_result(&self, result: CallToolResult) -> Result<String, ProviderError> {
+        let texts: Vec<&str> = result
+            .content
+            .iter()
+            .filter_map(|item| item.as_text().map(|t| t.text.as_str()))
+            .collect();
+        let text = texts.join("\n");
+        if result.is_error == Some(true) {
+            let message = if text.is_empty() { "no details" } else { &text };
+            return Err(bad_request(format!(
+                "tool `{}` reported an error: {}",
+                self.config.tool,
+                quote(message)
+            )));
+        }
+        if texts.is_empty() {
+            return Err(ProviderError::InvalidResponse {
+                message: format!(
+                    "tool `{}` returned no text content ({} other items)",
+                    self.config.tool,
+                    result.content.len()
+                ),
+            });
+        }
+        Ok(text)
+    }
+
+    /// Maps a failed call; a transport fault also marks the session lost.
+    fn call_failed(&self, connection: &Arc<Connection>, error: ServiceError) -> ProviderError {
+        match error {
+            ServiceError::McpError(data) => {
+                let message = format!("tools/call failed: {}", quote(&data.message));
+                if data.code == rmcp::model::ErrorCode::INTERNAL_ERROR {
+                    unavailable(&message)
+                } else {
+                    bad_request(message)
+                }
+            }
+            ServiceError::UnexpectedResponse => ProviderError::InvalidResponse {
+                message: "the server answered tools/call with an unexpected result type".into(),
+            },
+            ServiceError::Timeout { timeout } => ProviderError::Timeout { elapsed: timeout },
+            other => {
+                let reason = format!("the connection to the MCP server was lost: {other}");
+                self.lose(connection, &reason);
+                unavailable(&reason)
+            }
+        }
+    }
+}
+
+impl State {
+    fn replace_with(&mut self, connection: Connection) -> Arc<Connection> {
+        let connection = Arc::new(connection);
+        *self = State::Connected(Arc::clone(&connection));
+        connection
+    }
+}
+
+#[async_trait::async_trait]
+impl Provider for McpProvider {
+    fn id(&self) -> &str {
+        &self.config.id
+    }
+
+    async fn generate(&self, request: GenerateRequest) -> Result<Generation, ProviderError> {
+        let started = Instant::now();
+        let budget = request
+            .remaining()
+            .map_or(self.config.call_timeout(), |left| {
+                left.min(self.config.call_timeout())
+            });
+        let timeout = || ProviderError::Timeout {
+            elapsed: started.elapsed(),
+        };
+        if budget.is_zero() {
+            return Err(timeout());
+        }
+        let deadline = tokio::time::Instant::from_std(started + budget);
+        let connection = tokio::time::timeout_at(deadline, self.connection())
+            .await
+            .map_err(|_| timeout())??;
+
+        let prompt = prompt(&request);
+        let prompt_chars = prompt.chars().count();
+        let params = CallToolRequestParams::new(self.config.tool.clone())
+            .with_arguments(self.arguments(&request, prompt));
+        // The peer handle is used without any lock held; dropping the call on timeout makes
+        // rmcp send `notifications/cancelled` for it.
+        let result = tokio::time::timeout_at(deadline, connection.service.peer().call_tool(params))
+            .await
+            .map_err(|_| timeout())?
+            .map_err(|e| self.call_failed(&connection, e))?;
+        let text = self.read_result(result)?;
+
+        let usage = Usage {
+            prompt_tokens: estimate_tokens(prompt_chars),
+            completion_tokens: estimate_tokens(text.chars().count()),
+        };
+        let model = request.model.unwrap_or_else(|| self.config.tool.clone());
+        Ok(Generation::new(&self.config.id, model, text)
+            .with_usage(usage)
+            .with_latency(started.elapsed()))
+    }
+
+    async fn health(&self) -> ProviderHealth {
+        match self.next() {
+            Next::Use(_) => ProviderHealth::Healthy,
+            Next::Fail(error) => ProviderHealth::Unhealthy {
+                reason: error.to_string(),
+            },
+            Next::Connect { .. } => ProviderHealth::Degraded {
+                reason: "not connected; the next call connects".into(),
+            },
+        }
+    }
+}
+
+/// The messages as one text, each headed by its role, separated by blank lines.
+pub(super) fn prompt(request: &GenerateRequest) -> String {
+    let parts: Vec<String> = request
+        .messages
+        .iter()
+        .map(|message| {
+            let role = match message.role {
+                Role::System => "System",
+                Role::User => "User",
+                Role::Assistant => "Assistant",
+                _ => "Message",
+            };
+            format!("{role}:\n{}", message.content)
+        })
+        .collect();
+    parts.join("\n\n")
+}
+
+/// An estimate: four characters per token, rounded up.
+fn estimate_tokens(chars: usize) -> u64 {
+    u64::try_from(chars.div_ceil(4)).unwrap_or(u64::MAX)
+}
+
+/// The reason names no provider: chains and logs put the id in front of it.
+fn unavailable(reason: &str) -> ProviderError {
+    ProviderError::Unavailable {
+        status: None,
+        reason: redact(reason).into_owned(),
+    }
+}
+
+fn bad_request(message: String) -> ProviderError {
+    ProviderError::BadRequest {
+        status: None,
+        message: redact(&message).into_owned(),
+    }
+}
+
+/// Server text, redacted and shortened.
+fn quote(text: &str) -> String {
+    let redacted = redact(text);
+    match redacted.char_indices().nth(MAX_QUOTED_CHARS) {
+        Some((cut, _)) => format!("{}…", &redacted[..cut]),
+        None => redacted.into_owned(),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use agents_core::Message;
+
+    #[test]
+    fn the_prompt_heads_each_message_with_its_role() {
+        let request = GenerateRequest::new(vec![Message::system("Be brief."), Message::user("Hi")]);
+        assert_eq!(prompt(&request), "System:\nBe brief.\n\nUser:\nHi");
+        let provider = McpProvider::lazy(
+            McpConfig::new(
+                "p",
+                McpTransport::Http {
+                    url: "http://127.0.0.1:1/mcp".into(),
+                },
+            ),
+            Arc::new(agents_core::NullSink),
+        )
+        .unwrap();
+        let request = request
+            .with_model("m")
+            .with_temperature(0.7)
+            .with_max_tokens(9);
+        let arguments = serde_json::to_string(&provider.arguments(&request, "p".into())).unwrap();
+        assert_eq!(
+            arguments,
+            r#"{"max_tokens":9,"model":"m","prompt":"p","temperature":0.7}"#
+        );
+        assert_eq!(estimate_tokens(0), 0);
+        assert_eq!(estimate_tokens(5), 2);
+        let long = "x".repeat(1000);
+        assert_eq!(quote(&long).chars().count(), MAX_QUOTED_CHARS + 1);
+        let key = "sk-proj-abcdefghijklmnopqrstuvwxyz012345";
+        assert!(!quote(&format!("bad key {key}")).contains(key));
+    }
+}

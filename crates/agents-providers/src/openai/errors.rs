@@ -1,0 +1,219 @@
+//! HTTP outcomes as `ProviderError`s, in one place.
+
+use std::time::{Duration, SystemTime};
+
+use agents_core::{ProviderError, redact};
+use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+
+/// Longest provider message kept in an error: enough to act on, never a whole body.
+const MAX_MESSAGE_CHARS: usize = 300;
+
+/// The error for a non-success status, from its headers and (a bounded prefix of) its body.
+pub(super) fn from_status(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> ProviderError {
+    let message = error_message(body);
+    let code = Some(status.as_u16());
+    match status.as_u16() {
+        429 => ProviderError::RateLimited {
+            retry_after: retry_after(headers),
+        },
+        401 | 403 => ProviderError::Unauthorized {
+            status: code,
+            message,
+        },
+        408 => ProviderError::Timeout {
+            elapsed: Duration::ZERO,
+        },
+        500..=599 => ProviderError::Unavailable {
+            status: code,
+            reason: message,
+        },
+        _ => ProviderError::BadRequest {
+            status: code,
+            message,
+        },
+    }
+}
+
+/// The error for a failed HTTP exchange (no usable status).
+pub(super) fn from_transport(error: &reqwest::Error, elapsed: Duration) -> ProviderError {
+    if error.is_timeout() {
+        return ProviderError::Timeout { elapsed };
+    }
+    // `without_url`: a base URL may carry a tenant or key in its query.
+    let detail = redact(&source_chain(error)).into_owned();
+    if error.is_connect() {
+        return ProviderError::Unavailable {
+            status: None,
+            reason: format!("cannot connect: {detail}"),
+        };
+    }
+    if error.is_decode() {
+        return ProviderError::InvalidResponse {
+            message: format!("unreadable body: {detail}"),
+        };
+    }
+    ProviderError::Unavailable {
+        status: None,
+        reason: format!("the connection failed: {detail}"),
+    }
+}
+
+/// The error and its causes, without the URL.
+fn source_chain(error: &reqwest::Error) -> String {
+    use std::error::Error as _;
+    let mut text = String::new();
+    let mut current: Option<&dyn std::error::Error> = error.source();
+    while let Some(cause) = current {
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&cause.to_string());
+        current = cause.source();
+    }
+    if text.is_empty() {
+        text = if error.is_body() {
+            "the body was cut off".into()
+        } else {
+            "no detail".into()
+        };
+    }
+    truncate(&text)
+}
+
+/// `error.message` of an OpenAI-style error body, or the start of a plain body.
+fn error_message(body: &[u8]) -> String {
+    let parsed: Option<serde_json::Value> = serde_json::from_slice(body).ok();
+    let message = parsed
+        .as_ref()
+        .and_then(|v| {
+            v.pointer("/error/message")
+                .or_else(|| v.get("message"))
+                .or_else(|| v.get("error"))
+        })
+        .and_then(|m| m.as_str().map(str::to_owned));
+    let text = message.unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_owned());
+    if text.is_empty() {
+        return "no message".into();
+    }
+    redact(&truncate(&text)).into_owned()
+}
+
+fn truncate(text: &str) -> String {
+    match text.char_indices().nth(MAX_MESSAGE_CHARS) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    }
+}
+
+/// `Retry-After` as seconds or an HTTP date.
+pub(super) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    if let Ok(seconds) = value.parse::<f64>() {
+        return (seconds.is_finite() && seconds >= 0.0)
+            .then(|| Duration::from_secs_f64(seconds.min(86_400.0)));
+    }
+    let when = httpdate::parse_http_date(value).ok()?;
+    Some(
+        when.duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use reqwest::header::HeaderValue;
+
+    use super::*;
+
+    #[test]
+    fn statuses_map_to_the_errors_the_policies_act_on() {
+        let mut headers = HeaderMap::new();
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("7"));
+        let body = br#"{"error": {"message": "slow down", "type": "rate_limit"}}"#;
+        assert!(
+            matches!(from_status(StatusCode::TOO_MANY_REQUESTS, &headers, body), ProviderError::RateLimited { retry_after: Some(d) } if d == Duration::from_secs(7))
+        );
+        assert!(matches!(
+            from_status(StatusCode::UNAUTHORIZED, &headers, body),
+            ProviderError::Unauthorized {
+                status: Some(401),
+                ..
+            }
+        ));
+        assert!(matches!(
+            from_status(StatusCode::FORBIDDEN, &headers, body),
+            ProviderError::Unauthorized {
+                status: Some(403),
+                ..
+            }
+        ));
+        assert!(matches!(
+            from_status(StatusCode::REQUEST_TIMEOUT, &headers, body),
+            ProviderError::Timeout { .. }
+        ));
+        assert!(
+            matches!(from_status(StatusCode::SERVICE_UNAVAILABLE, &headers, body), ProviderError::Unavailable { status: Some(503), ref reason } if reason == "slow down")
+        );
+        assert!(
+            matches!(from_status(StatusCode::BAD_REQUEST, &headers, b"plain text"), ProviderError::BadRequest { status: Some(400), ref message } if message == "plain text")
+        );
+        assert!(
+            matches!(from_status(StatusCode::NOT_FOUND, &HeaderMap::new(), b""), ProviderError::BadRequest { ref message, .. } if message == "no message")
+        );
+    }
+
+    #[test]
+    fn messages_are_bounded_and_redacted() {
+        let long = format!(r#"{{"error": {{"message": "{}"}}}}"#, "x".repeat(5000));
+        let ProviderError::BadRequest { message, .. } =
+            from_status(StatusCode::BAD_REQUEST, &HeaderMap::new(), long.as_bytes())
+        else {
+            panic!()
+        };
+        assert!(message.chars().count() <= MAX_MESSAGE_CHARS + 1);
+        let leaky =
+            br#"{"error": {"message": "Incorrect API key provided: sk-abcdefghijklmnopqrstuvwx"}}"#;
+        let ProviderError::Unauthorized { message, .. } =
+            from_status(StatusCode::UNAUTHORIZED, &HeaderMap::new(), leaky)
+        else {
+            panic!()
+        };
+        assert!(
+            !message.contains("sk-abcdefghijklmnopqrstuvwx"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn retry_after_as_seconds_fraction_or_date() {
+        let header = |v: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(RETRY_AFTER, HeaderValue::from_static(v));
+            h
+        };
+        assert_eq!(retry_after(&header("120")), Some(Duration::from_secs(120)));
+        assert_eq!(
+            retry_after(&header("1.5")),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(
+            retry_after(&header("Wed, 21 Oct 2015 07:28:00 GMT")),
+            Some(Duration::ZERO),
+            "a past date means now"
+        );
+        assert_eq!(retry_after(&header("soon")), None);
+        assert_eq!(retry_after(&HeaderMap::new()), None);
+        let future = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(3600));
+        let mut headers = HeaderMap::new();
+        headers.insert(RETRY_AFTER, HeaderValue::from_str(&future).unwrap());
+        let wait = retry_after(&headers).unwrap();
+        assert!(
+            wait > Duration::from_secs(3500) && wait <= Duration::from_secs(3600),
+            "{wait:?}"
+        );
+    }
+}

@@ -1,0 +1,379 @@
+use std::time::{Duration, Instant};
+
+use agents_core::{
+    ConfigError, GenerateRequest, Generation, GenerationStream, Provider, ProviderError,
+    ProviderHealth, Redactor, StreamDelta, Usage,
+};
+use futures_util::{Stream, StreamExt};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use secrecy::{ExposeSecret, SecretString};
+
+use super::config::OpenAiConfig;
+use super::errors::{from_status, from_transport};
+use super::sse::{SseError, SseReader};
+use super::wire::{ChatChunk, ChatRequest, ChatResponse};
+
+/// An OpenAI-compatible chat-completions endpoint as a [`Provider`].
+#[derive(Debug)]
+pub struct OpenAiProvider {
+    config: OpenAiConfig,
+    client: reqwest::Client,
+    completions_url: String,
+    models_url: String,
+    /// Static headers, `Authorization` among them (marked sensitive so it is never printed).
+    headers: HeaderMap,
+}
+
+impl OpenAiProvider {
+    /// Builds the adapter. The API key, when there is one, is registered with the global
+    /// redactor so it is masked wherever it might appear.
+    pub fn new(config: OpenAiConfig, api_key: Option<SecretString>) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        for (name, value) in &config.headers {
+            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                ConfigError::new(format!("headers.{name}"), "is not a valid header name")
+            })?;
+            let value = HeaderValue::from_str(value).map_err(|_| {
+                ConfigError::new(format!("headers.{name}"), "is not a valid header value")
+            })?;
+            headers.insert(name, value);
+        }
+        if let Some(key) = &api_key {
+            let key = key.expose_secret();
+            // Too short to mask means too short to be a real key; refuse rather than leak it.
+            Redactor::global()
+                .register(key)
+                .map_err(|e| ConfigError::new("api_key", format!("refused: {e}")))?;
+            let mut value = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
+                ConfigError::new("api_key", "contains characters a header cannot carry")
+            })?;
+            value.set_sensitive(true);
+            headers.insert(AUTHORIZATION, value);
+        }
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_millis(config.connect_timeout_ms))
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build()
+            .map_err(|e| {
+                ConfigError::new("", format!("the HTTP client could not be built: {e}"))
+            })?;
+        let base = config.base_url.trim_end_matches('/');
+        Ok(Self {
+            completions_url: format!("{base}/chat/completions"),
+            models_url: format!("{base}/models"),
+            config,
+            client,
+            headers,
+        })
+    }
+
+    /// Builds the adapter, resolving an `env:NAME` API key reference itself. Other references
+    /// (`vault:`, `kms:`, `file:`) need the secrets crate: resolve them and call [`new`](Self::new).
+    pub fn from_config(config: OpenAiConfig) -> Result<Self, ConfigError> {
+        let key = match config.api_key.as_deref() {
+            None => None,
+            Some(reference) => match reference.strip_prefix("env:") {
+                Some(name) => Some(SecretString::from(std::env::var(name).map_err(|_| {
+                    ConfigError::new("api_key", format!("environment variable {name} is not set"))
+                })?)),
+                None => {
+                    return Err(ConfigError::new(
+                        "api_key",
+                        "only env:NAME references are resolved here; resolve others with agents-secrets and call OpenAiProvider::new",
+                    ));
+                }
+            },
+        };
+        Self::new(config, key)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &OpenAiConfig {
+        &self.config
+    }
+
+    /// Sends the request; returns the response once its status is a success.
+    async fn send(
+        &self,
+        request: &GenerateRequest,
+        stream: bool,
+        started: Instant,
+    ) -> Result<reqwest::Response, ProviderError> {
+        let body = ChatRequest::new(request, &self.config.model, self.config.json_mode, stream);
+        let mut call = self
+            .client
+            .post(&self.completions_url)
+            .headers(self.headers.clone())
+            .json(&body);
+        if let Some(trace) = &request.trace {
+            call = call.header("traceparent", trace.traceparent());
+            if let Some(state) = trace.tracestate() {
+                call = call.header("tracestate", state);
+            }
+        }
+        if let Some(left) = request.remaining() {
+            if left.is_zero() {
+                return Err(ProviderError::Timeout {
+                    elapsed: started.elapsed(),
+                });
+            }
+            call = call.timeout(left);
+        }
+        let response = call
+            .send()
+            .await
+            .map_err(|e| from_transport(&e, started.elapsed()))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let headers = response.headers().clone();
+        let body = read_limited(response, 16 * 1024, started)
+            .await
+            .unwrap_or_default();
+        Err(from_status(status, &headers, &body))
+    }
+
+    async fn generate_whole(&self, request: GenerateRequest) -> Result<Generation, ProviderError> {
+        let started = Instant::now();
+        let response = self.send(&request, false, started).await?;
+        let body = read_limited(response, self.config.max_response_bytes, started).await?;
+        let parsed: ChatResponse =
+            serde_json::from_slice(&body).map_err(|e| ProviderError::InvalidResponse {
+                message: format!(
+                    "the body is not a chat completion ({:?} error at line {}, column {})",
+                    e.classify(),
+                    e.line(),
+                    e.column()
+                ),
+            })?;
+        let text = parsed
+            .choices
+            .into_iter()
+            .next()
+            .and_then(|c| c.message.content)
+            .ok_or_else(|| ProviderError::InvalidResponse {
+                message: "the answer has no choices[0].message.content".into(),
+            })?;
+        let usage = parsed.usage.unwrap_or_default();
+        Ok(Generation::new(
+            self.config.id.clone(),
+            parsed.model.unwrap_or_else(|| self.model_of(&request)),
+            text,
+        )
+        .with_usage(Usage {
+            prompt_tokens: usage.prompt_tokens,
+            completion_tokens: usage.completion_tokens,
+        })
+        .with_latency(started.elapsed()))
+    }
+
+    fn model_of(&self, request: &GenerateRequest) -> String {
+        request
+            .model
+            .clone()
+            .unwrap_or_else(|| self.config.model.clone())
+    }
+
+    async fn open_stream(
+        &self,
+        request: GenerateRequest,
+    ) -> Result<GenerationStream, ProviderError> {
+        let started = Instant::now();
+        let response = self.send(&request, true, started).await?;
+        let state = StreamState {
+            bytes: Box::pin(response.bytes_stream()),
+            reader: SseReader::new(self.config.max_response_bytes),
+            pending: std::collections::VecDeque::new(),
+            text: String::new(),
+            usage: Usage::default(),
+            model: self.model_of(&request),
+            provider: self.config.id.clone(),
+            started,
+            finished: false,
+            max_bytes: self.config.max_response_bytes,
+        };
+        Ok(Box::pin(futures_util::stream::unfold(
+            state,
+            StreamState::next,
+        )))
+    }
+}
+
+/// Reads a body, refusing more than `limit` bytes.
+async fn read_limited(
+    response: reqwest::Response,
+    limit: usize,
+    started: Instant,
+) -> Result<Vec<u8>, ProviderError> {
+    let mut body = Vec::new();
+    let mut chunks = response.bytes_stream();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|e| from_transport(&e, started.elapsed()))?;
+        if body.len() + chunk.len() > limit {
+            return Err(ProviderError::InvalidResponse {
+                message: format!("the body is larger than {limit} bytes"),
+            });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+type ByteStream = std::pin::Pin<Box<dyn Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>;
+
+/// The state of one streamed answer, advanced by [`StreamState::next`].
+struct StreamState {
+    bytes: ByteStream,
+    reader: SseReader,
+    pending: std::collections::VecDeque<String>,
+    text: String,
+    usage: Usage,
+    model: String,
+    provider: String,
+    started: Instant,
+    finished: bool,
+    max_bytes: usize,
+}
+
+impl StreamState {
+    /// The next item of the stream: text pieces, then `Finished` at `[DONE]`, or one error.
+    async fn next(mut self) -> Option<(Result<StreamDelta, ProviderError>, Self)> {
+        if self.finished {
+            return None;
+        }
+        loop {
+            while let Some(data) = self.pending.pop_front() {
+                match self.read_event(&data) {
+                    Ok(Some(delta)) => return Some((Ok(delta), self)),
+                    Ok(None) => continue,
+                    Err(error) => return self.fail(error),
+                }
+            }
+            match self.bytes.next().await {
+                Some(Ok(chunk)) => match self.reader.feed(&chunk) {
+                    Ok(events) => self.pending.extend(events),
+                    Err(SseError::TooLarge) => {
+                        let message =
+                            format!("a stream event is larger than {} bytes", self.max_bytes);
+                        return self.fail(ProviderError::InvalidResponse { message });
+                    }
+                    Err(SseError::NotUtf8) => {
+                        return self.fail(ProviderError::InvalidResponse {
+                            message: "a stream event is not UTF-8".into(),
+                        });
+                    }
+                },
+                Some(Err(error)) => {
+                    let error = from_transport(&error, self.started.elapsed());
+                    return self.fail(error);
+                }
+                None => {
+                    let message = "the stream ended before [DONE]".into();
+                    return self.fail(ProviderError::InvalidResponse { message });
+                }
+            }
+        }
+    }
+
+    fn fail(mut self, error: ProviderError) -> Option<(Result<StreamDelta, ProviderError>, Self)> {
+        self.finished = true;
+        Some((Err(error), self))
+    }
+
+    /// One SSE event: a text piece, nothing to report, or the end.
+    fn read_event(&mut self, data: &str) -> Result<Option<StreamDelta>, ProviderError> {
+        if data.trim() == "[DONE]" {
+            self.finished = true;
+            let generation = Generation::new(
+                self.provider.clone(),
+                self.model.clone(),
+                std::mem::take(&mut self.text),
+            )
+            .with_usage(self.usage)
+            .with_latency(self.started.elapsed());
+            return Ok(Some(StreamDelta::Finished(generation)));
+        }
+        let chunk: ChatChunk =
+            serde_json::from_str(data).map_err(|e| ProviderError::InvalidResponse {
+                message: format!(
+                    "a stream chunk is not JSON ({:?} error at column {})",
+                    e.classify(),
+                    e.column()
+                ),
+            })?;
+        if let Some(model) = chunk.model {
+            self.model = model;
+        }
+        if let Some(usage) = chunk.usage {
+            self.usage = Usage {
+                prompt_tokens: usage.prompt_tokens,
+                completion_tokens: usage.completion_tokens,
+            };
+        }
+        let piece: String = chunk
+            .choices
+            .into_iter()
+            .filter_map(|c| c.delta.content)
+            .collect();
+        if piece.is_empty() {
+            return Ok(None);
+        }
+        if self.text.len() + piece.len() > self.max_bytes {
+            return Err(ProviderError::InvalidResponse {
+                message: format!("the answer is larger than {} bytes", self.max_bytes),
+            });
+        }
+        self.text.push_str(&piece);
+        Ok(Some(StreamDelta::Text(piece)))
+    }
+}
+
+#[async_trait::async_trait]
+impl Provider for OpenAiProvider {
+    fn id(&self) -> &str {
+        &self.config.id
+    }
+
+    async fn generate(&self, request: GenerateRequest) -> Result<Generation, ProviderError> {
+        if !self.config.stream_upstream {
+            return self.generate_whole(request).await;
+        }
+        let mut stream = self.open_stream(request).await?;
+        while let Some(item) = stream.next().await {
+            if let StreamDelta::Finished(generation) = item? {
+                return Ok(generation);
+            }
+        }
+        Err(ProviderError::InvalidResponse {
+            message: "the stream ended before [DONE]".into(),
+        })
+    }
+
+    async fn generate_stream(
+        &self,
+        request: GenerateRequest,
+    ) -> Result<GenerationStream, ProviderError> {
+        self.open_stream(request).await
+    }
+
+    /// `GET /models`, bounded to two seconds.
+    async fn health(&self) -> ProviderHealth {
+        let call = self
+            .client
+            .get(&self.models_url)
+            .headers(self.headers.clone())
+            .timeout(Duration::from_secs(2));
+        match call.send().await {
+            Ok(response) if response.status().is_success() => ProviderHealth::Healthy,
+            Ok(response) => ProviderHealth::Unhealthy {
+                reason: format!("GET /models answered {}", response.status()),
+            },
+            Err(error) => ProviderHealth::Unhealthy {
+                reason: from_transport(&error, Duration::ZERO).to_string(),
+            },
+        }
+    }
+}

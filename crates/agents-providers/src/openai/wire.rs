@@ -1,0 +1,126 @@
+//! The OpenAI chat-completions wire format: what we send and the parts of the answers we read.
+
+use agents_core::{GenerateRequest, ResponseFormat, Role};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::JsonMode;
+
+/// The request body.
+#[derive(Debug, Serialize)]
+pub(super) struct ChatRequest<'a> {
+    model: &'a str,
+    messages: Vec<ChatMessage<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    stop: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seed: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_format: Option<Value>,
+    stream: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream_options: Option<Value>,
+}
+
+#[derive(Debug, Serialize)]
+struct ChatMessage<'a> {
+    role: &'static str,
+    content: &'a str,
+}
+
+impl<'a> ChatRequest<'a> {
+    pub(super) fn new(
+        request: &'a GenerateRequest,
+        default_model: &'a str,
+        json_mode: JsonMode,
+        stream: bool,
+    ) -> Self {
+        let response_format = match (&request.response_format, json_mode) {
+            (ResponseFormat::Text, _) | (_, JsonMode::Off) => None,
+            (ResponseFormat::JsonSchema { name, schema }, JsonMode::JsonSchema) => Some(json!({
+                "type": "json_schema",
+                "json_schema": {"name": name, "schema": schema, "strict": false},
+            })),
+            _ => Some(json!({"type": "json_object"})),
+        };
+        Self {
+            model: request.model.as_deref().unwrap_or(default_model),
+            messages: request
+                .messages
+                .iter()
+                .map(|m| ChatMessage {
+                    role: match m.role {
+                        Role::System => "system",
+                        Role::Assistant => "assistant",
+                        _ => "user",
+                    },
+                    content: &m.content,
+                })
+                .collect(),
+            temperature: request.temperature,
+            max_tokens: request.max_tokens,
+            stop: &request.stop,
+            seed: request.seed,
+            response_format,
+            stream,
+            stream_options: stream.then(|| json!({"include_usage": true})),
+        }
+    }
+}
+
+/// A non-streamed answer.
+#[derive(Debug, Deserialize)]
+pub(super) struct ChatResponse {
+    #[serde(default)]
+    pub(super) model: Option<String>,
+    pub(super) choices: Vec<Choice>,
+    #[serde(default)]
+    pub(super) usage: Option<WireUsage>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct Choice {
+    pub(super) message: AnswerMessage,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct AnswerMessage {
+    #[serde(default)]
+    pub(super) content: Option<String>,
+}
+
+/// Token counts as the server reports them.
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+pub(super) struct WireUsage {
+    #[serde(default)]
+    pub(super) prompt_tokens: u64,
+    #[serde(default)]
+    pub(super) completion_tokens: u64,
+}
+
+/// One streamed chunk.
+#[derive(Debug, Deserialize)]
+pub(super) struct ChatChunk {
+    #[serde(default)]
+    pub(super) model: Option<String>,
+    #[serde(default)]
+    pub(super) choices: Vec<ChunkChoice>,
+    #[serde(default)]
+    pub(super) usage: Option<WireUsage>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct ChunkChoice {
+    #[serde(default)]
+    pub(super) delta: Delta,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct Delta {
+    #[serde(default)]
+    pub(super) content: Option<String>,
+}

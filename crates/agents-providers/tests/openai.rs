@@ -1,0 +1,420 @@
+//! The OpenAI-compatible adapter against the fake model over real HTTP: answers, streams, and
+//! every failure mapped to the `ProviderError` the policies act on.
+
+// A failing test should stop loudly: unwrap and panic are how tests say so.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::{Duration, Instant};
+
+use agents_core::{
+    GenerateRequest, Message, Provider, ProviderError, ResponseFormat, StreamDelta, TraceContext,
+};
+use agents_fake_model::{Behavior, FakeModel};
+use agents_providers::{JsonMode, OpenAiConfig, OpenAiProvider};
+use futures_util::StreamExt;
+use secrecy::SecretString;
+
+/// A fake-model behaviour and a check of the error it must become.
+type Case = (Behavior, fn(&ProviderError) -> bool);
+
+fn provider(fake: &FakeModel) -> OpenAiProvider {
+    OpenAiProvider::new(
+        OpenAiConfig::new("local", fake.base_url(), "fake-model"),
+        None,
+    )
+    .unwrap()
+}
+
+fn request() -> GenerateRequest {
+    GenerateRequest::new(vec![
+        Message::system("Answer in JSON."),
+        Message::user("fn main() {}"),
+    ])
+    .with_max_tokens(64)
+    .with_deadline(Instant::now().checked_add(Duration::from_secs(10)))
+}
+
+#[tokio::test]
+async fn answers_carry_text_usage_and_the_request_carries_trace_and_options() {
+    let fake = FakeModel::start().await.unwrap();
+    fake.push(Behavior::Reply {
+        text: "hello there".into(),
+    });
+    let trace = TraceContext::parse(
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        Some("k=v"),
+    )
+    .unwrap();
+    let config = OpenAiConfig::new("local", fake.base_url(), "fake-model")
+        .with_json_mode(JsonMode::JsonSchema)
+        .with_header("x-team", "platform");
+    let key = SecretString::from("sk-local-key-0123456789abcdef".to_owned());
+    let provider = OpenAiProvider::new(config, Some(key)).unwrap();
+    let request = request()
+        .with_trace(trace.clone())
+        .with_seed(Some(42))
+        .with_temperature(0.1)
+        .with_stop(vec!["END".into()])
+        .with_response_format(ResponseFormat::JsonSchema {
+            name: "code_analysis".into(),
+            schema: serde_json::json!({"type": "object"}),
+        });
+    let generation = provider.generate(request).await.unwrap();
+    assert_eq!(generation.text, "hello there");
+    assert_eq!(generation.provider_id, "local");
+    assert!(generation.usage.prompt_tokens > 0 && generation.usage.completion_tokens > 0);
+
+    let sent = &fake.requests()[0];
+    assert_eq!(sent.path, "/v1/chat/completions");
+    assert_eq!(sent.header("traceparent"), Some(trace.traceparent()));
+    assert_eq!(sent.header("tracestate"), Some("k=v"));
+    assert_eq!(
+        sent.header("authorization"),
+        Some("Bearer sk-local-key-0123456789abcdef")
+    );
+    assert_eq!(sent.header("x-team"), Some("platform"));
+    assert_eq!(sent.body["model"], "fake-model");
+    assert_eq!(sent.body["max_tokens"], 64);
+    assert_eq!(sent.body["seed"], 42);
+    assert_eq!(sent.body["stop"][0], "END");
+    assert_eq!(sent.body["stream"], false);
+    assert_eq!(sent.body["messages"][0]["role"], "system");
+    assert_eq!(sent.body["response_format"]["type"], "json_schema");
+    assert_eq!(
+        sent.body["response_format"]["json_schema"]["name"],
+        "code_analysis"
+    );
+}
+
+#[tokio::test]
+async fn each_failure_maps_to_its_error() {
+    let fake = FakeModel::start().await.unwrap();
+    let provider = provider(&fake);
+    let status = |code: u16, retry_after: Option<&str>| Behavior::Status {
+        code,
+        retry_after: retry_after.map(str::to_owned),
+        message: format!("status {code}"),
+    };
+    let cases: Vec<Case> = vec![
+        (
+            status(429, Some("7")),
+            |e| matches!(e, ProviderError::RateLimited { retry_after: Some(d) } if *d == Duration::from_secs(7)),
+        ),
+        (status(429, None), |e| {
+            matches!(e, ProviderError::RateLimited { retry_after: None })
+        }),
+        (
+            status(500, None),
+            |e| matches!(e, ProviderError::Unavailable { status: Some(500), reason } if reason == "status 500"),
+        ),
+        (status(502, None), |e| {
+            matches!(
+                e,
+                ProviderError::Unavailable {
+                    status: Some(502),
+                    ..
+                }
+            )
+        }),
+        (status(503, Some("2")), |e| {
+            matches!(
+                e,
+                ProviderError::Unavailable {
+                    status: Some(503),
+                    ..
+                }
+            )
+        }),
+        (status(401, None), |e| {
+            matches!(
+                e,
+                ProviderError::Unauthorized {
+                    status: Some(401),
+                    ..
+                }
+            )
+        }),
+        (status(403, None), |e| {
+            matches!(
+                e,
+                ProviderError::Unauthorized {
+                    status: Some(403),
+                    ..
+                }
+            )
+        }),
+        (
+            status(400, None),
+            |e| matches!(e, ProviderError::BadRequest { status: Some(400), message } if message == "status 400"),
+        ),
+        (status(404, None), |e| {
+            matches!(
+                e,
+                ProviderError::BadRequest {
+                    status: Some(404),
+                    ..
+                }
+            )
+        }),
+        (status(408, None), |e| {
+            matches!(e, ProviderError::Timeout { .. })
+        }),
+        (Behavior::Drop, |e| {
+            matches!(e, ProviderError::Unavailable { status: None, .. })
+        }),
+        (
+            Behavior::Malformed {
+                body: r#"{"choices": [{"message": {"content": "cut"#.into(),
+            },
+            |e| matches!(e, ProviderError::InvalidResponse { .. }),
+        ),
+        (
+            Behavior::Malformed {
+                body: r#"{"choices": []}"#.into(),
+            },
+            |e| matches!(e, ProviderError::InvalidResponse { message } if message.contains("choices[0]")),
+        ),
+        (
+            Behavior::Malformed {
+                body: "<html>Bad Gateway</html>".into(),
+            },
+            |e| matches!(e, ProviderError::InvalidResponse { .. }),
+        ),
+    ];
+    for (behavior, expected) in cases {
+        let description = format!("{behavior:?}");
+        fake.push(behavior);
+        let error = provider.generate(request()).await.unwrap_err();
+        assert!(expected(&error), "{description} gave {error:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_silent_server_is_a_timeout_and_a_closed_port_is_unavailable() {
+    let fake = FakeModel::start().await.unwrap();
+    fake.push(Behavior::Hang);
+    let provider = provider(&fake);
+    let deadline = Instant::now() + Duration::from_millis(300);
+    let error = provider
+        .generate(request().with_deadline(Some(deadline)))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, ProviderError::Timeout { .. }), "{error:?}");
+
+    let addr = fake.addr();
+    fake.shutdown().await;
+    let closed = OpenAiProvider::new(
+        OpenAiConfig::new("gone", format!("http://{addr}/v1"), "m"),
+        None,
+    )
+    .unwrap();
+    let error = closed.generate(request()).await.unwrap_err();
+    assert!(
+        matches!(&error, ProviderError::Unavailable { status: None, reason } if reason.starts_with("cannot connect")),
+        "{error:?}"
+    );
+    assert!(!closed.health().await.is_serving());
+    let error = closed
+        .generate(request().with_deadline(Some(Instant::now())))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, ProviderError::Timeout { .. }),
+        "a passed deadline never sends: {error:?}"
+    );
+}
+
+#[tokio::test]
+async fn streams_yield_pieces_then_the_whole_generation() {
+    let fake = FakeModel::start().await.unwrap();
+    fake.push(Behavior::Stream {
+        pieces: vec!["Hel".into(), "lo".into(), "!".into()],
+        gap: Duration::ZERO,
+        stall_after: None,
+    });
+    let provider = provider(&fake);
+    let items: Vec<_> = provider
+        .generate_stream(request())
+        .await
+        .unwrap()
+        .collect()
+        .await;
+    let texts: Vec<String> = items
+        .iter()
+        .filter_map(|i| match i {
+            Ok(StreamDelta::Text(t)) => Some(t.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(texts.concat(), "Hello!");
+    match items.last() {
+        Some(Ok(StreamDelta::Finished(g))) => {
+            assert_eq!(g.text, "Hello!");
+            assert!(
+                g.usage.completion_tokens > 0,
+                "usage comes from the final chunk"
+            );
+        }
+        other => panic!("expected Finished, got {other:?}"),
+    }
+    let sent = &fake.requests()[0];
+    assert_eq!(sent.body["stream"], true);
+    assert_eq!(sent.body["stream_options"]["include_usage"], true);
+}
+
+#[tokio::test]
+async fn broken_streams_end_with_an_error() {
+    let fake = FakeModel::start().await.unwrap();
+    let provider = provider(&fake);
+
+    fake.push(Behavior::MalformedStream {
+        data: "{not json".into(),
+    });
+    let items: Vec<_> = provider
+        .generate_stream(request())
+        .await
+        .unwrap()
+        .collect()
+        .await;
+    assert!(
+        matches!(
+            items.last(),
+            Some(Err(ProviderError::InvalidResponse { .. }))
+        ),
+        "{items:?}"
+    );
+
+    fake.push(Behavior::Status {
+        code: 503,
+        retry_after: None,
+        message: "down".into(),
+    });
+    assert!(matches!(
+        provider.generate_stream(request()).await,
+        Err(ProviderError::Unavailable { .. })
+    ));
+
+    // A stream that stalls is cut by the request deadline here (the Timeout policy adds an
+    // idle bound; see the fallback tests).
+    fake.push(Behavior::Stream {
+        pieces: vec!["a".into(), "b".into()],
+        gap: Duration::ZERO,
+        stall_after: Some(1),
+    });
+    let deadline = Instant::now() + Duration::from_millis(500);
+    let items: Vec<_> = provider
+        .generate_stream(request().with_deadline(Some(deadline)))
+        .await
+        .unwrap()
+        .collect()
+        .await;
+    assert!(matches!(&items[0], Ok(StreamDelta::Text(t)) if t == "a"));
+    assert!(
+        matches!(items.last(), Some(Err(ProviderError::Timeout { .. }))),
+        "{items:?}"
+    );
+}
+
+#[tokio::test]
+async fn streaming_upstream_serves_whole_answers_too() {
+    let fake = FakeModel::start().await.unwrap();
+    fake.push(Behavior::Stream {
+        pieces: vec!["{\"ok\":".into(), " true}".into()],
+        gap: Duration::ZERO,
+        stall_after: None,
+    });
+    let config =
+        OpenAiConfig::new("local", fake.base_url(), "fake-model").with_stream_upstream(true);
+    let provider = OpenAiProvider::new(config, None).unwrap();
+    let generation = provider.generate(request()).await.unwrap();
+    assert_eq!(generation.text, "{\"ok\": true}");
+    assert_eq!(fake.requests()[0].body["stream"], true);
+    assert!(provider.health().await.is_serving());
+}
+
+#[tokio::test]
+async fn an_api_key_never_appears_in_errors_or_debug_output() {
+    let fake = FakeModel::start().await.unwrap();
+    let key = format!("sk-canary-{}", "0123456789abcdefghij");
+    let provider = OpenAiProvider::new(
+        OpenAiConfig::new("hosted", fake.base_url(), "m"),
+        Some(SecretString::from(key.clone())),
+    )
+    .unwrap();
+    // Upstreams do echo keys: "Incorrect API key provided: sk-...".
+    for code in [400, 401, 403, 429, 500, 503] {
+        fake.push(Behavior::Status {
+            code,
+            retry_after: None,
+            message: format!("Incorrect API key provided: {key}"),
+        });
+        let error = provider.generate(request()).await.unwrap_err();
+        for text in [error.to_string(), format!("{error:?}")] {
+            assert!(!text.contains(&key), "HTTP {code} leaked the key: {text}");
+            assert!(
+                !text.contains("0123456789abcdefghij"),
+                "HTTP {code} leaked part of the key: {text}"
+            );
+        }
+    }
+    fake.push(Behavior::Malformed {
+        body: format!("{{\"echo\": \"{key}\""),
+    });
+    let error = provider.generate(request()).await.unwrap_err();
+    assert!(!format!("{error} {error:?}").contains(&key));
+    assert!(
+        !format!("{provider:?}").contains(&key),
+        "the provider's Debug hides the Authorization header"
+    );
+}
+
+#[test]
+fn config_is_validated_and_env_references_resolve() {
+    let bad = [
+        (OpenAiConfig::new("", "http://127.0.0.1:1/v1", "m"), "id"),
+        (OpenAiConfig::new("a", "not a url", "m"), "base_url"),
+        (
+            OpenAiConfig::new("a", "ftp://127.0.0.1/v1", "m"),
+            "base_url",
+        ),
+        (
+            OpenAiConfig::new("a", "http://user:pw@127.0.0.1/v1", "m"),
+            "base_url",
+        ),
+        (OpenAiConfig::new("a", "http://127.0.0.1/v1", " "), "model"),
+        (
+            OpenAiConfig::new("a", "http://127.0.0.1/v1", "m").with_header("X-Api-Key", "k"),
+            "headers.X-Api-Key",
+        ),
+        (
+            OpenAiConfig::new("a", "http://127.0.0.1/v1", "m").with_header("bad header", "v"),
+            "headers.bad header",
+        ),
+    ];
+    for (config, path) in bad {
+        assert_eq!(OpenAiProvider::new(config, None).unwrap_err().path, path);
+    }
+    let missing = OpenAiConfig::new("a", "http://127.0.0.1/v1", "m")
+        .with_api_key("env:AGENTS_TEST_SURELY_UNSET_KEY");
+    let error = OpenAiProvider::from_config(missing).unwrap_err();
+    assert!(error.message.contains("AGENTS_TEST_SURELY_UNSET_KEY"));
+    let vault =
+        OpenAiConfig::new("a", "http://127.0.0.1/v1", "m").with_api_key("vault:secret/llm#key");
+    assert!(
+        OpenAiProvider::from_config(vault)
+            .unwrap_err()
+            .message
+            .contains("agents-secrets")
+    );
+    let short = OpenAiProvider::new(
+        OpenAiConfig::new("a", "http://127.0.0.1/v1", "m"),
+        Some(SecretString::from("abc".to_owned())),
+    );
+    assert_eq!(short.unwrap_err().path, "api_key");
+    let parsed: OpenAiConfig = serde_json::from_value(serde_json::json!({
+        "id": "mlx", "base_url": "http://127.0.0.1:8080/v1", "model": "mlx-community/Qwen", "json_mode": "off"
+    }))
+    .unwrap();
+    assert_eq!(parsed.json_mode, JsonMode::Off);
+    assert!(OpenAiProvider::from_config(parsed).is_ok());
+}
