@@ -46,7 +46,7 @@ fn packages() -> BTreeMap<String, Value> {
 }
 
 /// Test-only crates: `publish = false`, never a dependency of production code.
-const TEST_ONLY: [&str; 2] = ["agents-fake-model", "agents-tests"];
+const TEST_ONLY: [&str; 3] = ["agents-fake-model", "agents-testkit", "agents-tests"];
 
 /// The workspace crates a package depends on, in any section (normal, dev, build).
 fn workspace_dependencies(package: &Value) -> Vec<String> {
