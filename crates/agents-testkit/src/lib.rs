@@ -130,14 +130,14 @@ impl Peer {
             if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
                 return Ok(());
             }
-            if let Some(child) = &mut self.child {
-                if let Some(status) = child.try_wait()? {
-                    return Err(std::io::Error::other(format!(
-                        "{} exited with {status}; see {}",
-                        self.name,
-                        self.log_path().display()
-                    )));
-                }
+            if let Some(child) = &mut self.child
+                && let Some(status) = child.try_wait()?
+            {
+                return Err(std::io::Error::other(format!(
+                    "{} exited with {status}; see {}",
+                    self.name,
+                    self.log_path().display()
+                )));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
