@@ -81,13 +81,13 @@ async fn every_agent_answers_through_the_stack_with_valid_output() {
             "the code reaches the model byte for byte"
         );
     }
-    for event in events.events() {
-        assert_eq!(
-            event.traceparent.as_deref(),
-            Some(trace.traceparent()),
-            "{}",
-            event.event_type
-        );
+    let events = events.events();
+    assert!(events.iter().any(|e| e.event_type == "provider.request"));
+    assert!(events.iter().any(|e| e.event_type == "provider.success"));
+    for event in events {
+        let traceparent = event.traceparent.clone().unwrap_or_default();
+        let same_trace = traceparent.starts_with(&format!("00-{}-", trace.trace_id()));
+        assert!(same_trace, "{}: {traceparent}", event.event_type);
     }
     assert_eq!(secondary.request_count(), 0);
 }

@@ -155,10 +155,9 @@ fn every_published_crate_has_its_own_version_readme_changelog_and_lints() {
         );
         // Sibling crates come from the workspace table, which carries path and version both.
         for dependency in workspace_dependencies(package) {
-            assert!(
-                manifest.contains(&format!("{dependency}.workspace = true")),
-                "{name}: {dependency} via the workspace"
-            );
+            let via_workspace = manifest.contains(&format!("{dependency}.workspace = true"))
+                || manifest.contains(&format!("{dependency} = {{ workspace = true"));
+            assert!(via_workspace, "{name}: {dependency} via the workspace");
         }
     }
 }

@@ -6,6 +6,7 @@
 //! what an upstream said, which may quote a key; `Display` passes them through the global
 //! [`Redactor`](crate::Redactor) so an error can be logged or returned as it is.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -17,7 +18,10 @@ use crate::redact::redact;
 ///
 /// Constructed by provider adapters and resilience layers in other crates, so the variants are
 /// public; the enum is `#[non_exhaustive]` so new failure classes are not breaking changes.
-#[derive(Debug, Clone, thiserror::Error)]
+///
+/// `Debug` has the derived shape but, like `Display`, redacts every free-text field, so
+/// `tracing::warn!(?error)` is as safe as `%error`.
+#[derive(Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum ProviderError {
     /// The provider did not answer within its timeout or the request's deadline.
@@ -240,8 +244,8 @@ impl ProviderError {
     }
 }
 
-/// One provider call that failed, as kept by a fallback chain.
-#[derive(Debug, Clone)]
+/// One provider call that failed, as kept by a fallback chain. `Debug` redacts like `Display`.
+#[derive(Clone)]
 pub struct ProviderAttempt {
     /// The provider's id.
     pub provider: String,
@@ -259,8 +263,9 @@ impl ProviderAttempt {
     }
 }
 
-/// A rule in a JSON document that a value broke: where, and what the rule said.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+/// A rule in a JSON document that a value broke: where, and what the rule said. `Debug` redacts
+/// like `Display`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Violation {
     /// JSON Pointer (RFC 6901) to the offending value, e.g. `/focus/1`; `""` is the whole
     /// document. For a missing or unexpected property it points at that property.
@@ -271,17 +276,14 @@ pub struct Violation {
 
 impl fmt::Display for Violation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let path = if self.path.is_empty() {
-            "/"
-        } else {
-            &self.path
-        };
-        write!(f, "{path}: {}", redact(&self.message))
+        write!(f, "{}: {}", display_path(&self.path), redact(&self.message))
     }
 }
 
 /// Why an agent run failed.
-#[derive(Debug, Clone, thiserror::Error)]
+///
+/// `Debug` has the derived shape but, like `Display`, redacts every free-text field.
+#[derive(Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum AgentError {
     /// The input does not match the agent's input schema or limits. The first violation is
@@ -431,8 +433,120 @@ impl AgentError {
     }
 }
 
-fn display_path(path: &str) -> &str {
-    if path.is_empty() { "/" } else { path }
+// The `Debug` impls below keep the derived shape (variant and field names) but pass every
+// free-text field through the global redactor, as `Display` does: `?error` in a log line must not
+// be the one place a registered secret still shows. Exhaustive matches make a new variant a
+// compile error here rather than an unredacted field.
+
+impl fmt::Debug for ProviderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Timeout { elapsed } => {
+                f.debug_struct("Timeout").field("elapsed", elapsed).finish()
+            }
+            Self::RateLimited { retry_after } => f
+                .debug_struct("RateLimited")
+                .field("retry_after", retry_after)
+                .finish(),
+            Self::Overloaded { scope, retry_after } => f
+                .debug_struct("Overloaded")
+                .field("scope", &redact(scope))
+                .field("retry_after", retry_after)
+                .finish(),
+            Self::CircuitOpen { until } => {
+                f.debug_struct("CircuitOpen").field("until", until).finish()
+            }
+            Self::Unavailable { status, reason } => f
+                .debug_struct("Unavailable")
+                .field("status", status)
+                .field("reason", &redact(reason))
+                .finish(),
+            Self::Unhealthy { condition, detail } => f
+                .debug_struct("Unhealthy")
+                .field("condition", condition)
+                .field("detail", &redact(detail))
+                .finish(),
+            Self::BadRequest { status, message } => f
+                .debug_struct("BadRequest")
+                .field("status", status)
+                .field("message", &redact(message))
+                .finish(),
+            Self::Unauthorized { status, message } => f
+                .debug_struct("Unauthorized")
+                .field("status", status)
+                .field("message", &redact(message))
+                .finish(),
+            Self::InvalidResponse { message } => f
+                .debug_struct("InvalidResponse")
+                .field("message", &redact(message))
+                .finish(),
+            Self::Cancelled => f.write_str("Cancelled"),
+            Self::AllFailed { attempts } => f
+                .debug_struct("AllFailed")
+                .field("attempts", attempts)
+                .finish(),
+        }
+    }
+}
+
+impl fmt::Debug for ProviderAttempt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProviderAttempt")
+            .field("provider", &redact(&self.provider))
+            .field("error", &self.error)
+            .finish()
+    }
+}
+
+impl fmt::Debug for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Violation")
+            .field("path", &redact(&self.path))
+            .field("message", &redact(&self.message))
+            .finish()
+    }
+}
+
+impl fmt::Debug for AgentError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Validation {
+                path,
+                message,
+                violations,
+            } => f
+                .debug_struct("Validation")
+                .field("path", &redact(path))
+                .field("message", &redact(message))
+                .field("violations", violations)
+                .finish(),
+            Self::AllProvidersFailed { attempts } => f
+                .debug_struct("AllProvidersFailed")
+                .field("attempts", attempts)
+                .finish(),
+            Self::OutputInvalid { path, message } => f
+                .debug_struct("OutputInvalid")
+                .field("path", &redact(path))
+                .field("message", &redact(message))
+                .finish(),
+            Self::DeadlineExceeded => f.write_str("DeadlineExceeded"),
+            Self::Cancelled => f.write_str("Cancelled"),
+            Self::Internal { message } => f
+                .debug_struct("Internal")
+                .field("message", &redact(message))
+                .finish(),
+        }
+    }
+}
+
+/// A JSON Pointer for a message: `/` for the whole document, and redacted, because a pointer
+/// names the caller's keys and a key can be a secret as well as a value can.
+fn display_path(path: &str) -> Cow<'_, str> {
+    if path.is_empty() {
+        Cow::Borrowed("/")
+    } else {
+        redact(path)
+    }
 }
 
 fn retry_hint(retry_after: Option<Duration>) -> String {
@@ -702,6 +816,112 @@ mod tests {
             assert_eq!(kind.kind().to_string(), name);
             assert_eq!(kind.retry_after(), None);
         }
+    }
+
+    #[test]
+    fn debug_and_display_never_show_a_registered_secret() -> Result<(), crate::RedactError> {
+        // Unique to this test and shaped like no built-in pattern, so only registration masks it.
+        let secret = "debug-leak-canary-7f3a9c";
+        crate::Redactor::global().register(secret)?;
+        let text = |what: &str| format!("upstream said {what} twice: {what}");
+        let provider_errors = || {
+            vec![
+                ProviderError::Overloaded {
+                    scope: text(secret),
+                    retry_after: None,
+                },
+                ProviderError::Unavailable {
+                    status: Some(503),
+                    reason: text(secret),
+                },
+                ProviderError::Unhealthy {
+                    condition: HostCondition::Memory,
+                    detail: text(secret),
+                },
+                ProviderError::BadRequest {
+                    status: Some(400),
+                    message: text(secret),
+                },
+                ProviderError::Unauthorized {
+                    status: Some(401),
+                    message: text(secret),
+                },
+                ProviderError::InvalidResponse {
+                    message: text(secret),
+                },
+            ]
+        };
+        let attempts: Vec<ProviderAttempt> = provider_errors()
+            .into_iter()
+            .map(|error| ProviderAttempt::new(secret, error))
+            .collect();
+        let violation = Violation {
+            path: format!("/{secret}"),
+            message: text(secret),
+        };
+        let mut shown: Vec<String> = Vec::new();
+        for error in provider_errors()
+            .into_iter()
+            .chain([ProviderError::AllFailed {
+                attempts: attempts.clone(),
+            }])
+        {
+            shown.extend([
+                format!("{error:?}"),
+                format!("{error:#?}"),
+                error.to_string(),
+            ]);
+        }
+        for error in [
+            AgentError::Validation {
+                path: format!("/{secret}"),
+                message: text(secret),
+                violations: vec![violation.clone()],
+            },
+            AgentError::AllProvidersFailed {
+                attempts: attempts.clone(),
+            },
+            AgentError::OutputInvalid {
+                path: format!("/{secret}"),
+                message: text(secret),
+            },
+            AgentError::Internal {
+                message: text(secret),
+            },
+        ] {
+            shown.extend([
+                format!("{error:?}"),
+                format!("{error:#?}"),
+                error.to_string(),
+            ]);
+        }
+        for attempt in &attempts {
+            shown.extend([format!("{attempt:?}"), format!("{attempt:#?}")]);
+        }
+        shown.extend([
+            format!("{violation:?}"),
+            format!("{violation:#?}"),
+            violation.to_string(),
+        ]);
+        for text in &shown {
+            assert!(!text.contains(secret), "{text}");
+        }
+        // The derived shape is kept: variant and field names, masked values.
+        assert_eq!(
+            format!("{:?}", provider_errors()[1]),
+            r#"Unavailable { status: Some(503), reason: "upstream said *** twice: ***" }"#
+        );
+        assert_eq!(
+            format!(
+                "{:?}",
+                AgentError::Internal {
+                    message: "x".into()
+                }
+            ),
+            r#"Internal { message: "x" }"#
+        );
+        assert_eq!(format!("{:?}", ProviderError::Cancelled), "Cancelled");
+        Ok(())
     }
 
     #[test]

@@ -25,24 +25,33 @@
 //!    over prose because the prose before them often shows an example object.
 //! 3. **Then a scan.** For each `{` in the reply, in order, serde_json parses one value starting
 //!    there and stops after it, so nesting, braces inside strings and prose after the object are
-//!    handled by the parser itself. The first `{` that starts a valid object wins.
+//!    handled by the parser itself. The first `{` that starts a valid object wins, except that a
+//!    `{` inside a candidate that failed is never tried (see below).
 //!
 //! A top-level array or scalar is never returned, but the scan does find an object *inside* an
 //! array, because its `{` is a candidate: `[{"a": 1}]` yields `{"a": 1}`.
 //!
+//! # A broken object hides everything inside it
+//!
+//! When a scan candidate fails with a syntax error, the scan resumes after the candidate's whole
+//! extent: its matching `}`, found by counting braces outside JSON strings, or the end of the
+//! reply when it has none. So an object nested in a malformed one is never returned as if it were
+//! the answer: `{"x": [1, 2,], "inner": {"ok": true}}` (a trailing comma) and
+//! `{"a": 1 "b": {"c": 2}}` (a missing comma) are both [`ExtractError::Invalid`], not
+//! `{"ok": true}` or `{"c": 2}`. The price is that a stray `{` in prose with no matching `}`, such
+//! as an abandoned draft in a reasoning block, hides every object after it too; that reply is
+//! reported as [`ExtractError::Invalid`] rather than guessed at, since no brace count can tell an
+//! object after the stray `{` from one inside it. A stray `{` that is closed (`use {braces}`)
+//! hides nothing but itself.
+//!
 //! # Work bound
 //!
-//! When a scan candidate fails, the scan resumes after the byte where the parser stopped: every
-//! `{` the failed candidate consumed, including one it choked on, is skipped. That is what stops a
-//! truncated or malformed object (say, one missing a comma before a nested object) from yielding
-//! one of its inner objects as if it were the answer, and it makes the failed parses read
-//! disjoint stretches of the reply. Fenced blocks are disjoint
-//! too, so each byte is read a small constant number of times: the work is linear in the reply
-//! length, and serde_json's nesting limit (128) bounds the stack. On top of that, at most
-//! [`MAX_CANDIDATES`] scan start positions are parsed, whatever the number of stray braces. A stray
-//! `{` in prose fails at the first character that is not JSON, usually within a few bytes (a
-//! string cannot run past a line break), so it does not hide an object later in the reply; the
-//! exception, `{ {"a": 1}`, is reported as [`ExtractError::Invalid`] rather than guessed at.
+//! The extents of failed candidates are disjoint stretches of the reply, each read once by the
+//! parser and once by the brace count; an end-of-input failure reads to the end and so ends the
+//! scan. Fenced blocks are disjoint too, so each byte is read a small constant number of times:
+//! the work is linear in the reply length, and serde_json's nesting limit (128) bounds the stack.
+//! On top of that, at most [`MAX_CANDIDATES`] scan start positions are parsed, whatever the number
+//! of stray braces.
 
 use serde_json::{Map, Value};
 use std::ops::Range;
@@ -195,7 +204,15 @@ fn scan(text: &str, best: &mut Option<Failure>) -> Option<Map<String, Value>> {
             Some(Ok(Value::Object(map))) => return Some(map),
             Some(Err(error)) => {
                 let progress = progress_of(candidate, &error);
-                from = start + progress;
+                // A syntax error leaves the rest of the candidate unread, and an object nested in
+                // it is part of a broken answer, never the answer: skip the whole candidate. The
+                // parser's stopping point is kept as a floor so the scan always moves forward.
+                let extent = if error.is_eof() {
+                    progress
+                } else {
+                    object_extent(candidate.as_bytes())
+                };
+                from = start + extent.max(progress);
                 record(best, start, progress, error);
             }
             // A value starting with `{` is an object or an error; move on rather than loop.
@@ -203,6 +220,41 @@ fn scan(text: &str, best: &mut Option<Failure>) -> Option<Map<String, Value>> {
         }
     }
     None
+}
+
+/// Length of the object that starts at `bytes[0]` (a `{`), up to and including its matching `}`,
+/// or all of `bytes` when it has none (a truncated object runs to the end of the reply).
+///
+/// Braces are counted outside strings only; a string runs from `"` to the next `"` not escaped by
+/// a backslash, as in JSON. Brackets are not counted: a mismatched `[` or `]` does not change
+/// where the object's braces say it ends.
+fn object_extent(bytes: &[u8]) -> usize {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for (i, &b) in bytes.iter().enumerate() {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' => depth += 1,
+            b'}' => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    return i + 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    bytes.len()
 }
 
 /// Turns serde_json's line/column (relative to `candidate`) into the number of bytes consumed.
@@ -399,7 +451,7 @@ mod tests {
         one_line_fence_falls_back_to_scan: format!("```json {} ```", backticks())
             => Ok(backticks());
         closing_fence_glued_to_object: format!("```json\n{}```", backticks()) => Ok(backticks());
-        think_block_before_object: "<think>\nThey want {x, y}. Maybe {\"draft\": tru\nNo.\n\
+        think_block_before_object: "<think>\nThey want {x, y}. Maybe {\"draft\": tru}\nNo.\n\
             </think>\n{\"verdict\": \"approve\"}" => Ok(json!({"verdict": "approve"}));
         llama_chat_tokens: "<|start_header_id|>assistant<|end_header_id|>\n\n{\"v\": 1}<|eot_id|>"
             => Ok(json!({"v": 1}));
@@ -424,6 +476,20 @@ mod tests {
         missing_comma_gives_no_inner_object: "{\"issues\": [{\"a\": 1} {\"b\": 2}]}"
             => bad(1, 22, "expected `,` or `]`");
         brace_right_before_object: "{ {\"a\": 1}" => bad(1, 3, "key must be a string");
+        trailing_comma_gives_no_inner_object: r#"{"x":[1,2,],"inner":{"ok":true}}"#
+            => bad(1, 11, "trailing comma");
+        missing_comma_gives_no_nested_object: r#"{"a":1 "b":{"c":2}}"#
+            => bad(1, 8, "expected `,` or `}`");
+        fenced_broken_outer_gives_no_inner_object:
+            "```json\n{\"x\": [1,], \"inner\": {\"ok\": true}}\n```"
+            => bad(2, 10, "trailing comma");
+        unclosed_broken_outer_gives_no_inner_object: r#"{"a":1 "b":{"c":2}"#
+            => bad(1, 8, "expected `,` or `}`");
+        strings_do_not_end_a_broken_object_early:
+            r#"{"s": "}\"{", "x": [1,], "in": {"ok": 1}} then {"b": 2}"#
+            => Ok(json!({"b": 2}));
+        unclosed_draft_in_think_block_hides_later_object: "<think>\nMaybe {\"draft\": tru\n\
+            </think>\n{\"verdict\": \"approve\"}" => bad(2, 20, "expected ident");
 
         empty_reply: "" => Err(ExtractError::Empty);
         whitespace_and_bom_only: "\u{feff} \n\t\r\n" => Err(ExtractError::Empty);
@@ -512,6 +578,32 @@ mod tests {
                 None => format!("{before}{json}{after}"),
             };
             prop_assert_eq!(extract_json_object(&reply).map(Value::Object), Ok(object));
+        }
+
+        #[test]
+        fn object_inside_an_outer_object_with_a_trailing_comma_is_not_returned(
+            inner in prop::collection::vec((tricky_text(), json_value()), 0..6),
+            (key, other) in (tricky_text(), tricky_text()),
+            (before, after) in (tricky_text(), tricky_text()),
+            comma_first in any::<bool>(),
+            pretty in any::<bool>(),
+        ) {
+            let inner = Value::Object(inner.into_iter().collect());
+            let (before, after) = (before.replace('{', ""), after.replace('{', ""));
+            let inner_json = if pretty { format!("{inner:#}") } else { inner.to_string() };
+            let (key, other) = (Value::String(key), Value::String(other));
+            // The trailing comma either precedes the embedded object or follows it.
+            let outer = if comma_first {
+                format!("{{{other}: [1, 2,], {key}: {inner_json}}}")
+            } else {
+                format!("{{{other}: 1, {key}: {inner_json},}}")
+            };
+            let reply = format!("{before}{outer}{after}");
+            let result = extract_json_object(&reply);
+            prop_assert!(
+                matches!(result, Err(ExtractError::Invalid { .. })),
+                "{reply:?} gave {result:?}"
+            );
         }
 
         #[test]

@@ -176,6 +176,9 @@ pub struct GenerateRequest {
     pub deadline: Option<Instant>,
     /// The W3C trace context to send with the request.
     pub trace: Option<TraceContext>,
+    /// Which attempt at this request this is, set by a retry policy: 1 for the first call, 2
+    /// for the first retry. 0 when nothing counts attempts.
+    pub attempt: u32,
 }
 
 impl GenerateRequest {

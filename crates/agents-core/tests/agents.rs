@@ -655,6 +655,53 @@ fn fallbacks_taken_are_reported() {
     assert_eq!(done.metadata.fallbacks, ["primary"]);
 }
 
+#[test]
+fn retries_are_not_reported_as_fallbacks() {
+    let (analysis, ..) = agents();
+    let failed = |provider: &str| {
+        ProviderAttempt::new(
+            provider,
+            ProviderError::Unavailable {
+                status: Some(503),
+                reason: "503".into(),
+            },
+        )
+    };
+    let input = json!({"source_code": "x", "language": "csharp"});
+    let answering_after = |failed_before: Vec<ProviderAttempt>| {
+        Arc::new(ScriptedModel {
+            reply: Ok(analysis_reply().to_string()),
+            failed_before,
+            requests: Mutex::new(Vec::new()),
+        })
+    };
+
+    // One provider, retried once, then answering: no fallback was taken.
+    let done = run(
+        &analysis,
+        answering_after(vec![failed("scripted")]),
+        input.clone(),
+    )
+    .unwrap();
+    assert_eq!(done.metadata.provider.as_deref(), Some("scripted"));
+    assert!(done.metadata.fallbacks.is_empty(), "{:?}", done.metadata);
+
+    // Each provider given up on counts once, in order; the answering one's retries not at all.
+    let done = run(
+        &analysis,
+        answering_after(vec![
+            failed("primary"),
+            failed("primary"),
+            failed("scripted"),
+            failed("backup"),
+            failed("primary"),
+        ]),
+        input,
+    )
+    .unwrap();
+    assert_eq!(done.metadata.fallbacks, ["primary", "backup"]);
+}
+
 #[tokio::test]
 async fn cancelling_stops_a_pending_provider_call() {
     let (analysis, ..) = agents();

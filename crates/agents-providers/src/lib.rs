@@ -7,6 +7,7 @@
 //! | piece | what it prevents |
 //! |-------|------------------|
 //! | [`OpenAiProvider`] | — (the adapter: OpenAI-compatible HTTP, streaming, precise error mapping) |
+//! | [`Observe`] | attempts nobody can see: emits `provider.request` / `success` / `failure` |
 //! | [`Timeout`] | a silent model or a stalled stream holding a request forever |
 //! | [`Retry`] | one transient fault failing a request; retry storms (budget) |
 //! | [`CircuitBreaker`] | every request paying a timeout to a provider that is down |
@@ -53,6 +54,7 @@ pub use mcp::{McpArguments, McpConfig, McpProvider, McpTransport, ReconnectConfi
 #[cfg(feature = "openai")]
 pub use openai::{JsonMode, OpenAiConfig, OpenAiProvider};
 pub use policy::breaker::{BreakerConfig, BreakerState, CircuitBreaker, FailureRateConfig};
+pub use policy::observe::Observe;
 pub use policy::quota::{ConcurrencyConfig, ConcurrencyLimit};
 pub use policy::rate::{RateConfig, RateLimit, TokenBucket};
 pub use policy::retry::{BudgetConfig, Retry, RetryConfig};

@@ -10,7 +10,8 @@
 //! 4. **concurrency quota**: a slot is held for the whole call, retries included;
 //! 5. **retry**: backoff, Retry-After and a budget, never past the caller's deadline;
 //! 6. **timeout**: each attempt's deadline, and the stream idle and total bounds;
-//! 7. the adapter.
+//! 7. **observe**: `provider.request` / `provider.success` / `provider.failure` for every attempt;
+//! 8. the adapter.
 
 use std::sync::Arc;
 
@@ -20,6 +21,7 @@ use serde::{Deserialize, Serialize};
 #[cfg(feature = "mlx")]
 use crate::guard::{GuardConfig, HostGuard, HostProbe, SystemProbe};
 use crate::policy::breaker::{BreakerConfig, CircuitBreaker};
+use crate::policy::observe::Observe;
 use crate::policy::quota::{ConcurrencyConfig, ConcurrencyLimit};
 use crate::policy::rate::{RateConfig, RateLimit};
 use crate::policy::retry::{Retry, RetryConfig};
@@ -68,6 +70,7 @@ impl PolicyConfig {
 pub struct Stack {
     adapter: Arc<dyn Provider>,
     events: Arc<dyn EventSink>,
+    model: Option<String>,
     #[cfg(feature = "mlx")]
     probe: Option<Arc<dyn HostProbe>>,
 }
@@ -78,6 +81,7 @@ impl Stack {
         Self {
             adapter,
             events: Arc::new(NullSink),
+            model: None,
             #[cfg(feature = "mlx")]
             probe: None,
         }
@@ -86,6 +90,12 @@ impl Stack {
     /// Where breaker, guard and fallback events go.
     pub fn events(mut self, events: Arc<dyn EventSink>) -> Self {
         self.events = events;
+        self
+    }
+
+    /// The model the adapter asks for when a request names none, for events.
+    pub fn model(mut self, model: impl Into<String>) -> Self {
+        self.model = Some(model.into());
         self
     }
 
@@ -99,8 +109,10 @@ impl Stack {
     /// The wrapped provider. Its id is the adapter's.
     pub fn build(self, config: &PolicyConfig) -> Result<Arc<dyn Provider>, ConfigError> {
         config.validate()?;
+        let model = self.model.unwrap_or_default();
         let mut provider: Arc<dyn Provider> =
-            Arc::new(Timeout::new(self.adapter, config.timeout.clone())?);
+            Arc::new(Observe::new(self.adapter, self.events.clone(), model));
+        provider = Arc::new(Timeout::new(provider, config.timeout.clone())?);
         provider = Arc::new(Retry::new(provider, config.retry.clone())?);
         provider = Arc::new(ConcurrencyLimit::new(provider, config.concurrency.clone())?);
         if config.rate.requests_per_minute.is_some() || config.rate.tokens_per_minute.is_some() {

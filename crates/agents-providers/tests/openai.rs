@@ -316,6 +316,56 @@ async fn broken_streams_end_with_an_error() {
 }
 
 #[tokio::test]
+async fn an_error_event_inside_a_stream_is_an_error_not_an_empty_answer() {
+    let fake = FakeModel::start().await.unwrap();
+    let provider = provider(&fake);
+    fake.push(Behavior::MalformedStream {
+        data: r#"{"error": {"message": "engine died", "type": "server_error"}}"#.into(),
+    });
+    let items: Vec<_> = provider
+        .generate_stream(request())
+        .await
+        .unwrap()
+        .collect()
+        .await;
+    assert!(
+        matches!(items.last(), Some(Err(ProviderError::Unavailable { .. }))),
+        "{items:?}"
+    );
+
+    fake.push(Behavior::MalformedStream {
+        data: r#"{"error": {"message": "slow down", "code": 429}}"#.into(),
+    });
+    let config =
+        OpenAiConfig::new("local", fake.base_url(), "fake-model").with_stream_upstream(true);
+    let upstream = OpenAiProvider::new(config, None).unwrap();
+    assert!(matches!(
+        upstream.generate(request()).await,
+        Err(ProviderError::RateLimited { .. })
+    ));
+}
+
+#[tokio::test]
+async fn a_stalled_stream_is_cut_by_the_idle_timeout_before_the_deadline() {
+    let fake = FakeModel::start().await.unwrap();
+    fake.push(Behavior::Stream {
+        pieces: vec!["a".into(), "b".into()],
+        gap: Duration::ZERO,
+        stall_after: Some(1),
+    });
+    let config = OpenAiConfig::new("local", fake.base_url(), "fake-model")
+        .with_stream_upstream(true)
+        .with_stream_idle_timeout_ms(200);
+    let provider = OpenAiProvider::new(config, None).unwrap();
+    // The request may take a minute; the stall is caught by the 200 ms idle bound.
+    let request = request().with_deadline(Instant::now().checked_add(Duration::from_secs(60)));
+    assert!(matches!(
+        provider.generate(request).await,
+        Err(ProviderError::Timeout { .. })
+    ));
+}
+
+#[tokio::test]
 async fn streaming_upstream_serves_whole_answers_too() {
     let fake = FakeModel::start().await.unwrap();
     fake.push(Behavior::Stream {

@@ -29,6 +29,18 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Serves the agents over gRPC (with health and reflection) until SIGINT or SIGTERM.
+    Serve {
+        /// A TOML config file; without one, the embedded defaults (loopback, a local gateway).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Validates a config file (with `AGENTS_` overrides applied) and prints every error with
+    /// its key. Exits 1 when there is one.
+    CheckConfig {
+        /// The TOML file; without one, the embedded defaults.
+        file: Option<PathBuf>,
+    },
     /// Lists the built-in agents with their capability and description.
     Agents {
         /// Print JSON (with the input and output schemas) instead of a table.
@@ -81,6 +93,38 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> ExitCode {
 }
 
 fn execute(cli: Cli, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+    match &cli.command {
+        Command::Serve { config } => {
+            let config = load_config(config.as_deref())?;
+            crate::logging::init();
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(crate::serve::run_until_signal(config))?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::CheckConfig { file } => {
+            return match crate::config::load(file.as_deref(), std::env::vars()) {
+                Ok(config) => {
+                    let providers: Vec<&str> = config.providers.iter().map(|p| p.id()).collect();
+                    writeln!(
+                        out,
+                        "ok: listens on {}, providers: {}",
+                        config.server.listen,
+                        providers.join(", ")
+                    )?;
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(errors) => {
+                    for error in errors {
+                        writeln!(out, "error: {error}")?;
+                    }
+                    Ok(ExitCode::from(1))
+                }
+            };
+        }
+        _ => {}
+    }
     let config = AgentConfig::default();
     let agents = builtin_agents(&config)?;
     match cli.command {
@@ -124,8 +168,19 @@ fn execute(cli: Cli, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         Command::Schemas { dir, check } => {
             return write_or_check_schemas(&config, &dir, check, out);
         }
+        Command::Serve { .. } | Command::CheckConfig { .. } => {}
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn load_config(file: Option<&Path>) -> anyhow::Result<crate::config::ServerConfig> {
+    crate::config::load(file, std::env::vars()).map_err(|errors| {
+        let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!(
+            "the configuration is invalid (check it with `agents-server check-config`):\n  {}",
+            lines.join("\n  ")
+        )
+    })
 }
 
 fn list_agents(agents: &[Arc<dyn Agent>], json: bool, out: &mut dyn Write) -> anyhow::Result<()> {

@@ -5,8 +5,9 @@
 //! It is the one crate that knows every other: it wires providers, the bus and the secret
 //! stores into the agents of `agents-core`.
 //!
-//! Today it holds the generated protocol types and the command line's offline subcommands
-//! (`agents`, `schema`, `validate`, `schemas`); the service itself lands with the server issue.
+//! Today it serves ListAgents, DescribeAgent, Execute, ExecuteStream and in-process tasks over
+//! gRPC with health and reflection, from a TOML config with `AGENTS_` overrides; auth, limits,
+//! metrics and OpenTelemetry land with the rest of the server issue.
 //!
 //! ## Features
 //!
@@ -17,6 +18,11 @@
 //! MSRV: Rust 1.95.
 
 pub mod cli;
+pub mod config;
+pub mod logging;
+pub mod serve;
+pub mod service;
+pub mod status;
 
 /// Types and service stubs generated from `proto/agents/v1/agents.proto`.
 #[allow(

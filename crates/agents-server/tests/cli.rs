@@ -160,3 +160,83 @@ fn the_committed_schemas_are_current() {
     let output = agents_server(&["schemas", committed, "--check"], None);
     assert!(output.status.success(), "{}", stdout(&output));
 }
+
+#[test]
+fn check_config_accepts_the_defaults_and_lists_every_error() {
+    let output = agents_server(&["check-config"], None);
+    assert!(output.status.success(), "{}", stdout(&output));
+    assert!(stdout(&output).starts_with("ok: listens on 127.0.0.1:50051, providers: local"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.toml");
+    std::fs::write(
+        &file,
+        "[server]\nmax_message_bytes = 1\nshutdown_grace_ms = 0\n",
+    )
+    .unwrap();
+    let output = agents_server(&["check-config", file.to_str().unwrap()], None);
+    assert_eq!(output.status.code(), Some(1));
+    let text = stdout(&output);
+    assert!(
+        text.contains("error: invalid configuration at `server.max_message_bytes`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("error: invalid configuration at `server.shutdown_grace_ms`"),
+        "{text}"
+    );
+
+    std::fs::write(&file, "[server]\nlisten = \"127.0.0.1:1\"\ntypo = 1\n").unwrap();
+    let output = agents_server(&["serve", "--config", file.to_str().unwrap()], None);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("unknown field `typo`"));
+}
+
+#[test]
+fn serve_starts_on_the_embedded_defaults_and_stops_on_sigterm() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_agents-server"))
+        .arg("serve")
+        .env("AGENTS_SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env(
+            "AGENTS_PROVIDERS__0__OPENAI__BASE_URL",
+            "http://127.0.0.1:9/v1",
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server did not listen"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the server exited early"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "a SIGTERM is a clean shutdown");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("listening on 127.0.0.1:{port}")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("no configured provider answers"),
+        "the start-up says no model answers: {stderr}"
+    );
+    assert!(stderr.contains("shutting down"), "{stderr}");
+}

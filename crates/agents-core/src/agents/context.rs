@@ -118,7 +118,8 @@ pub struct ExecutionMetadata {
     pub provider: Option<String>,
     /// The model that produced the answer.
     pub model: Option<String>,
-    /// Providers that failed before the one that answered, in order.
+    /// Providers that failed before the one that answered, each once, in the order of their first
+    /// failure; retries of the provider that answered are not fallbacks.
     pub fallbacks: Vec<String>,
     /// Token counts of the successful generation.
     pub usage: Usage,

@@ -238,6 +238,7 @@ impl<S: AgentSpec> SpecAgent<S> {
         let request = self.request(ctx, &input);
         let generation = self.call_provider(ctx, request).await?;
         let output = self.parse_reply(input, &generation.text)?;
+        let fallbacks = fallbacks(&generation.provider_id, generation.failed_attempts);
         Ok(AgentOutput {
             output,
             metadata: ExecutionMetadata {
@@ -246,11 +247,7 @@ impl<S: AgentSpec> SpecAgent<S> {
                 trace_id: ctx.trace.trace_id().to_owned(),
                 provider: Some(generation.provider_id),
                 model: Some(generation.model),
-                fallbacks: generation
-                    .failed_attempts
-                    .into_iter()
-                    .map(|a| a.provider)
-                    .collect(),
+                fallbacks,
                 usage: generation.usage,
                 latency_ms: millis(started.elapsed()),
                 provider_latency_ms: millis(generation.latency),
@@ -290,4 +287,17 @@ impl<S: AgentSpec> SpecAgent<S> {
             );
         ctx.events.emit(event);
     }
+}
+
+/// The providers given up on before `answered` answered: each failed provider once, in the order
+/// of its first failure. `failed_attempts` also holds retries, so a provider that was retried and
+/// then answered is not a fallback, and one retried before the chain moved on counts once.
+fn fallbacks(answered: &str, failed_attempts: Vec<ProviderAttempt>) -> Vec<String> {
+    let mut providers: Vec<String> = Vec::new();
+    for attempt in failed_attempts {
+        if attempt.provider != answered && !providers.contains(&attempt.provider) {
+            providers.push(attempt.provider);
+        }
+    }
+    providers
 }

@@ -5,6 +5,7 @@
 //! de-duplicate it, while one that dropped unknown extension attributes would
 //! break tracing and routing for everyone downstream of it.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
@@ -14,6 +15,7 @@ use serde_json::{Map, Value};
 
 use super::catalogue::EventPayload;
 use super::error::EventError;
+use crate::redact::Redactor;
 
 /// Largest encoded event [`CloudEvent::from_json`] accepts: 1 MiB.
 ///
@@ -86,7 +88,13 @@ fn json_content_type() -> String {
 impl CloudEvent {
     /// An event of `payload`'s type from `source`, with a fresh UUID v4 id and
     /// the current time.
+    ///
+    /// The payload's data passes through [`Redactor::global`] here, once, so
+    /// an emitter that forgot to redact a message still cannot publish a
+    /// registered secret or a credential-shaped string.
     pub fn new<P: EventPayload>(source: impl Into<String>, payload: &P) -> Self {
+        let mut data = payload.to_data();
+        Redactor::global().redact_json(&mut data);
         Self {
             id: uuid::Uuid::new_v4().to_string(),
             source: source.into(),
@@ -98,15 +106,19 @@ impl CloudEvent {
             dataschema: None,
             traceparent: None,
             tracestate: None,
-            data: payload.to_data(),
+            data,
             extensions: BTreeMap::new(),
         }
     }
 
-    /// Sets `subject`.
+    /// Sets `subject`, redacted with [`Redactor::global`] like the data.
     #[must_use]
     pub fn with_subject(mut self, subject: impl Into<String>) -> Self {
-        self.subject = Some(subject.into());
+        let subject = subject.into();
+        self.subject = Some(match Redactor::global().redact(&subject) {
+            Cow::Borrowed(_) => subject,
+            Cow::Owned(redacted) => redacted,
+        });
         self
     }
 
@@ -319,6 +331,31 @@ mod tests {
     }
 
     #[test]
+    fn new_and_with_subject_redact_registered_secrets() -> TestResult {
+        // Unique to this test and shaped like no built-in pattern, so only registration masks it.
+        let secret = "envelope-leak-canary-51d2e8";
+        Redactor::global().register(secret)?;
+        let failed = AgentFailed {
+            agent_id: "code-analysis".into(),
+            message: format!("upstream refused key {secret}"),
+            ..Default::default()
+        };
+        let event =
+            CloudEvent::new("/agents/code-analysis", &failed).with_subject(format!("req-{secret}"));
+        let encoded = serde_json::to_string(&event)?;
+        assert!(!encoded.contains(secret), "{encoded}");
+        assert_eq!(
+            event.payload::<AgentFailed>()?.message,
+            "upstream refused key ***"
+        );
+        assert_eq!(event.subject.as_deref(), Some("req-***"));
+        // Text with nothing to mask is kept as it is.
+        let plain = started().with_subject("req-1");
+        assert_eq!(plain.subject.as_deref(), Some("req-1"));
+        Ok(())
+    }
+
+    #[test]
     fn keeps_unknown_extension_attributes_of_the_spec_example() -> TestResult {
         // The JSON format spec's example, plus distributed tracing attributes.
         let spec = br#"{
@@ -361,7 +398,10 @@ mod tests {
                 let decoded = CloudEvent::from_json(&serde_json::to_vec(&event)?)?;
                 prop_assert_eq!(&decoded, &event);
                 if let Ok(payload) = decoded.payload::<AgentFailed>() {
-                    prop_assert_eq!(&payload, &failed);
+                    // `new` redacts, so a string that happens to look like a secret is masked.
+                    let mut expected = serde_json::to_value(&failed)?;
+                    Redactor::global().redact_json(&mut expected);
+                    prop_assert_eq!(serde_json::to_value(&payload)?, expected);
                 }
             }
         }

@@ -194,14 +194,23 @@ impl McpConfig {
                 "must name the tool argument that receives the prompt",
             ));
         }
-        if self.call_timeout_ms == 0 {
-            return Err(ConfigError::new("call_timeout_ms", "must be at least 1"));
+        if self.call_timeout_ms == 0 || self.call_timeout_ms > 86_400_000 {
+            return Err(ConfigError::new(
+                "call_timeout_ms",
+                "must be between 1 and 86400000 (a day)",
+            ));
         }
         let reconnect = &self.reconnect;
         if reconnect.initial_backoff_ms == 0 {
             return Err(ConfigError::new(
                 "reconnect.initial_backoff_ms",
                 "must be at least 1",
+            ));
+        }
+        if reconnect.max_backoff_ms > 3_600_000 {
+            return Err(ConfigError::new(
+                "reconnect.max_backoff_ms",
+                "must be at most 3600000 (an hour)",
             ));
         }
         if reconnect.max_backoff_ms < reconnect.initial_backoff_ms {

@@ -26,13 +26,17 @@ pub struct OpenAiConfig {
     #[serde(default)]
     pub json_mode: JsonMode,
     /// Use a streamed (SSE) upstream call even for non-streaming requests, so a model that
-    /// stalls mid-answer is caught by the stream idle timeout instead of the whole request
+    /// stalls mid-answer is caught by `stream_idle_timeout_ms` instead of the whole request
     /// timeout.
     #[serde(default)]
     pub stream_upstream: bool,
     /// Time to establish a connection.
     #[serde(default = "default_connect_timeout_ms")]
     pub connect_timeout_ms: u64,
+    /// Longest wait for the next piece of a streamed answer: a model that stalls mid-answer is
+    /// cut off after this, not after the whole request's deadline.
+    #[serde(default = "default_stream_idle_timeout_ms")]
+    pub stream_idle_timeout_ms: u64,
     /// Largest response body or SSE event accepted.
     #[serde(default = "default_max_response_bytes")]
     pub max_response_bytes: usize,
@@ -40,6 +44,10 @@ pub struct OpenAiConfig {
 
 fn default_connect_timeout_ms() -> u64 {
     5_000
+}
+
+fn default_stream_idle_timeout_ms() -> u64 {
+    30_000
 }
 
 fn default_max_response_bytes() -> usize {
@@ -77,6 +85,7 @@ impl OpenAiConfig {
             json_mode: JsonMode::default(),
             stream_upstream: false,
             connect_timeout_ms: default_connect_timeout_ms(),
+            stream_idle_timeout_ms: default_stream_idle_timeout_ms(),
             max_response_bytes: default_max_response_bytes(),
         }
     }
@@ -96,6 +105,12 @@ impl OpenAiConfig {
     /// Sets the JSON mode.
     pub fn with_json_mode(mut self, mode: JsonMode) -> Self {
         self.json_mode = mode;
+        self
+    }
+
+    /// Sets the stream idle timeout.
+    pub fn with_stream_idle_timeout_ms(mut self, ms: u64) -> Self {
+        self.stream_idle_timeout_ms = ms;
         self
     }
 
@@ -143,8 +158,16 @@ impl OpenAiConfig {
                 ));
             }
         }
-        if self.connect_timeout_ms == 0 {
-            return Err(ConfigError::new("connect_timeout_ms", "must be at least 1"));
+        for (field, value) in [
+            ("connect_timeout_ms", self.connect_timeout_ms),
+            ("stream_idle_timeout_ms", self.stream_idle_timeout_ms),
+        ] {
+            if value == 0 || value > 86_400_000 {
+                return Err(ConfigError::new(
+                    field,
+                    "must be between 1 and 86400000 (a day)",
+                ));
+            }
         }
         if self.max_response_bytes < 1024 {
             return Err(ConfigError::new(

@@ -41,7 +41,7 @@ pub(super) fn from_transport(error: &reqwest::Error, elapsed: Duration) -> Provi
         return ProviderError::Timeout { elapsed };
     }
     // `without_url`: a base URL may carry a tenant or key in its query.
-    let detail = redact(&source_chain(error)).into_owned();
+    let detail = bounded(&source_chain(error));
     if error.is_connect() {
         return ProviderError::Unavailable {
             status: None,
@@ -78,7 +78,7 @@ fn source_chain(error: &reqwest::Error) -> String {
             "no detail".into()
         };
     }
-    truncate(&text)
+    text
 }
 
 /// `error.message` of an OpenAI-style error body, or the start of a plain body.
@@ -96,18 +96,54 @@ fn error_message(body: &[u8]) -> String {
     if text.is_empty() {
         return "no message".into();
     }
-    redact(&truncate(&text)).into_owned()
+    bounded(&text)
 }
 
-fn truncate(text: &str) -> String {
+/// Redacted first, then cut: cutting first could leave part of a key too short to recognise.
+pub(super) fn bounded(text: &str) -> String {
+    let text = redact(text);
     match text.char_indices().nth(MAX_MESSAGE_CHARS) {
         Some((end, _)) => format!("{}…", &text[..end]),
-        None => text.to_owned(),
+        None => text.into_owned(),
+    }
+}
+
+/// The error an SSE `error` event stands for (vLLM and LiteLLM send one, then `[DONE]`).
+pub(super) fn from_stream_error(error: &serde_json::Value) -> ProviderError {
+    let field = |name: &str| {
+        error.get(name).and_then(|v| {
+            v.as_str()
+                .map(str::to_owned)
+                .or_else(|| v.as_u64().map(|n| n.to_string()))
+        })
+    };
+    let message = bounded(&field("message").unwrap_or_else(|| error.to_string()));
+    let code = field("code").unwrap_or_default();
+    let kind = field("type").unwrap_or_default();
+    let status = code.parse::<u16>().ok();
+    if code == "429" || kind.contains("rate_limit") {
+        return ProviderError::RateLimited { retry_after: None };
+    }
+    if status.is_some_and(|s| (400..500).contains(&s)) || kind.contains("invalid_request") {
+        return ProviderError::BadRequest { status, message };
+    }
+    ProviderError::Unavailable {
+        status,
+        reason: format!("the stream reported an error: {message}"),
     }
 }
 
 /// `Retry-After` as seconds or an HTTP date.
 pub(super) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    // `retry-after-ms` (OpenAI, Azure) is more precise than `Retry-After` when both are sent.
+    let precise = headers
+        .get("retry-after-ms")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|ms| ms.is_finite() && *ms >= 0.0);
+    if let Some(ms) = precise {
+        return Some(Duration::from_secs_f64(ms.min(86_400_000.0) / 1000.0));
+    }
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(seconds) = value.parse::<u64>() {
         return Some(Duration::from_secs(seconds));
@@ -189,6 +225,43 @@ mod tests {
     }
 
     #[test]
+    fn a_key_across_the_cut_is_masked_whole() {
+        let key = "sk-canary-0123456789abcdefghij";
+        let body = format!(
+            r#"{{"error": {{"message": "{}{key} is wrong"}}}}"#,
+            "x".repeat(MAX_MESSAGE_CHARS - 10)
+        );
+        let ProviderError::Unauthorized { message, .. } =
+            from_status(StatusCode::UNAUTHORIZED, &HeaderMap::new(), body.as_bytes())
+        else {
+            panic!()
+        };
+        assert!(!message.contains("sk-canary-0123"), "{message}");
+    }
+
+    #[test]
+    fn stream_error_events_map_to_errors() {
+        let rate = serde_json::json!({"message": "slow", "type": "rate_limit_error", "code": 429});
+        assert!(matches!(
+            from_stream_error(&rate),
+            ProviderError::RateLimited { .. }
+        ));
+        let bad = serde_json::json!({"message": "too long", "type": "invalid_request_error", "code": 400});
+        assert!(matches!(
+            from_stream_error(&bad),
+            ProviderError::BadRequest {
+                status: Some(400),
+                ..
+            }
+        ));
+        let other = serde_json::json!({"message": "engine died"});
+        assert!(matches!(
+            from_stream_error(&other),
+            ProviderError::Unavailable { .. }
+        ));
+    }
+
+    #[test]
     fn retry_after_as_seconds_fraction_or_date() {
         let header = |v: &'static str| {
             let mut h = HeaderMap::new();
@@ -207,6 +280,9 @@ mod tests {
         );
         assert_eq!(retry_after(&header("soon")), None);
         assert_eq!(retry_after(&HeaderMap::new()), None);
+        let mut both = header("120");
+        both.insert("retry-after-ms", HeaderValue::from_static("1500"));
+        assert_eq!(retry_after(&both), Some(Duration::from_millis(1500)));
         let future = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(3600));
         let mut headers = HeaderMap::new();
         headers.insert(RETRY_AFTER, HeaderValue::from_str(&future).unwrap());

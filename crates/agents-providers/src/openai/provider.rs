@@ -9,7 +9,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, Header
 use secrecy::{ExposeSecret, SecretString};
 
 use super::config::OpenAiConfig;
-use super::errors::{from_status, from_transport};
+use super::errors::{from_status, from_stream_error, from_transport};
 use super::sse::{SseError, SseReader};
 use super::wire::{ChatChunk, ChatRequest, ChatResponse};
 
@@ -113,18 +113,28 @@ impl OpenAiProvider {
                 call = call.header("tracestate", state);
             }
         }
-        if let Some(left) = request.remaining() {
-            if left.is_zero() {
-                return Err(ProviderError::Timeout {
-                    elapsed: started.elapsed(),
-                });
-            }
-            call = call.timeout(left);
+        let left = request.remaining();
+        if left.is_some_and(|l| l.is_zero()) {
+            return Err(ProviderError::Timeout {
+                elapsed: started.elapsed(),
+            });
         }
-        let response = call
-            .send()
-            .await
-            .map_err(|e| from_transport(&e, started.elapsed()))?;
+        let response = match (left, stream) {
+            // A whole answer must arrive by the deadline, body included.
+            (Some(left), false) => call.timeout(left).send().await,
+            // A stream's body is bounded piece by piece (idle timeout) and by the deadline in
+            // `StreamState`; here only the wait for the response headers.
+            (Some(left), true) => match tokio::time::timeout(left, call.send()).await {
+                Ok(response) => response,
+                Err(_) => {
+                    return Err(ProviderError::Timeout {
+                        elapsed: started.elapsed(),
+                    });
+                }
+            },
+            (None, _) => call.send().await,
+        }
+        .map_err(|e| from_transport(&e, started.elapsed()))?;
         let status = response.status();
         if status.is_success() {
             return Ok(response);
@@ -192,6 +202,8 @@ impl OpenAiProvider {
             model: self.model_of(&request),
             provider: self.config.id.clone(),
             started,
+            deadline: request.deadline.map(tokio::time::Instant::from_std),
+            idle: Duration::from_millis(self.config.stream_idle_timeout_ms),
             finished: false,
             max_bytes: self.config.max_response_bytes,
         };
@@ -222,6 +234,14 @@ async fn read_limited(
     Ok(body)
 }
 
+fn sse_error(error: SseError, max_bytes: usize) -> ProviderError {
+    let message = match error {
+        SseError::TooLarge => format!("a stream event is larger than {max_bytes} bytes"),
+        SseError::NotUtf8 => "a stream event is not UTF-8".to_owned(),
+    };
+    ProviderError::InvalidResponse { message }
+}
+
 type ByteStream = std::pin::Pin<Box<dyn Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>;
 
 /// The state of one streamed answer, advanced by [`StreamState::next`].
@@ -234,6 +254,10 @@ struct StreamState {
     model: String,
     provider: String,
     started: Instant,
+    /// The request's deadline: the stream ends with `Timeout` when it passes.
+    deadline: Option<tokio::time::Instant>,
+    /// The longest wait for the next bytes.
+    idle: Duration,
     finished: bool,
     max_bytes: usize,
 }
@@ -252,28 +276,41 @@ impl StreamState {
                     Err(error) => return self.fail(error),
                 }
             }
-            match self.bytes.next().await {
+            let now = tokio::time::Instant::now();
+            let wait_until = self
+                .deadline
+                .map_or(now + self.idle, |d| d.min(now + self.idle));
+            let next = match tokio::time::timeout_at(wait_until, self.bytes.next()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    let elapsed = self.started.elapsed();
+                    return self.fail(ProviderError::Timeout { elapsed });
+                }
+            };
+            match next {
                 Some(Ok(chunk)) => match self.reader.feed(&chunk) {
                     Ok(events) => self.pending.extend(events),
-                    Err(SseError::TooLarge) => {
-                        let message =
-                            format!("a stream event is larger than {} bytes", self.max_bytes);
-                        return self.fail(ProviderError::InvalidResponse { message });
-                    }
-                    Err(SseError::NotUtf8) => {
-                        return self.fail(ProviderError::InvalidResponse {
-                            message: "a stream event is not UTF-8".into(),
-                        });
+                    Err(error) => {
+                        let error = sse_error(error, self.max_bytes);
+                        return self.fail(error);
                     }
                 },
                 Some(Err(error)) => {
                     let error = from_transport(&error, self.started.elapsed());
                     return self.fail(error);
                 }
-                None => {
-                    let message = "the stream ended before [DONE]".into();
-                    return self.fail(ProviderError::InvalidResponse { message });
-                }
+                None => match self.reader.finish() {
+                    // A last event without its blank line (a `[DONE]` at EOF) still counts.
+                    Ok(Some(last)) => self.pending.push_back(last),
+                    Ok(None) => {
+                        let message = "the stream ended before [DONE]".into();
+                        return self.fail(ProviderError::InvalidResponse { message });
+                    }
+                    Err(error) => {
+                        let error = sse_error(error, self.max_bytes);
+                        return self.fail(error);
+                    }
+                },
             }
         }
     }
@@ -304,6 +341,9 @@ impl StreamState {
                     e.column()
                 ),
             })?;
+        if let Some(error) = &chunk.error {
+            return Err(from_stream_error(error));
+        }
         if let Some(model) = chunk.model {
             self.model = model;
         }

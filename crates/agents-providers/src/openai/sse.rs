@@ -2,13 +2,16 @@
 //!
 //! Written here rather than taken from a crate because the property that matters is the bound:
 //! a server that sends an endless line (or an endless event) must not make us buffer it, and the
-//! SSE crates we looked at buffer without limit. The format itself is small: events end at a
-//! blank line; `data:` lines are joined with newlines; other fields and comments are ignored.
+//! SSE crates we looked at buffer without limit. The format itself is small: lines end at `\n`
+//! (optionally `\r\n`); events end at a blank line; `data:` lines are joined with newlines;
+//! other fields and comments are ignored.
 
 /// Splits a byte stream into SSE `data` payloads.
 #[derive(Debug)]
 pub(super) struct SseReader {
-    buffer: Vec<u8>,
+    /// Bytes of a line not yet ended.
+    partial: Vec<u8>,
+    /// The `data` of the event being read.
     data: String,
     max_event_bytes: usize,
 }
@@ -25,41 +28,65 @@ pub(super) enum SseError {
 impl SseReader {
     pub(super) fn new(max_event_bytes: usize) -> Self {
         Self {
-            buffer: Vec::new(),
+            partial: Vec::new(),
             data: String::new(),
             max_event_bytes,
         }
     }
 
-    /// Feeds bytes; returns the `data` of every event they complete.
+    /// Feeds bytes; returns the `data` of every event they complete. Linear in the input: each
+    /// byte is looked at once, and the unfinished tail is kept once per call.
     pub(super) fn feed(&mut self, bytes: &[u8]) -> Result<Vec<String>, SseError> {
-        self.buffer.extend_from_slice(bytes);
         let mut events = Vec::new();
-        while let Some(end) = self.buffer.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = self.buffer.drain(..=end).collect();
-            let line = line.strip_suffix(b"\n").unwrap_or(&line);
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            let line = std::str::from_utf8(line).map_err(|_| SseError::NotUtf8)?;
-            if line.is_empty() {
-                if !self.data.is_empty() {
-                    events.push(std::mem::take(&mut self.data));
-                }
-                continue;
+        let mut rest = bytes;
+        while let Some(end) = rest.iter().position(|&b| b == b'\n') {
+            let (line, tail) = rest.split_at(end);
+            rest = &tail[1..];
+            if self.partial.is_empty() {
+                self.line(line, &mut events)?;
+            } else {
+                let mut whole = std::mem::take(&mut self.partial);
+                whole.extend_from_slice(line);
+                self.line(&whole, &mut events)?;
             }
-            if let Some(value) = line.strip_prefix("data:") {
-                if !self.data.is_empty() {
-                    self.data.push('\n');
-                }
-                self.data.push_str(value.strip_prefix(' ').unwrap_or(value));
+        }
+        if self.partial.len() + rest.len() + self.data.len() > self.max_event_bytes {
+            return Err(SseError::TooLarge);
+        }
+        self.partial.extend_from_slice(rest);
+        Ok(events)
+    }
+
+    /// The event left when the stream ended without a final blank line, if any.
+    pub(super) fn finish(&mut self) -> Result<Option<String>, SseError> {
+        let mut events = Vec::new();
+        if !self.partial.is_empty() {
+            let line = std::mem::take(&mut self.partial);
+            self.line(&line, &mut events)?;
+        }
+        self.line(b"", &mut events)?;
+        Ok(events.pop())
+    }
+
+    fn line(&mut self, line: &[u8], events: &mut Vec<String>) -> Result<(), SseError> {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            if !self.data.is_empty() {
+                events.push(std::mem::take(&mut self.data));
             }
+            return Ok(());
+        }
+        let line = std::str::from_utf8(line).map_err(|_| SseError::NotUtf8)?;
+        if let Some(value) = line.strip_prefix("data:") {
+            if !self.data.is_empty() {
+                self.data.push('\n');
+            }
+            self.data.push_str(value.strip_prefix(' ').unwrap_or(value));
             if self.data.len() > self.max_event_bytes {
                 return Err(SseError::TooLarge);
             }
         }
-        if self.buffer.len() + self.data.len() > self.max_event_bytes {
-            return Err(SseError::TooLarge);
-        }
-        Ok(events)
+        Ok(())
     }
 }
 
@@ -81,6 +108,17 @@ mod tests {
     }
 
     #[test]
+    fn a_last_event_without_a_blank_line_is_kept() {
+        let mut reader = SseReader::new(1024);
+        assert!(reader.feed(b"data: [DONE]").unwrap().is_empty());
+        assert_eq!(reader.finish().unwrap().as_deref(), Some("[DONE]"));
+        let mut reader = SseReader::new(1024);
+        assert!(reader.feed(b"data: x\n").unwrap().is_empty());
+        assert_eq!(reader.finish().unwrap().as_deref(), Some("x"));
+        assert_eq!(SseReader::new(8).finish().unwrap(), None);
+    }
+
+    #[test]
     fn an_endless_line_or_event_is_refused() {
         let mut reader = SseReader::new(64);
         assert_eq!(reader.feed(&[b'x'; 100]), Err(SseError::TooLarge));
@@ -89,5 +127,12 @@ mod tests {
         assert_eq!(reader.feed(many.as_bytes()), Err(SseError::TooLarge));
         let mut reader = SseReader::new(64);
         assert_eq!(reader.feed(b"data: \xff\n\n"), Err(SseError::NotUtf8));
+    }
+
+    #[test]
+    fn a_large_chunk_of_blank_lines_is_linear() {
+        // 4 MiB of newlines in one read: one pass, no quadratic draining.
+        let mut reader = SseReader::new(1024);
+        assert!(reader.feed(&vec![b'\n'; 4 << 20]).unwrap().is_empty());
     }
 }

@@ -111,6 +111,9 @@ pub(super) struct ChatChunk {
     pub(super) choices: Vec<ChunkChoice>,
     #[serde(default)]
     pub(super) usage: Option<WireUsage>,
+    /// Set when the server reports a failure inside the stream.
+    #[serde(default)]
+    pub(super) error: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize)]

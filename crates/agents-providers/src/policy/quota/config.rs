@@ -49,6 +49,12 @@ impl ConcurrencyConfig {
         if self.max_concurrent == 0 {
             return Err(ConfigError::new("max_concurrent", "must be at least 1"));
         }
+        if self.max_wait_ms > 3_600_000 {
+            return Err(ConfigError::new(
+                "max_wait_ms",
+                "must be at most 3600000 (an hour)",
+            ));
+        }
         if self.max_concurrent > tokio::sync::Semaphore::MAX_PERMITS {
             return Err(ConfigError::new(
                 "max_concurrent",

@@ -81,7 +81,9 @@ impl ConcurrencyLimit {
         }
         let _queued = Waiting(&self.waiting);
         let started = Instant::now();
-        let own = started + ms(self.config.max_wait_ms);
+        let own = started
+            .checked_add(ms(self.config.max_wait_ms))
+            .unwrap_or(started);
         let caller = request.deadline.map(Instant::from_std);
         let until = caller.map_or(own, |d| d.min(own));
         match tokio::time::timeout_at(until, self.slots.clone().acquire_owned()).await {

@@ -116,9 +116,15 @@ impl Provider for RateLimit {
         self.admit(estimate)?;
         let result = self.inner.generate(request).await;
         // A failed call used no completion tokens, and most providers do not bill the prompt of
-        // a failed call either: refund the estimate.
-        let used = result.as_ref().map_or(0, |g| g.usage.total());
-        self.settle(estimate, used);
+        // a failed call either: refund the estimate. A success that reports no usage (some
+        // local servers) keeps the estimate: zero means unknown, not free.
+        match &result {
+            Ok(generation) if generation.usage.total() > 0 => {
+                self.settle(estimate, generation.usage.total())
+            }
+            Ok(_) => {}
+            Err(_) => self.settle(estimate, 0),
+        }
         result
     }
 

@@ -50,7 +50,12 @@ impl Retry {
         self.budget.deposit();
         let mut failed = Vec::new();
         loop {
-            let error = match attempt(request.clone()).await {
+            let mut this_attempt = request.clone();
+            // 1 for the first call, 2 for the first retry, ...: what `provider.request` reports.
+            this_attempt.attempt = u32::try_from(failed.len())
+                .unwrap_or(u32::MAX)
+                .saturating_add(1);
+            let error = match attempt(this_attempt).await {
                 Ok(value) => return Ok((value, failed)),
                 Err(error) => error,
             };

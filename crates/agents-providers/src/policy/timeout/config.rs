@@ -1,6 +1,9 @@
 use agents_core::ConfigError;
 use serde::{Deserialize, Serialize};
 
+/// The longest timeout accepted: a day.
+const MAX_TIMEOUT_MS: u64 = 86_400_000;
+
 /// Settings of the [`Timeout`](super::Timeout) policy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -17,7 +20,8 @@ pub struct TimeoutConfig {
 impl Default for TimeoutConfig {
     fn default() -> Self {
         Self {
-            request_timeout_ms: 60_000,
+            // Long enough for a slow local model to write a full answer.
+            request_timeout_ms: 120_000,
             stream_idle_timeout_ms: 15_000,
             stream_total_timeout_ms: 300_000,
         }
@@ -52,6 +56,9 @@ impl TimeoutConfig {
         ] {
             if value == 0 {
                 return Err(ConfigError::new(field, "must be at least 1 ms"));
+            }
+            if value > MAX_TIMEOUT_MS {
+                return Err(ConfigError::new(field, "must be at most 86400000 (a day)"));
             }
         }
         if self.stream_total_timeout_ms < self.stream_idle_timeout_ms {

@@ -27,17 +27,21 @@ impl Timeout {
         Ok(Self { inner, config })
     }
 
-    /// The deadline of a call starting now: this policy's timeout, or the caller's deadline
-    /// when that comes first. Written into the request so inner layers see it.
-    fn bound(&self, request: &mut GenerateRequest, timeout: Duration) -> Instant {
-        let own = Instant::now() + timeout;
-        let deadline = match request.deadline.map(Instant::from_std) {
+    /// The earlier of the caller's deadline and `now + timeout`.
+    fn bound(request: &GenerateRequest, timeout: Duration) -> Instant {
+        let own = Instant::now()
+            .checked_add(timeout)
+            .unwrap_or_else(far_future);
+        match request.deadline.map(Instant::from_std) {
             Some(caller) if caller < own => caller,
             _ => own,
-        };
-        request.deadline = Some(deadline.into_std());
-        deadline
+        }
     }
+}
+
+/// A deadline no call reaches, for timeouts too large to add to `now`.
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400 * 365)
 }
 
 #[async_trait::async_trait]
@@ -48,7 +52,9 @@ impl Provider for Timeout {
 
     async fn generate(&self, mut request: GenerateRequest) -> Result<Generation, ProviderError> {
         let started = Instant::now();
-        let deadline = self.bound(&mut request, ms(self.config.request_timeout_ms));
+        let deadline = Self::bound(&request, ms(self.config.request_timeout_ms));
+        // Written into the request so inner layers (the adapter's HTTP timeout) see it too.
+        request.deadline = Some(deadline.into_std());
         match tokio::time::timeout_at(deadline, self.inner.generate(request)).await {
             Ok(result) => result,
             Err(_) => Err(ProviderError::Timeout {
@@ -62,13 +68,14 @@ impl Provider for Timeout {
         mut request: GenerateRequest,
     ) -> Result<GenerationStream, ProviderError> {
         let started = Instant::now();
-        let first_deadline = self.bound(&mut request, ms(self.config.request_timeout_ms));
-        // The stream as a whole is bounded by its total timeout, or the caller's deadline.
-        let total = started + ms(self.config.stream_total_timeout_ms);
-        let total = match request.deadline.map(Instant::from_std) {
-            Some(caller) if caller < total && caller > first_deadline => caller,
-            _ => total,
-        };
+        // The first chunk may take as long as a whole answer would; the stream as a whole is
+        // bounded by its total timeout. Both give way to the caller's earlier deadline, read
+        // before anything below is told about it.
+        let first_deadline = Self::bound(&request, ms(self.config.request_timeout_ms));
+        let total = Self::bound(&request, ms(self.config.stream_total_timeout_ms));
+        // Inner layers get the stream's whole budget, not the first-chunk one: an adapter that
+        // bounds its HTTP call by the request deadline must not cut a long stream short.
+        request.deadline = Some(total.into_std());
         let stream = match tokio::time::timeout_at(
             first_deadline,
             self.inner.generate_stream(request),
@@ -244,6 +251,53 @@ mod tests {
         assert!(
             matches!(items.last(), Some(Err(ProviderError::Timeout { .. }))),
             "5 s total < 100 x 150 ms"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stream_may_outlast_the_request_timeout_but_not_the_callers_deadline() {
+        // 20 pieces 100 ms apart: 2 s in all, twice the 1 s request timeout.
+        let pieces: Vec<String> = (0..20).map(|i| i.to_string()).collect();
+        let inner = ScriptedProvider::new(
+            "long",
+            [Script::stream(pieces.clone(), Duration::from_millis(100))],
+        );
+        let policy = Timeout::new(inner.clone(), config()).unwrap();
+        let items: Vec<_> = policy
+            .generate_stream(GenerateRequest::default())
+            .await
+            .unwrap()
+            .collect()
+            .await;
+        assert!(
+            matches!(items.last(), Some(Ok(StreamDelta::Finished(_)))),
+            "{items:?}"
+        );
+        let passed_down = Instant::from_std(inner.last_request().deadline.unwrap());
+        assert!(
+            passed_down >= Instant::now(),
+            "the inner layer got the stream's whole budget"
+        );
+
+        let inner =
+            ScriptedProvider::new("long", [Script::stream(pieces, Duration::from_millis(100))]);
+        let policy = Timeout::new(inner, config()).unwrap();
+        let caller = Instant::now() + Duration::from_millis(550);
+        let request = GenerateRequest::default().with_deadline(Some(caller.into_std()));
+        let items: Vec<_> = policy
+            .generate_stream(request)
+            .await
+            .unwrap()
+            .collect()
+            .await;
+        assert!(
+            matches!(items.last(), Some(Err(ProviderError::Timeout { .. }))),
+            "{items:?}"
+        );
+        assert_eq!(
+            items.len(),
+            6,
+            "five pieces before the caller's deadline, then the timeout"
         );
     }
 

@@ -1,0 +1,243 @@
+//! Reports every call to the adapter as events: `provider.request` before it,
+//! `provider.success` or `provider.failure` after, each with the call's trace context.
+//!
+//! Why: operators and the metrics built from the event stream need each attempt — retries
+//! included — with its latency, tokens and error class. It sits innermost in the stack, right
+//! around the adapter, so what it reports is what the model endpoint really did.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use agents_core::{
+    CloudEvent, EventPayload, EventSink, GenerateRequest, Generation, GenerationStream, Provider,
+    ProviderError, ProviderFailure, ProviderHealth, ProviderRequest, ProviderSuccess, StreamDelta,
+};
+use futures_util::Stream;
+
+use super::ms_since;
+
+/// Emits `provider.request` / `provider.success` / `provider.failure` around each call.
+#[derive(Debug)]
+pub struct Observe {
+    inner: Arc<dyn Provider>,
+    events: Arc<dyn EventSink>,
+    /// The model reported when a request names none.
+    default_model: String,
+}
+
+/// What one call's events share.
+#[derive(Debug, Clone)]
+struct Call {
+    events: Arc<dyn EventSink>,
+    source: String,
+    provider: String,
+    model: String,
+    trace: Option<agents_core::TraceContext>,
+    started: Instant,
+}
+
+impl Call {
+    fn emit<P: EventPayload>(&self, payload: &P) {
+        let mut event = CloudEvent::new(self.source.clone(), payload);
+        if let Some(trace) = &self.trace {
+            event = event.with_trace(trace.traceparent(), trace.tracestate().map(str::to_owned));
+        }
+        self.events.emit(event);
+    }
+
+    fn success(&self, generation: &Generation) {
+        let mut payload = ProviderSuccess::default();
+        payload.provider = self.provider.clone();
+        payload.model = generation.model.clone();
+        payload.latency_ms = ms_since(self.started);
+        payload.prompt_tokens = generation.usage.prompt_tokens;
+        payload.completion_tokens = generation.usage.completion_tokens;
+        self.emit(&payload);
+    }
+
+    fn failure(&self, error: &ProviderError) {
+        let mut payload = ProviderFailure::default();
+        payload.provider = self.provider.clone();
+        payload.model = self.model.clone();
+        payload.error_kind = error.kind().as_str().to_owned();
+        payload.message = error.to_string();
+        payload.retryable = error.is_retryable();
+        payload.latency_ms = ms_since(self.started);
+        self.emit(&payload);
+    }
+}
+
+impl Observe {
+    /// Wraps `inner`; `default_model` is reported for requests that name no model.
+    pub fn new(
+        inner: Arc<dyn Provider>,
+        events: Arc<dyn EventSink>,
+        default_model: impl Into<String>,
+    ) -> Self {
+        Self {
+            inner,
+            events,
+            default_model: default_model.into(),
+        }
+    }
+
+    fn start(&self, request: &GenerateRequest) -> Call {
+        let call = Call {
+            events: self.events.clone(),
+            source: format!("/providers/{}", self.inner.id()),
+            provider: self.inner.id().to_owned(),
+            model: request
+                .model
+                .clone()
+                .unwrap_or_else(|| self.default_model.clone()),
+            trace: request.trace.clone(),
+            started: Instant::now(),
+        };
+        let mut payload = ProviderRequest::default();
+        payload.provider = call.provider.clone();
+        payload.model = call.model.clone();
+        payload.attempt = request.attempt.max(1);
+        call.emit(&payload);
+        call
+    }
+}
+
+#[async_trait::async_trait]
+impl Provider for Observe {
+    fn id(&self) -> &str {
+        self.inner.id()
+    }
+
+    async fn generate(&self, request: GenerateRequest) -> Result<Generation, ProviderError> {
+        let call = self.start(&request);
+        let result = self.inner.generate(request).await;
+        match &result {
+            Ok(generation) => call.success(generation),
+            Err(error) => call.failure(error),
+        }
+        result
+    }
+
+    async fn generate_stream(
+        &self,
+        request: GenerateRequest,
+    ) -> Result<GenerationStream, ProviderError> {
+        let call = self.start(&request);
+        match self.inner.generate_stream(request).await {
+            Ok(inner) => Ok(Box::pin(ObservedStream {
+                inner,
+                call: Some(call),
+            })),
+            Err(error) => {
+                call.failure(&error);
+                Err(error)
+            }
+        }
+    }
+
+    async fn health(&self) -> ProviderHealth {
+        self.inner.health().await
+    }
+}
+
+/// Reports the stream's outcome when it ends; a stream dropped early reports nothing.
+struct ObservedStream {
+    inner: GenerationStream,
+    call: Option<Call>,
+}
+
+impl Stream for ObservedStream {
+    type Item = Result<StreamDelta, ProviderError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let item = self.inner.as_mut().poll_next(cx);
+        let outcome = match &item {
+            Poll::Ready(Some(Ok(StreamDelta::Finished(generation)))) => Some(Ok(generation)),
+            Poll::Ready(Some(Err(error))) => Some(Err(error)),
+            _ => None,
+        };
+        if let Some(outcome) = outcome
+            && let Some(call) = self.call.take()
+        {
+            match outcome {
+                Ok(generation) => call.success(generation),
+                Err(error) => call.failure(error),
+            }
+        }
+        item
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use agents_core::{MemorySink, TraceContext};
+    use futures_util::StreamExt;
+
+    use super::*;
+    use crate::testing::{Script, ScriptedProvider};
+
+    #[tokio::test]
+    async fn each_call_is_a_request_then_a_success_or_failure_with_the_trace() {
+        let inner = ScriptedProvider::new(
+            "p",
+            [Script::fail(ProviderError::Unavailable {
+                status: Some(503),
+                reason: "down".into(),
+            })],
+        );
+        let sink = MemorySink::new();
+        let observed = Observe::new(inner, Arc::new(sink.clone()), "default-model");
+        let trace = TraceContext::new_root();
+        let mut request = GenerateRequest::default().with_trace(trace.clone());
+        request.attempt = 2;
+        assert!(observed.generate(request.clone()).await.is_err());
+        assert!(observed.generate(request).await.is_ok());
+        assert_eq!(
+            sink.types(),
+            [
+                "provider.request",
+                "provider.failure",
+                "provider.request",
+                "provider.success"
+            ]
+        );
+        let events = sink.events();
+        let first: ProviderRequest = events[0].payload().unwrap();
+        assert_eq!(
+            (first.provider.as_str(), first.model.as_str(), first.attempt),
+            ("p", "default-model", 2)
+        );
+        let failure: ProviderFailure = events[1].payload().unwrap();
+        assert_eq!(failure.error_kind, "unavailable");
+        assert!(failure.retryable);
+        let success: ProviderSuccess = events[3].payload().unwrap();
+        assert_eq!(success.prompt_tokens, 10);
+        assert!(
+            events
+                .iter()
+                .all(|e| e.traceparent.as_deref() == Some(trace.traceparent()))
+        );
+        assert!(events.iter().all(|e| e.source == "/providers/p"));
+    }
+
+    #[tokio::test]
+    async fn streams_report_when_they_end() {
+        let inner = ScriptedProvider::new("p", [Script::stream(["a", "b"], Duration::ZERO)]);
+        let sink = MemorySink::new();
+        let observed = Observe::new(inner, Arc::new(sink.clone()), "m");
+        let items: Vec<_> = observed
+            .generate_stream(GenerateRequest::default())
+            .await
+            .unwrap()
+            .collect()
+            .await;
+        assert_eq!(items.len(), 3);
+        assert_eq!(sink.types(), ["provider.request", "provider.success"]);
+        assert_eq!(observed.id(), "p");
+        assert!(observed.health().await.is_serving());
+    }
+}

@@ -1,0 +1,259 @@
+//! The KMS store against moto's server mode, with a key each test creates and dummy
+//! credentials: decryption of `kms:` and `kms-file:`, missing keys, bad ciphertexts, wrong
+//! credentials (moto with IAM checks on), and the server going down and coming back.
+
+#![cfg(all(feature = "aws-kms", feature = "env"))]
+// A failing test should stop loudly: unwrap and panic are how tests say so.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use agents_secrets::secrecy::ExposeSecret;
+use std::os::unix::fs::PermissionsExt;
+
+use agents_secrets::{
+    Backend, KmsCredentials, KmsStore, SecretErrorKind, SecretRef, SecretStore, SecretsConfig,
+    StoreHealth,
+};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use common::Process;
+use common::kms::{config, create_key, encrypt};
+
+fn kms_ref(ciphertext: &[u8]) -> SecretRef {
+    format!("kms:{}", STANDARD.encode(ciphertext))
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn decrypts_inline_and_file_ciphertexts() {
+    let Some(moto) = agents_testkit::moto() else {
+        return;
+    };
+    let port = moto.port();
+    let key = create_key(port).await;
+    let ciphertext = encrypt(port, &key, "kms-inline-value-1", None).await;
+    let (config, memory) = config(port);
+    let store = KmsStore::connect(&config, memory.as_ref()).await.unwrap();
+
+    let r = kms_ref(&ciphertext);
+    assert_eq!(
+        store.get(&r).await.unwrap().expose_secret(),
+        "kms-inline-value-1"
+    );
+    assert_eq!(agents_core::redact("v=kms-inline-value-1"), "v=***");
+
+    // A file may hold the raw blob or the base64 the CLI prints; either is fine to leave
+    // world-readable: it is a ciphertext.
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("raw.enc");
+    std::fs::write(&raw, &ciphertext).unwrap();
+    let text = dir.path().join("text.enc");
+    std::fs::write(&text, format!("{}\n", STANDARD.encode(&ciphertext))).unwrap();
+    for path in [&raw, &text] {
+        let r: SecretRef = format!("kms-file:{}", path.display()).parse().unwrap();
+        assert_eq!(
+            store.get(&r).await.unwrap().expose_secret(),
+            "kms-inline-value-1"
+        );
+    }
+    let empty = dir.path().join("empty.enc");
+    std::fs::write(&empty, "").unwrap();
+    let r: SecretRef = format!("kms-file:{}", empty.display()).parse().unwrap();
+    assert_eq!(
+        store.get(&r).await.unwrap_err().kind(),
+        SecretErrorKind::Rejected
+    );
+    let r: SecretRef = format!("kms-file:{}", dir.path().join("absent").display())
+        .parse()
+        .unwrap();
+    assert_eq!(
+        store.get(&r).await.unwrap_err().kind(),
+        SecretErrorKind::NotFound
+    );
+
+    // Pinning the key and the encryption context.
+    let pinned = KmsStore::connect(&config.clone().with_key_id(&key), memory.as_ref())
+        .await
+        .unwrap();
+    assert!(pinned.get(&kms_ref(&ciphertext)).await.is_ok());
+    let with_context = encrypt(port, &key, "kms-context-value-1", Some(("app", "agents"))).await;
+    let contextual = KmsStore::connect(
+        &config.clone().with_context("app", "agents"),
+        memory.as_ref(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        contextual
+            .get(&kms_ref(&with_context))
+            .await
+            .unwrap()
+            .expose_secret(),
+        "kms-context-value-1"
+    );
+    let e = store.get(&kms_ref(&with_context)).await.unwrap_err();
+    assert_eq!(e.kind(), SecretErrorKind::Rejected);
+    assert!(e.to_string().contains("InvalidCiphertextException"), "{e}");
+
+    // Through the whole stack, as the server would build it: the secret access key in a file.
+    let key_file = dir.path().join("aws-secret");
+    std::fs::write(&key_file, common::kms::SECRET_ACCESS_KEY).unwrap();
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let secret: SecretRef = format!("file:{}", key_file.display()).parse().unwrap();
+    let stack_config = config
+        .clone()
+        .with_credentials(KmsCredentials::new(common::kms::ACCESS_KEY_ID, secret));
+    let secrets = SecretsConfig::default()
+        .with_kms(stack_config)
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(
+        secrets
+            .get(&kms_ref(&ciphertext))
+            .await
+            .unwrap()
+            .expose_secret(),
+        "kms-inline-value-1"
+    );
+    assert_eq!(secrets.health().await, StoreHealth::Healthy);
+    assert_eq!(store.health().await, StoreHealth::Healthy);
+    assert_eq!(pinned.health().await, StoreHealth::Healthy);
+}
+
+#[tokio::test]
+async fn missing_keys_bad_ciphertexts_and_bad_plaintexts() {
+    let Some(moto) = agents_testkit::moto() else {
+        return;
+    };
+    let port = moto.port();
+    let key = create_key(port).await;
+    let ciphertext = encrypt(port, &key, "kms-missing-key-value", None).await;
+    let (config, memory) = config(port);
+
+    let missing = config
+        .clone()
+        .with_key_id("11111111-2222-3333-4444-555555555555");
+    let store = KmsStore::connect(&missing, memory.as_ref()).await.unwrap();
+    let e = store.get(&kms_ref(&ciphertext)).await.unwrap_err();
+    assert_eq!(e.kind(), SecretErrorKind::NotFound);
+    assert_eq!(e.backend(), Some(Backend::AwsKms));
+    assert!(e.to_string().contains("kms:"), "{e}");
+    assert!(!store.health().await.is_serving());
+
+    let store = KmsStore::connect(&config, memory.as_ref()).await.unwrap();
+    // A tampered ciphertext fails authentication inside KMS.
+    let mut tampered = ciphertext.clone();
+    if let Some(last) = tampered.last_mut() {
+        *last ^= 0xff;
+    }
+    let e = store.get(&kms_ref(&tampered)).await.unwrap_err();
+    assert_eq!(e.kind(), SecretErrorKind::Rejected, "{e}");
+    assert!(e.to_string().contains("InvalidCiphertextException"), "{e}");
+
+    // Another key's id: moto answers AccessDenied where AWS says IncorrectKey; both refuse.
+    let other = create_key(port).await;
+    let store = KmsStore::connect(&config.clone().with_key_id(&other), memory.as_ref())
+        .await
+        .unwrap();
+    let e = store.get(&kms_ref(&ciphertext)).await.unwrap_err();
+    assert!(
+        matches!(
+            e.kind(),
+            SecretErrorKind::PermissionDenied | SecretErrorKind::Rejected
+        ),
+        "{e}"
+    );
+
+    // Plaintexts that are not UTF-8, or too short to mask, are refused.
+    let store = KmsStore::connect(&config, memory.as_ref()).await.unwrap();
+    let short = encrypt(port, &key, "abc", None).await;
+    assert_eq!(
+        store.get(&kms_ref(&short)).await.unwrap_err().kind(),
+        SecretErrorKind::InvalidValue
+    );
+    let binary = common::kms::admin(port)
+        .encrypt()
+        .key_id(&key)
+        .plaintext(aws_sdk_kms::primitives::Blob::new(vec![
+            0xff, 0xfe, 0xfd, 0xfc, 0xfb,
+        ]))
+        .send()
+        .await
+        .unwrap()
+        .ciphertext_blob
+        .unwrap()
+        .into_inner();
+    let e = store.get(&kms_ref(&binary)).await.unwrap_err();
+    assert_eq!(e.kind(), SecretErrorKind::InvalidValue);
+    assert!(e.to_string().contains("not UTF-8"), "{e}");
+}
+
+#[tokio::test]
+async fn wrong_credentials_are_permission_denied() {
+    // moto checks signatures against its IAM users when told to from the first request on.
+    let Some(moto) = Process::start(
+        "moto_server",
+        |port, _| {
+            vec![
+                "-H".into(),
+                "127.0.0.1".into(),
+                "-p".into(),
+                port.to_string(),
+            ]
+        },
+        &[("INITIAL_NO_AUTH_ACTION_COUNT", "0")],
+    ) else {
+        return;
+    };
+    let (config, memory) = config(moto.port);
+    let store = KmsStore::connect(&config, memory.as_ref()).await.unwrap();
+    let e = store.get(&kms_ref(&[1u8; 64])).await.unwrap_err();
+    assert_eq!(e.kind(), SecretErrorKind::PermissionDenied, "{e}");
+    assert!(
+        !e.to_string().contains(common::kms::SECRET_ACCESS_KEY),
+        "{e}"
+    );
+    assert!(!store.health().await.is_serving());
+}
+
+#[tokio::test]
+async fn server_down_then_up() {
+    let Some(mut moto) = agents_testkit::moto() else {
+        return;
+    };
+    let port = moto.port();
+    let key = create_key(port).await;
+    let ciphertext = encrypt(port, &key, "kms-down-up-value-1", None).await;
+    let (config, memory) = config(port);
+    let store = KmsStore::connect(&config, memory.as_ref()).await.unwrap();
+    assert!(store.get(&kms_ref(&ciphertext)).await.is_ok());
+
+    moto.kill();
+    let e = store.get(&kms_ref(&ciphertext)).await.unwrap_err();
+    assert_eq!(e.kind(), SecretErrorKind::Unreachable, "{e}");
+    assert!(e.is_retryable());
+    assert!(e.to_string().contains(&format!("127.0.0.1:{port}")), "{e}");
+    assert!(!store.health().await.is_serving());
+
+    // moto keeps nothing across restarts: a new key, a new ciphertext, the same store.
+    moto.start_again().unwrap();
+    let key = create_key(port).await;
+    let ciphertext = encrypt(port, &key, "kms-down-up-value-2", None).await;
+    assert_eq!(
+        store
+            .get(&kms_ref(&ciphertext))
+            .await
+            .unwrap()
+            .expose_secret(),
+        "kms-down-up-value-2"
+    );
+    assert_eq!(store.health().await, StoreHealth::Healthy);
+    let r: SecretRef = "env:HOME".parse().unwrap();
+    assert_eq!(
+        store.get(&r).await.unwrap_err().kind(),
+        SecretErrorKind::Unsupported
+    );
+}

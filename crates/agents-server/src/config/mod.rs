@@ -1,0 +1,175 @@
+//! The server's configuration: one TOML file, `AGENTS_` environment overrides, embedded
+//! defaults that run on a fresh machine, and validation that names every bad key.
+//!
+//! Unknown keys are errors: a typo in a limit must not silently leave the default in force.
+
+mod env;
+mod model;
+
+pub use env::apply_env_overrides;
+pub use model::{ListenConfig, ProviderEntry, ServerConfig};
+
+use std::path::Path;
+
+use agents_core::ConfigError;
+
+/// The embedded defaults, as a TOML document (also what `agents-server config defaults` prints).
+pub const DEFAULTS_TOML: &str = include_str!("defaults.toml");
+
+/// Loads a config: the file (or the embedded defaults), then `AGENTS_` overrides from `vars`,
+/// then validation. Every error names its key.
+pub fn load(
+    file: Option<&Path>,
+    vars: impl IntoIterator<Item = (String, String)>,
+) -> Result<ServerConfig, Vec<ConfigError>> {
+    let text = match file {
+        Some(path) => std::fs::read_to_string(path).map_err(|e| {
+            vec![ConfigError::new(
+                "",
+                format!("cannot read {}: {e}", path.display()),
+            )]
+        })?,
+        None => DEFAULTS_TOML.to_owned(),
+    };
+    parse(&text, vars)
+}
+
+/// Parses a TOML document with overrides and validates it.
+pub fn parse(
+    text: &str,
+    vars: impl IntoIterator<Item = (String, String)>,
+) -> Result<ServerConfig, Vec<ConfigError>> {
+    let mut document: toml::Table = toml::from_str(text).map_err(|e| vec![toml_error(&e)])?;
+    apply_env_overrides(&mut document, vars).map_err(|e| vec![e])?;
+    let config: ServerConfig = toml::Table::try_into(document).map_err(|e| vec![toml_error(&e)])?;
+    let errors = config.validate();
+    if errors.is_empty() {
+        Ok(config)
+    } else {
+        Err(errors)
+    }
+}
+
+/// A TOML error as a `ConfigError`: the key when toml names one, with the line and column.
+fn toml_error(error: &toml::de::Error) -> ConfigError {
+    let message = error.message().to_owned();
+    // toml says "unknown field `x`, expected one of ..."; the span locates it in the file.
+    let location = error
+        .span()
+        .map(|span| format!(" (at byte {})", span.start))
+        .unwrap_or_default();
+    ConfigError::new("", format!("{message}{location}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn the_embedded_defaults_are_valid_and_loopback() {
+        let config = load(None, Vec::new()).unwrap();
+        assert!(config.server.listen.ip().is_loopback());
+        assert_eq!(config.providers.len(), 1);
+        assert_eq!(config.chain().providers[0].provider, "local");
+        assert_eq!(config.agents.max_source_bytes, 256 * 1024);
+    }
+
+    #[test]
+    fn environment_overrides_tables_arrays_and_types() {
+        let config = parse(
+            DEFAULTS_TOML,
+            vars(&[
+                ("AGENTS_SERVER__LISTEN", "127.0.0.1:6000"),
+                ("AGENTS_SERVER__SHUTDOWN_GRACE_MS", "250"),
+                ("AGENTS_PROVIDERS__0__OPENAI__MODEL", "qwen2.5-coder"),
+                ("AGENTS_PROVIDERS__0__POLICIES__RETRY__MAX_RETRIES", "0"),
+                ("AGENTS_REQUIRE_PEERS", "1"),
+                ("UNRELATED", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.server.listen.port(), 6000);
+        assert_eq!(config.server.shutdown_grace_ms, 250);
+        assert_eq!(
+            config.providers[0].openai.as_ref().unwrap().model,
+            "qwen2.5-coder"
+        );
+        assert_eq!(config.providers[0].policies.retry.max_retries, 0);
+
+        let errors = parse(
+            DEFAULTS_TOML,
+            vars(&[("AGENTS_PROVIDERS__7__OPENAI__MODEL", "x")]),
+        )
+        .unwrap_err();
+        assert!(errors[0].message.contains("past the end"), "{errors:?}");
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let errors = parse(
+            "[server]\nlisten = \"127.0.0.1:1\"\nlisen = 2\n",
+            Vec::new(),
+        )
+        .unwrap_err();
+        assert!(
+            errors[0].message.contains("unknown field `lisen`"),
+            "{errors:?}"
+        );
+        let errors = parse("[[providers]]\nopenai = { id = \"a\", base_url = \"http://x/v1\", model = \"m\", modle = 1 }\n", Vec::new()).unwrap_err();
+        assert!(errors[0].message.contains("modle"), "{errors:?}");
+    }
+
+    #[test]
+    fn every_invalid_value_is_reported_with_its_key() {
+        let text = r#"
+            [server]
+            max_message_bytes = 10
+            shutdown_grace_ms = 0
+            [agents]
+            max_tokens_cap = 0
+            [[providers]]
+            openai = { id = "a", base_url = "not a url", model = "m" }
+            policies = { timeout = { request_timeout_ms = 0 } }
+            [[providers]]
+            [[providers]]
+            openai = { id = "a", base_url = "http://127.0.0.1:1/v1", model = "m" }
+            [chain]
+            id = "main"
+            providers = [{ provider = "zzz" }]
+        "#;
+        let errors = parse(text, Vec::new()).unwrap_err();
+        let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+        for expected in [
+            "server.max_message_bytes",
+            "server.shutdown_grace_ms",
+            "agents.max_source_bytes",
+            "agents.max_tokens_cap",
+            "providers[0].openai.base_url",
+            "providers[0].policies.timeout.request_timeout_ms",
+            "providers[1]",
+            "providers[2].id",
+            "chain.providers[0].provider",
+        ] {
+            assert!(paths.contains(&expected), "missing {expected} in {paths:?}");
+        }
+    }
+
+    #[test]
+    fn unreadable_files_and_bad_toml_say_so() {
+        let errors = load(Some(Path::new("/nonexistent/agents.toml")), Vec::new()).unwrap_err();
+        assert!(
+            errors[0]
+                .message
+                .contains("cannot read /nonexistent/agents.toml")
+        );
+        let errors = parse("[server", Vec::new()).unwrap_err();
+        assert!(!errors[0].message.is_empty());
+    }
+}

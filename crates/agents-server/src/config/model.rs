@@ -1,0 +1,160 @@
+//! The configuration's shape.
+
+use std::net::SocketAddr;
+
+use agents_core::{AgentConfig, ConfigError};
+use agents_providers::{ChainConfig, McpConfig, OpenAiConfig, PolicyConfig};
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// Listening and the request envelope.
+    #[serde(default)]
+    pub server: ListenConfig,
+    /// Limits and defaults every agent shares.
+    #[serde(default)]
+    pub agents: AgentConfig,
+    /// The model providers, each with its policies.
+    #[serde(default)]
+    pub providers: Vec<ProviderEntry>,
+    /// The fallback chain; by default every provider, in the order listed.
+    #[serde(default)]
+    pub chain: Option<ChainConfig>,
+}
+
+/// Where and how the gRPC server listens.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ListenConfig {
+    /// The gRPC address. Loopback by default.
+    pub listen: SocketAddr,
+    /// Largest request or response message.
+    pub max_message_bytes: usize,
+    /// How long in-flight calls may take to finish on shutdown.
+    pub shutdown_grace_ms: u64,
+    /// Serve a non-loopback address without authentication. Logged loudly; never the default.
+    pub insecure_no_auth: bool,
+}
+
+impl Default for ListenConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            max_message_bytes: 4 * 1024 * 1024,
+            shutdown_grace_ms: 10_000,
+            insecure_no_auth: false,
+        }
+    }
+}
+
+/// One provider: exactly one adapter, and its policies.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ProviderEntry {
+    /// An OpenAI-compatible endpoint.
+    #[serde(default)]
+    pub openai: Option<OpenAiConfig>,
+    /// An MCP server's tool.
+    #[serde(default)]
+    pub mcp: Option<McpConfig>,
+    /// Timeouts, retries, breaker, quotas (defaults when left out).
+    #[serde(default)]
+    pub policies: PolicyConfig,
+}
+
+impl ProviderEntry {
+    /// The provider's id.
+    pub fn id(&self) -> &str {
+        match (&self.openai, &self.mcp) {
+            (Some(openai), _) => &openai.id,
+            (None, Some(mcp)) => &mcp.id,
+            (None, None) => "",
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Every problem, each with its key (not only the first).
+    pub fn validate(&self) -> Vec<ConfigError> {
+        let mut errors = Vec::new();
+        if self.server.max_message_bytes < 1024 {
+            errors.push(ConfigError::new(
+                "server.max_message_bytes",
+                "must be at least 1024",
+            ));
+        }
+        if self.server.shutdown_grace_ms == 0 {
+            errors.push(ConfigError::new(
+                "server.shutdown_grace_ms",
+                "must be at least 1",
+            ));
+        }
+        if self.agents.max_source_bytes == 0
+            || self.agents.max_source_bytes > self.server.max_message_bytes
+        {
+            errors.push(ConfigError::new(
+                "agents.max_source_bytes",
+                "must be between 1 and server.max_message_bytes",
+            ));
+        }
+        if self.agents.max_tokens_cap == 0 {
+            errors.push(ConfigError::new(
+                "agents.max_tokens_cap",
+                "must be at least 1",
+            ));
+        }
+        let mut ids: Vec<&str> = Vec::new();
+        for (i, entry) in self.providers.iter().enumerate() {
+            let at = format!("providers[{i}]");
+            let adapter = match (&entry.openai, &entry.mcp) {
+                (Some(openai), None) => openai
+                    .validate()
+                    .map_err(|e| e.within(&format!("{at}.openai"))),
+                (None, Some(mcp)) => mcp.validate().map_err(|e| e.within(&format!("{at}.mcp"))),
+                _ => Err(ConfigError::new(
+                    at.clone(),
+                    "needs exactly one of `openai` or `mcp`",
+                )),
+            };
+            errors.extend(adapter.err());
+            errors.extend(
+                entry
+                    .policies
+                    .validate()
+                    .map_err(|e| e.within(&format!("{at}.policies")))
+                    .err(),
+            );
+            if ids.contains(&entry.id()) {
+                errors.push(ConfigError::new(
+                    format!("{at}.id"),
+                    format!("`{}` is used twice", entry.id()),
+                ));
+            }
+            ids.push(entry.id());
+        }
+        if let Some(chain) = &self.chain {
+            errors.extend(chain.validate().map_err(|e| e.within("chain")).err());
+            for (i, entry) in chain.providers.iter().enumerate() {
+                if !ids.contains(&entry.provider.as_str()) {
+                    errors.push(ConfigError::new(
+                        format!("chain.providers[{i}].provider"),
+                        format!("no provider `{}` is configured", entry.provider),
+                    ));
+                }
+            }
+        }
+        errors
+    }
+
+    /// The chain to build: the configured one, or every provider in order.
+    pub fn chain(&self) -> ChainConfig {
+        self.chain.clone().unwrap_or_else(|| {
+            ChainConfig::new("default", self.providers.iter().map(|p| p.id().to_owned()))
+        })
+    }
+}

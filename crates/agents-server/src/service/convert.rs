@@ -1,0 +1,42 @@
+//! Core types as protocol messages.
+
+use agents_core::{Agent, AgentOutput};
+
+use crate::pb;
+
+pub(super) fn summary(agent: &dyn Agent) -> pb::AgentSummary {
+    pb::AgentSummary {
+        id: agent.id().to_owned(),
+        capability: agent.capability().as_str().to_owned(),
+        description: agent.description().to_owned(),
+    }
+}
+
+pub(super) fn descriptor(agent: &dyn Agent) -> pb::AgentDescriptor {
+    pb::AgentDescriptor {
+        summary: Some(summary(agent)),
+        input_schema_json: agent.input_schema().to_string(),
+        output_schema_json: agent.output_schema().to_string(),
+    }
+}
+
+pub(super) fn response(done: &AgentOutput) -> pb::ExecuteResponse {
+    let m = &done.metadata;
+    pb::ExecuteResponse {
+        output_json: done.output.to_string(),
+        metadata: Some(pb::ExecutionMetadata {
+            agent_id: m.agent_id.clone(),
+            request_id: m.request_id.clone(),
+            trace_id: m.trace_id.clone(),
+            provider: m.provider.clone().unwrap_or_default(),
+            model: m.model.clone().unwrap_or_default(),
+            fallbacks: m.fallbacks.clone(),
+            prompt_tokens: m.usage.prompt_tokens,
+            completion_tokens: m.usage.completion_tokens,
+            latency_ms: m.latency_ms,
+            provider_latency_ms: m.provider_latency_ms,
+            degraded: false,
+            degraded_reason: String::new(),
+        }),
+    }
+}

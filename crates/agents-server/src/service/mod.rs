@@ -1,0 +1,264 @@
+//! The `agents.v1.AgentService` gRPC service.
+
+mod convert;
+mod tasks;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use agents_core::{Agent, AgentContext, CloudEvent, EventSink, Provider, TraceContext};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::metadata::MetadataMap;
+use tonic::{Request, Response, Status};
+
+use crate::pb;
+use crate::pb::agent_service_server::AgentService;
+use crate::status;
+pub use tasks::TaskTable;
+
+/// Progress events buffered per streaming call; beyond this, events are dropped (the result
+/// still arrives) rather than letting a slow client hold memory.
+const STREAM_BUFFER: usize = 64;
+
+/// The service: the agents, the provider chain they call, and where events go.
+#[derive(Debug, Clone)]
+pub struct AgentsService {
+    agents: Arc<HashMap<String, Arc<dyn Agent>>>,
+    order: Arc<Vec<String>>,
+    provider: Arc<dyn Provider>,
+    events: Arc<dyn EventSink>,
+    tasks: Arc<TaskTable>,
+}
+
+impl AgentsService {
+    /// A service over `agents`, calling `provider`, emitting to `events`.
+    pub fn new(
+        agents: Vec<Arc<dyn Agent>>,
+        provider: Arc<dyn Provider>,
+        events: Arc<dyn EventSink>,
+    ) -> Self {
+        let order = agents.iter().map(|a| a.id().to_owned()).collect();
+        let agents = agents.into_iter().map(|a| (a.id().to_owned(), a)).collect();
+        Self {
+            agents: Arc::new(agents),
+            order: Arc::new(order),
+            provider,
+            events,
+            tasks: Arc::new(TaskTable::new(tasks::DEFAULT_MAX_TASKS)),
+        }
+    }
+
+    fn agent(&self, id: &str) -> Result<Arc<dyn Agent>, Status> {
+        self.agents.get(id).cloned().ok_or_else(|| {
+            Status::not_found(format!(
+                "no agent `{id}`; ListAgents names the agents: {}",
+                self.order.join(", ")
+            ))
+        })
+    }
+
+    /// The run's context: the client's deadline (`grpc-timeout`) and trace (`traceparent`).
+    fn context(
+        &self,
+        metadata: &MetadataMap,
+        request_id: &str,
+        events: Arc<dyn EventSink>,
+    ) -> AgentContext {
+        let header = |name| metadata.get(name).and_then(|v| v.to_str().ok());
+        let trace = TraceContext::parse_or_new(header("traceparent"), header("tracestate"));
+        let deadline = header("grpc-timeout")
+            .and_then(parse_grpc_timeout)
+            .and_then(|t| Instant::now().checked_add(t));
+        let mut ctx = AgentContext::new(self.provider.clone())
+            .with_trace(trace)
+            .with_deadline(deadline)
+            .with_events(events);
+        if !request_id.is_empty() {
+            ctx = ctx.with_request_id(request_id);
+        }
+        ctx
+    }
+}
+
+/// `grpc-timeout`: an integer of at most 8 digits and a unit (H, M, S, m, u, n).
+pub fn parse_grpc_timeout(value: &str) -> Option<Duration> {
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 {
+        return None;
+    }
+    let amount: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(amount * 3600),
+        "M" => Duration::from_secs(amount * 60),
+        "S" => Duration::from_secs(amount),
+        "m" => Duration::from_millis(amount),
+        "u" => Duration::from_micros(amount),
+        "n" => Duration::from_nanos(amount),
+        _ => return None,
+    })
+}
+
+fn parse_input(json: &str) -> Result<serde_json::Value, Status> {
+    serde_json::from_str(json).map_err(|e| status::invalid_json("input_json", &e))
+}
+
+/// Sends a run's events to the server's sink and, as JSON, to the streaming client.
+#[derive(Debug)]
+struct StreamSink {
+    server: Arc<dyn EventSink>,
+    client: mpsc::Sender<Result<pb::ExecuteStreamEvent, Status>>,
+}
+
+impl EventSink for StreamSink {
+    fn emit(&self, event: CloudEvent) {
+        if let Ok(json) = serde_json::to_string(&event) {
+            let message = pb::ExecuteStreamEvent {
+                event: Some(pb::execute_stream_event::Event::CloudEventJson(json)),
+            };
+            // A full buffer means a slow client: it misses progress, never the result.
+            let _ = self.client.try_send(Ok(message));
+        }
+        self.server.emit(event);
+    }
+}
+
+#[tonic::async_trait]
+impl AgentService for AgentsService {
+    async fn list_agents(
+        &self,
+        _: Request<pb::ListAgentsRequest>,
+    ) -> Result<Response<pb::ListAgentsResponse>, Status> {
+        let agents = self
+            .order
+            .iter()
+            .filter_map(|id| self.agents.get(id))
+            .map(|a| convert::summary(a.as_ref()))
+            .collect();
+        Ok(Response::new(pb::ListAgentsResponse { agents }))
+    }
+
+    async fn describe_agent(
+        &self,
+        request: Request<pb::DescribeAgentRequest>,
+    ) -> Result<Response<pb::AgentDescriptor>, Status> {
+        let agent = self.agent(&request.get_ref().agent_id)?;
+        Ok(Response::new(convert::descriptor(agent.as_ref())))
+    }
+
+    async fn execute(
+        &self,
+        request: Request<pb::ExecuteRequest>,
+    ) -> Result<Response<pb::ExecuteResponse>, Status> {
+        let ctx = self.context(
+            request.metadata(),
+            &request.get_ref().request_id,
+            self.events.clone(),
+        );
+        let body = request.into_inner();
+        let agent = self.agent(&body.agent_id)?;
+        let input = parse_input(&body.input_json)?;
+        // If the client goes away, tonic drops this future, and with it the provider call.
+        let done = agent
+            .execute(&ctx, input)
+            .await
+            .map_err(|e| status::from_agent_error(&e))?;
+        Ok(Response::new(convert::response(&done)))
+    }
+
+    type ExecuteStreamStream = ReceiverStream<Result<pb::ExecuteStreamEvent, Status>>;
+
+    async fn execute_stream(
+        &self,
+        request: Request<pb::ExecuteRequest>,
+    ) -> Result<Response<Self::ExecuteStreamStream>, Status> {
+        let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
+        let sink = Arc::new(StreamSink {
+            server: self.events.clone(),
+            client: sender.clone(),
+        });
+        let ctx = self.context(request.metadata(), &request.get_ref().request_id, sink);
+        let body = request.into_inner();
+        let agent = self.agent(&body.agent_id)?;
+        let input = parse_input(&body.input_json)?;
+        tokio::spawn(async move {
+            let run = agent.execute(&ctx, input);
+            tokio::pin!(run);
+            // Stop the run when the client hangs up (the receiver is dropped).
+            let result = tokio::select! {
+                result = &mut run => result,
+                () = sender.closed() => return,
+            };
+            let last = match result {
+                Ok(done) => Ok(pb::ExecuteStreamEvent {
+                    event: Some(pb::execute_stream_event::Event::Result(convert::response(
+                        &done,
+                    ))),
+                }),
+                Err(error) => Err(status::from_agent_error(&error)),
+            };
+            let _ = sender.send(last).await;
+        });
+        Ok(Response::new(ReceiverStream::new(receiver)))
+    }
+
+    async fn submit_task(
+        &self,
+        request: Request<pb::SubmitTaskRequest>,
+    ) -> Result<Response<pb::SubmitTaskResponse>, Status> {
+        let ctx = self.context(
+            request.metadata(),
+            &request.get_ref().task_id,
+            self.events.clone(),
+        );
+        let body = request.into_inner();
+        let agent = self.agent(&body.agent_id)?;
+        let input = parse_input(&body.input_json)?;
+        // Refuse bad input now, not after it was queued.
+        agent
+            .validate_input(&input)
+            .map_err(|e| status::from_agent_error(&e))?;
+        let task_id = self.tasks.submit(agent, ctx, input)?;
+        Ok(Response::new(pb::SubmitTaskResponse {
+            task_id,
+            state: pb::TaskState::Submitted as i32,
+        }))
+    }
+
+    async fn get_task(
+        &self,
+        request: Request<pb::GetTaskRequest>,
+    ) -> Result<Response<pb::Task>, Status> {
+        self.tasks
+            .get(&request.get_ref().task_id)
+            .map(Response::new)
+    }
+
+    async fn cancel_task(
+        &self,
+        request: Request<pb::CancelTaskRequest>,
+    ) -> Result<Response<pb::Task>, Status> {
+        self.tasks
+            .cancel(&request.get_ref().task_id)
+            .map(Response::new)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts_parse() {
+        assert_eq!(parse_grpc_timeout("5S"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_grpc_timeout("250m"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_grpc_timeout("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_grpc_timeout("2M"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_grpc_timeout("7u"), Some(Duration::from_micros(7)));
+        assert_eq!(parse_grpc_timeout("9n"), Some(Duration::from_nanos(9)));
+        for bad in ["", "S", "123456789S", "5x", "-1S", "1.5S"] {
+            assert_eq!(parse_grpc_timeout(bad), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! Tasks run in this process (`dispatch = "inline"`): submitted, run in the background, read
+//! and cancelled by id. The worker issue moves them onto the JetStream queue; the RPCs stay.
+//!
+//! The table is bounded: when it is full, the oldest finished task is forgotten; when every
+//! task in it is still running, SubmitTask is refused with RESOURCE_EXHAUSTED.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
+
+use agents_core::{Agent, AgentContext, CancellationToken};
+use tonic::Status;
+
+use super::convert;
+use crate::pb;
+
+/// Tasks kept at most by default.
+pub(super) const DEFAULT_MAX_TASKS: usize = 10_000;
+
+/// The in-process task table.
+#[derive(Debug)]
+pub struct TaskTable {
+    tasks: Mutex<HashMap<String, Entry>>,
+    max: usize,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    task: pb::Task,
+    cancel: CancellationToken,
+}
+
+fn timestamp(time: SystemTime) -> prost_types::Timestamp {
+    prost_types::Timestamp::from(time)
+}
+
+fn finished(state: i32) -> bool {
+    [
+        pb::TaskState::Completed,
+        pb::TaskState::Failed,
+        pb::TaskState::Canceled,
+        pb::TaskState::DeadLettered,
+    ]
+    .iter()
+    .any(|s| *s as i32 == state)
+}
+
+impl TaskTable {
+    /// A table holding at most `max` tasks.
+    pub fn new(max: usize) -> Self {
+        Self {
+            tasks: Mutex::new(HashMap::new()),
+            max,
+        }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut HashMap<String, Entry>) -> T) -> T {
+        f(&mut self.tasks.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Records the task and starts it. Submitting an id that exists returns it unchanged.
+    pub(super) fn submit(
+        self: &Arc<Self>,
+        agent: Arc<dyn Agent>,
+        ctx: AgentContext,
+        input: serde_json::Value,
+    ) -> Result<String, Status> {
+        let id = ctx.request_id.clone();
+        let cancel = CancellationToken::new();
+        let admitted = self.with(|tasks| {
+            if tasks.contains_key(&id) {
+                return Ok(false);
+            }
+            if tasks.len() >= self.max {
+                let oldest_finished = tasks
+                    .iter()
+                    .filter(|(_, e)| finished(e.task.state))
+                    .min_by_key(|(_, e)| e.task.updated_at.map(|t| (t.seconds, t.nanos)))
+                    .map(|(k, _)| k.clone());
+                match oldest_finished {
+                    Some(key) => {
+                        tasks.remove(&key);
+                    }
+                    None => {
+                        return Err(Status::resource_exhausted(format!(
+                            "{} tasks are running, the most this server holds; retry later",
+                            self.max
+                        )));
+                    }
+                }
+            }
+            let now = Some(timestamp(SystemTime::now()));
+            let task = pb::Task {
+                task_id: id.clone(),
+                agent_id: agent.id().to_owned(),
+                state: pb::TaskState::Submitted as i32,
+                submitted_at: now,
+                updated_at: now,
+                ..Default::default()
+            };
+            tasks.insert(
+                id.clone(),
+                Entry {
+                    task,
+                    cancel: cancel.clone(),
+                },
+            );
+            Ok(true)
+        })?;
+        if admitted {
+            // The task outlives the SubmitTask call: the call's deadline does not bound it
+            // (each provider call is still bounded by its policies).
+            let ctx = ctx.with_deadline(None).with_cancel(cancel);
+            let table = Arc::clone(self);
+            let task_id = id.clone();
+            tokio::spawn(async move {
+                table.update(&task_id, |task| {
+                    task.state = pb::TaskState::Working as i32;
+                    task.attempts += 1;
+                });
+                let result = agent.execute(&ctx, input).await;
+                table.update(&task_id, |task| match result {
+                    Ok(done) => {
+                        task.state = pb::TaskState::Completed as i32;
+                        task.result = Some(convert::response(&done));
+                    }
+                    Err(error) => {
+                        task.state = if matches!(error, agents_core::AgentError::Cancelled) {
+                            pb::TaskState::Canceled as i32
+                        } else {
+                            pb::TaskState::Failed as i32
+                        };
+                        task.error_kind = error.kind().as_str().to_owned();
+                        task.error_message = error.to_string();
+                    }
+                });
+            });
+        }
+        Ok(id)
+    }
+
+    fn update(&self, id: &str, change: impl FnOnce(&mut pb::Task)) {
+        self.with(|tasks| {
+            if let Some(entry) = tasks.get_mut(id) {
+                // A cancelled task stays cancelled whatever its run reports afterwards.
+                if entry.task.state != pb::TaskState::Canceled as i32 {
+                    change(&mut entry.task);
+                }
+                entry.task.updated_at = Some(timestamp(SystemTime::now()));
+            }
+        });
+    }
+
+    /// The task's current state.
+    pub(super) fn get(&self, id: &str) -> Result<pb::Task, Status> {
+        self.with(|tasks| tasks.get(id).map(|e| e.task.clone()))
+            .ok_or_else(|| not_found(id))
+    }
+
+    /// Cancels a task that has not finished; a finished one is returned unchanged.
+    pub(super) fn cancel(&self, id: &str) -> Result<pb::Task, Status> {
+        self.with(|tasks| {
+            let entry = tasks.get_mut(id).ok_or_else(|| not_found(id))?;
+            if !finished(entry.task.state) {
+                entry.cancel.cancel();
+                entry.task.state = pb::TaskState::Canceled as i32;
+                entry.task.error_kind = "cancelled".into();
+                entry.task.error_message = "cancelled by CancelTask".into();
+                entry.task.updated_at = Some(timestamp(SystemTime::now()));
+            }
+            Ok(entry.task.clone())
+        })
+    }
+}
+
+fn not_found(id: &str) -> Status {
+    Status::not_found(format!(
+        "no task `{id}`; it may have finished long ago and been forgotten"
+    ))
+}
