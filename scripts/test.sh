@@ -18,6 +18,7 @@ rustup component add rustfmt clippy llvm-tools-preview >/dev/null 2>&1 \
   || rustup component add rustfmt clippy llvm-tools-preview
 command -v cargo-llvm-cov >/dev/null || cargo install cargo-llvm-cov --locked
 command -v cargo-nextest >/dev/null || cargo install cargo-nextest --locked
+command -v cargo-hack >/dev/null || cargo install cargo-hack --locked
 
 step "test peers"
 bash scripts/peers.sh
@@ -29,6 +30,10 @@ cargo fmt --all -- --check
 
 step "cargo clippy"
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
+
+step "every feature of every crate compiles on its own (cargo hack)"
+cargo hack check --each-feature --locked \
+  -p agents-providers -p agents-bus -p agents-secrets -p agents-core
 
 step "tests under coverage"
 cargo llvm-cov clean --workspace

@@ -16,11 +16,17 @@ use tonic::transport::Channel;
 use tonic::{Code, Request};
 use tonic_types::StatusExt;
 
-async fn server(fake: &FakeModel, extra: &str) -> (Running, AgentServiceClient<Channel>) {
+/// A running server, its client, and the temp dir holding its audit log.
+type Served = (Running, AgentServiceClient<Channel>, tempfile::TempDir);
+
+async fn server(fake: &FakeModel, extra: &str) -> Served {
+    let audit = tempfile::tempdir().unwrap();
     let text = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\nshutdown_grace_ms = 2000\n\
+        "[server]\nlisten = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\nshutdown_grace_ms = 2000\n\
+         [bus.audit]\ndir = \"{}\"\n\
          [[providers]]\nopenai = {{ id = \"fake\", base_url = \"{}\", model = \"fake-model\" }}\n\
          policies = {{ retry = {{ max_retries = 0 }}, timeout = {{ request_timeout_ms = 5000 }} }}\n{extra}",
+        audit.path().display(),
         fake.base_url()
     );
     let config = config::parse(&text, Vec::new()).unwrap();
@@ -28,7 +34,7 @@ async fn server(fake: &FakeModel, extra: &str) -> (Running, AgentServiceClient<C
     let client = AgentServiceClient::connect(format!("http://{}", running.addr))
         .await
         .unwrap();
-    (running, client)
+    (running, client, audit)
 }
 
 fn execute(agent: &str, input: serde_json::Value) -> pb::ExecuteRequest {
@@ -46,7 +52,7 @@ fn rust_input() -> serde_json::Value {
 #[tokio::test]
 async fn lists_describes_and_executes_every_agent() {
     let fake = FakeModel::start().await.unwrap();
-    let (running, mut client) = server(&fake, "").await;
+    let (running, mut client, _audit) = server(&fake, "").await;
 
     let listed = client
         .list_agents(pb::ListAgentsRequest {})
@@ -109,7 +115,7 @@ async fn lists_describes_and_executes_every_agent() {
 #[tokio::test]
 async fn streams_events_then_the_result() {
     let fake = FakeModel::start().await.unwrap();
-    let (running, mut client) = server(&fake, "").await;
+    let (running, mut client, _audit) = server(&fake, "").await;
     let mut stream = client
         .execute_stream(execute("documentation", rust_input()))
         .await
@@ -136,7 +142,7 @@ async fn streams_events_then_the_result() {
 #[tokio::test]
 async fn tasks_run_in_the_background_and_can_be_cancelled() {
     let fake = FakeModel::start().await.unwrap();
-    let (running, mut client) = server(&fake, "").await;
+    let (running, mut client, _audit) = server(&fake, "").await;
     let submit = |task_id: &str| pb::SubmitTaskRequest {
         agent_id: "test-generation".into(),
         input_json: rust_input().to_string(),
@@ -219,7 +225,7 @@ async fn wait_for_task(
 #[tokio::test]
 async fn errors_have_the_codes_clients_act_on() {
     let fake = FakeModel::start().await.unwrap();
-    let (running, mut client) = server(&fake, "").await;
+    let (running, mut client, _audit) = server(&fake, "").await;
 
     let status = client
         .execute(execute(
@@ -294,7 +300,7 @@ async fn errors_have_the_codes_clients_act_on() {
 #[tokio::test]
 async fn health_and_reflection_answer() {
     let fake = FakeModel::start().await.unwrap();
-    let (running, _) = server(&fake, "").await;
+    let (running, _, _audit) = server(&fake, "").await;
     let channel = Channel::from_shared(format!("http://{}", running.addr))
         .unwrap()
         .connect()
@@ -366,4 +372,288 @@ async fn a_public_address_without_auth_is_refused() {
             .contains("refusing to listen on 0.0.0.0:0 without authentication"),
         "{error}"
     );
+}
+
+#[tokio::test]
+async fn graceful_shutdown_finishes_calls_in_flight_and_loses_no_audit_event() {
+    let fake = FakeModel::start().await.unwrap();
+    let (running, client, audit) = server(&fake, "").await;
+    // Every call takes a while at the model, so shutdown starts while they are in flight.
+    fake.set_default(Behavior::Delay {
+        delay: Duration::from_millis(400),
+        then: Box::new(Behavior::Answer),
+    });
+    let mut calls = Vec::new();
+    for _ in 0..5 {
+        let mut client = client.clone();
+        calls.push(tokio::spawn(async move {
+            client.execute(execute("code-analysis", rust_input())).await
+        }));
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while fake.request_count() < 5 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the calls never reached the model"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    running.shutdown().await.unwrap();
+    for call in calls {
+        let response = call.await.unwrap().unwrap().into_inner();
+        assert!(
+            response.output_json.contains("confidence"),
+            "in-flight calls finish"
+        );
+    }
+
+    let files: Vec<_> = std::fs::read_dir(audit.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let report = agents_bus::verify_audit_file(&files[0]).unwrap();
+    assert!(report.is_intact(), "{report:?}");
+    let text = std::fs::read_to_string(&files[0]).unwrap();
+    let types: Vec<String> = text
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["type"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    for kind in [
+        "agent.started",
+        "provider.request",
+        "provider.success",
+        "agent.completed",
+    ] {
+        assert_eq!(
+            types.iter().filter(|t| *t == kind).count(),
+            5,
+            "{kind} in {types:?}"
+        );
+    }
+}
+
+/// A request carrying an API key.
+fn with_key<T>(message: T, key: &str) -> Request<T> {
+    let mut request = Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {key}").parse().unwrap());
+    request
+}
+
+#[tokio::test]
+async fn api_keys_decide_who_may_call_what_and_see_which_tasks() {
+    let fake = FakeModel::start().await.unwrap();
+    let digest = agents_server::auth::digest_hex;
+    let auth = format!(
+        "[auth]\nkeys = [\n\
+         {{ id = \"reader\", tenant = \"a\", roles = [\"read\"], sha256 = \"{}\" }},\n\
+         {{ id = \"ci-a\", tenant = \"a\", roles = [\"execute\"], sha256 = \"{}\" }},\n\
+         {{ id = \"ci-b\", tenant = \"b\", roles = [\"execute\"], sha256 = \"{}\" }},\n]\n",
+        digest("read-key-0123456789"),
+        digest("exec-key-a-0123456789"),
+        digest("exec-key-b-0123456789"),
+    );
+    let (running, mut client, _audit) = server(&fake, &auth).await;
+
+    let status = client
+        .list_agents(pb::ListAgentsRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+    assert!(status.message().contains("missing API key"));
+    let status = client
+        .list_agents(with_key(pb::ListAgentsRequest {}, "wrong-key-0123456789"))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+    assert!(
+        !status.message().contains("wrong-key-0123456789"),
+        "the presented key is never echoed"
+    );
+
+    assert!(
+        client
+            .list_agents(with_key(pb::ListAgentsRequest {}, "read-key-0123456789"))
+            .await
+            .is_ok()
+    );
+    let status = client
+        .execute(with_key(
+            execute("code-analysis", rust_input()),
+            "read-key-0123456789",
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+    assert!(
+        status
+            .message()
+            .contains("`reader` lacks the `execute` role"),
+        "{}",
+        status.message()
+    );
+
+    assert!(
+        client
+            .execute(with_key(
+                execute("code-analysis", rust_input()),
+                "exec-key-a-0123456789"
+            ))
+            .await
+            .is_ok()
+    );
+    let submit = pb::SubmitTaskRequest {
+        agent_id: "documentation".into(),
+        input_json: rust_input().to_string(),
+        task_id: "t-a".into(),
+    };
+    client
+        .submit_task(with_key(submit, "exec-key-a-0123456789"))
+        .await
+        .unwrap();
+    let get = |key: &'static str| {
+        with_key(
+            pb::GetTaskRequest {
+                task_id: "t-a".into(),
+            },
+            key,
+        )
+    };
+    assert!(client.get_task(get("exec-key-a-0123456789")).await.is_ok());
+    let status = client
+        .get_task(get("exec-key-b-0123456789"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        status.code(),
+        Code::NotFound,
+        "another tenant's task is invisible"
+    );
+    let cancel = with_key(
+        pb::CancelTaskRequest {
+            task_id: "t-a".into(),
+        },
+        "exec-key-b-0123456789",
+    );
+    assert_eq!(
+        client.cancel_task(cancel).await.unwrap_err().code(),
+        Code::NotFound
+    );
+    running.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn load_beyond_the_in_flight_cap_is_shed_at_once_and_then_served() {
+    let fake = FakeModel::start().await.unwrap();
+    fake.set_default(Behavior::Delay {
+        delay: Duration::from_millis(1500),
+        then: Box::new(Behavior::Answer),
+    });
+    let cap = 4;
+    let (running, client, _audit) =
+        server(&fake, &format!("[limits]\nmax_in_flight = {cap}\n")).await;
+    let mut calls = Vec::new();
+    for _ in 0..cap + 100 {
+        let mut client = client.clone();
+        calls.push(tokio::spawn(async move {
+            client.execute(execute("code-analysis", rust_input())).await
+        }));
+    }
+    let mut ok = 0;
+    let mut shed = 0;
+    for call in calls {
+        match call.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(status) => {
+                assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+                shed += 1;
+            }
+        }
+    }
+    assert_eq!((ok, shed), (cap, 100));
+    assert!(
+        fake.request_count() <= cap + 1,
+        "shed calls never reach the model"
+    );
+    fake.set_default(Behavior::Answer);
+    let mut client = client.clone();
+    assert!(
+        client
+            .execute(execute("code-analysis", rust_input()))
+            .await
+            .is_ok(),
+        "served normally after the burst"
+    );
+    running.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn metrics_health_and_readiness_answer_over_http() {
+    let fake = FakeModel::start().await.unwrap();
+    let (running, mut client, _audit) = server(&fake, "").await;
+    client
+        .execute(execute("code-analysis", rust_input()))
+        .await
+        .unwrap();
+    let status = client
+        .execute(execute(
+            "code-analysis",
+            serde_json::json!({"language": "go"}),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+
+    let addr = running.metrics_addr.unwrap();
+    let get = |path: &'static str| async move {
+        let response = reqwest::get(format!("http://{addr}{path}")).await.unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    };
+    assert_eq!(get("/healthz").await.0, 200);
+    assert_eq!(get("/readyz").await.0, 200);
+    let (code, text) = get("/metrics").await;
+    assert_eq!(code, 200);
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
+    let value = |name: &str, labels: &[(&str, &str)]| -> f64 {
+        scrape
+            .samples
+            .iter()
+            .filter(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                _ => 0.0,
+            })
+            .sum()
+    };
+    assert_eq!(
+        value(
+            "agents_requests_total",
+            &[("agent", "code-analysis"), ("code", "OK")]
+        ),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        value(
+            "agents_requests_total",
+            &[("agent", "code-analysis"), ("code", "INVALID_ARGUMENT")]
+        ),
+        1.0
+    );
+    assert!(
+        value("agents_provider_requests_total", &[("provider", "fake")]) >= 1.0,
+        "{text}"
+    );
+    assert!(text.contains("agents_request_duration_seconds"));
+    assert!(text.contains("agents_bus_published_total"), "{text}");
+    running.shutdown().await.unwrap();
 }

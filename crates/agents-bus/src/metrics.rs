@@ -78,6 +78,8 @@ metrics! {
     outbox_dropped,
     /// Events in the outbox now (a gauge).
     outbox_depth,
+    /// Events a `Tee` mirror failed to publish (the primary's outcome is what the caller got).
+    mirror_errors,
     /// Tasks submitted to the task queue.
     tasks_submitted,
     /// Tasks moved to the dead-letter subject after their last delivery failed.
@@ -121,6 +123,6 @@ mod tests {
         let pairs = snapshot.pairs();
         assert_eq!(pairs[0], ("published", 1));
         assert!(pairs.contains(&("lagged", 5)));
-        assert_eq!(pairs.len(), 18);
+        assert_eq!(pairs.len(), 19);
     }
 }

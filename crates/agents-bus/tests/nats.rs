@@ -360,3 +360,171 @@ async fn a_conflicting_stream_is_refused() {
         "{refused}"
     );
 }
+
+/// Several publishers per source publish concurrently while nats-server is killed and started
+/// again. Each publisher's events are stored in its order, every event once, and no event is
+/// stored before one of its source whose publish had returned before it started (an event
+/// that went to the outbox is not overtaken by a later direct send).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_publishers_keep_per_source_order_across_an_outage() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    const SOURCES: [&str; 2] = ["local", "hosted"];
+    const PER_SOURCE: usize = 3;
+    const EACH: u64 = 600;
+    const TOTAL: u64 = SOURCES.len() as u64 * PER_SOURCE as u64 * EACH;
+    let Some(mut peer) = agents_testkit::nats() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let bus = NatsBus::connect(config(&peer, dir.path())).await.unwrap();
+
+    // Per source: ids in the order their publish returned, and for each id how many of its
+    // source's publishes had returned when it started.
+    type Log = std::sync::Mutex<(Vec<String>, BTreeMap<String, usize>)>;
+    let logs: Arc<BTreeMap<&str, Log>> =
+        Arc::new(SOURCES.iter().map(|s| (*s, Log::default())).collect());
+    let returned = Arc::new(AtomicU64::new(0));
+    // Publishers stop at a third of their events until the server is down, and at two thirds
+    // until it is up again; the test kills and restarts it while they are still publishing.
+    let (phase_tx, phase_rx) = tokio::sync::watch::channel(0u8);
+    let mut publishers = Vec::new();
+    for source in SOURCES {
+        for p in 0..PER_SOURCE {
+            let (bus, logs, returned) = (bus.clone(), Arc::clone(&logs), Arc::clone(&returned));
+            let mut phase_rx = phase_rx.clone();
+            publishers.push(tokio::spawn(async move {
+                let mut outcomes = BTreeMap::<String, u64>::new();
+                for seq in 0..EACH {
+                    for (at, phase) in [(EACH / 3, 1), (EACH * 2 / 3, 2)] {
+                        if seq == at {
+                            phase_rx.wait_for(|p| *p >= phase).await.unwrap();
+                        }
+                    }
+                    let mut event = sequenced(&format!("{source}.{p}"), seq);
+                    event.source = format!("/providers/{source}");
+                    let log = &logs[source];
+                    let before = log.lock().unwrap().0.len();
+                    log.lock().unwrap().1.insert(event.id.clone(), before);
+                    let id = event.id.clone();
+                    let delivery = bus.publish(event).await.unwrap();
+                    log.lock().unwrap().0.push(id);
+                    returned.fetch_add(1, Ordering::SeqCst);
+                    *outcomes.entry(format!("{delivery:?}")).or_default() += 1;
+                }
+                outcomes
+            }));
+        }
+    }
+
+    let count = || returned.load(Ordering::SeqCst);
+    eventually("a sixth is published", || async { count() >= TOTAL / 6 }).await;
+    peer.kill();
+    phase_tx.send(1).unwrap();
+    eventually("half is published", || async { count() >= TOTAL / 2 }).await;
+    assert!(
+        bus.outbox_len() > 0,
+        "events published during the outage wait in the outbox"
+    );
+    peer.start_again().unwrap();
+    phase_tx.send(2).unwrap();
+    let mut outcomes = BTreeMap::<String, u64>::new();
+    for publisher in publishers {
+        for (kind, n) in publisher.await.unwrap() {
+            *outcomes.entry(kind).or_default() += n;
+        }
+    }
+    assert!(
+        outcomes.get("Outboxed").copied().unwrap_or(0) > 0,
+        "{outcomes:?}"
+    );
+
+    eventually("the outbox is empty", || async { bus.outbox_len() == 0 }).await;
+    eventually("the stream holds every event", || async {
+        bus.stream_stats().await.is_ok_and(|s| s.messages >= TOTAL)
+    })
+    .await;
+    assert_eq!(
+        bus.stream_stats().await.unwrap().messages,
+        TOTAL,
+        "none twice"
+    );
+
+    let mut follower = bus
+        .subscribe_durable("concurrent-outage-check", TypeFilter::all())
+        .await
+        .unwrap();
+    let mut position = BTreeMap::<String, usize>::new();
+    let mut next = BTreeMap::<String, u64>::new();
+    while (position.len() as u64) < TOTAL {
+        let event = tokio::time::timeout(DEADLINE, follower.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        let at = position.len();
+        assert!(
+            position.insert(event.id.clone(), at).is_none(),
+            "{} arrived twice",
+            event.id
+        );
+        let request: ProviderRequest = event.payload().unwrap();
+        let expected = next.entry(request.provider.clone()).or_default();
+        assert_eq!(
+            u64::from(request.attempt),
+            *expected,
+            "out of order within a publisher: {}",
+            event.id
+        );
+        *expected += 1;
+    }
+    for (source, log) in logs.iter() {
+        let (returned_order, started_after) = &*log.lock().unwrap();
+        // latest[k]: the furthest stream position among the first k returned publishes.
+        let mut latest = vec![None];
+        for id in returned_order {
+            let last = *latest.last().unwrap();
+            latest.push(last.max(Some(position[id])));
+        }
+        for (id, before) in started_after {
+            if let Some(earlier) = latest[*before] {
+                assert!(
+                    earlier < position[id],
+                    "{id} ({source}) overtook an event whose publish returned before it started"
+                );
+            }
+        }
+    }
+
+    let m = bus.metrics().snapshot();
+    assert_eq!(m.published, TOTAL);
+    assert_eq!(m.outbox_resent, m.outbox_enqueued);
+    assert_eq!(
+        (m.outbox_dropped, m.publish_errors, m.outbox_depth),
+        (0, 0, 0)
+    );
+    bus.shutdown().await.unwrap();
+}
+
+/// The bus's `Debug` (and its config's) never shows the credentials in the URL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn debug_output_masks_url_credentials() {
+    let Some(peer) = agents_testkit::nats() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("nats://alice:hunter2@{}", peer.addr());
+    let mut config = config(&peer, dir.path());
+    config.url = url;
+    let bus = NatsBus::connect(config.clone()).await.unwrap();
+    for debug in [
+        format!("{bus:?}"),
+        format!("{config:?}"),
+        format!("{bus:#?}"),
+    ] {
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(!debug.contains("alice"), "{debug}");
+        assert!(debug.contains("nats://***@"), "{debug}");
+    }
+    bus.shutdown().await.unwrap();
+}

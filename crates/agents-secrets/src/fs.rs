@@ -4,13 +4,37 @@
 //! it anyway would hide that. So a secret file must carry no group or other permission bits
 //! (`0600` or `0400`), checked on the opened file, not on the path, so the file cannot be swapped
 //! between the check and the read. The size is bounded, so a mistaken reference to a log or to
-//! `/dev/zero` fails instead of filling memory.
+//! `/dev/zero` fails instead of filling memory. Only regular files are opened, checked on the
+//! path before opening: opening a FIFO waits for a writer, forever, and would hold a thread.
+//! Stores read from async code through [`read_file_async`], on the blocking pool, so a slow disk
+//! or network mount never stalls an executor thread.
 
 use std::fs::File;
 use std::io::{ErrorKind, Read};
 use std::path::Path;
 
 use crate::{Backend, SecretError, SecretRef};
+
+/// [`read_file`] on tokio's blocking pool.
+#[cfg(any(feature = "env", feature = "aws-kms"))]
+pub(crate) async fn read_file_async(
+    reference: &SecretRef,
+    backend: Backend,
+    path: &Path,
+    privacy: Privacy,
+) -> Result<Vec<u8>, SecretError> {
+    let owned = reference.clone();
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || read_file(&owned, backend, &path, privacy))
+        .await
+        .unwrap_or_else(|e| {
+            Err(SecretError::rejected(
+                reference,
+                backend,
+                format!("reading the file did not complete: {e}"),
+            ))
+        })
+}
 
 /// The largest secret file read: keys, tokens and certificates are far smaller.
 pub(crate) const MAX_FILE_BYTES: u64 = 64 * 1024;
@@ -44,14 +68,22 @@ pub(crate) fn read_file(
         ),
         _ => SecretError::rejected(reference, backend, format!("reading {shown}: {e}")),
     };
-    let mut file = File::open(path).map_err(io_error)?;
-    let metadata = file.metadata().map_err(io_error)?;
-    if !metadata.is_file() {
-        return Err(SecretError::rejected(
+    let not_regular = || {
+        SecretError::rejected(
             reference,
             backend,
-            format!("{shown} is not a regular file"),
-        ));
+            format!("{shown} is not a regular file (a directory, FIFO, socket or device)"),
+        )
+    };
+    // Checked before opening: opening a FIFO blocks until something writes to it.
+    if !std::fs::metadata(path).map_err(io_error)?.is_file() {
+        return Err(not_regular());
+    }
+    let mut file = File::open(path).map_err(io_error)?;
+    // And again on the opened file, which is what is read (and whose mode counts).
+    let metadata = file.metadata().map_err(io_error)?;
+    if !metadata.is_file() {
+        return Err(not_regular());
     }
     if privacy == Privacy::OwnerOnly {
         check_private(reference, backend, path, &metadata)?;
@@ -195,6 +227,31 @@ mod tests {
             kind(Path::new("/dev/zero"), Privacy::Any),
             SecretErrorKind::Rejected
         );
+    }
+
+    #[test]
+    fn a_fifo_is_refused_without_waiting_for_a_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        // On a thread of its own, so a regression fails the assertion instead of hanging.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let path = fifo.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(read_file(&"file:/x", Backend::File, &path, Privacy::Any));
+        });
+        let result = rx.recv_timeout(std::time::Duration::from_secs(30));
+        if result.is_err() {
+            // Unblock the reader before failing.
+            let _ = std::fs::OpenOptions::new().write(true).open(&fifo);
+        }
+        let e = result.expect("reading a FIFO did not return").unwrap_err();
+        assert_eq!(e.kind(), SecretErrorKind::Rejected);
+        assert!(e.to_string().contains("not a regular file"), "{e}");
     }
 
     #[test]

@@ -63,6 +63,11 @@ enum Command {
         /// The JSON input document.
         file: PathBuf,
     },
+    /// Works with the hash-chained audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Writes every JSON Schema (agent inputs, outputs, model replies, event payloads) under a
     /// directory, or with `--check` fails when the files there differ from the code.
     Schemas {
@@ -71,6 +76,16 @@ enum Command {
         /// Compare instead of writing.
         #[arg(long)]
         check: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Checks an audit file's hash chain; exits 1 and names the first broken line when it is
+    /// not intact.
+    Verify {
+        /// The audit file, e.g. `data/audit/audit-2026-11-26.jsonl`.
+        file: PathBuf,
     },
 }
 
@@ -123,6 +138,31 @@ fn execute(cli: Cli, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
                 }
             };
         }
+        Command::Audit {
+            command: AuditCommand::Verify { file },
+        } => {
+            let report = agents_bus::verify_audit_file(file)
+                .map_err(|e| anyhow::anyhow!("cannot verify {}: {e}", file.display()))?;
+            return match report.broken {
+                None => {
+                    let last = report.last_hash.as_deref().unwrap_or("none (empty file)");
+                    writeln!(
+                        out,
+                        "intact: {} events, last hash {last}",
+                        report.verified_lines
+                    )?;
+                    Ok(ExitCode::SUCCESS)
+                }
+                Some(broken) => {
+                    writeln!(
+                        out,
+                        "broken at {broken} ({} lines before it verify)",
+                        report.verified_lines
+                    )?;
+                    Ok(ExitCode::from(1))
+                }
+            };
+        }
         _ => {}
     }
     let config = AgentConfig::default();
@@ -168,7 +208,7 @@ fn execute(cli: Cli, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         Command::Schemas { dir, check } => {
             return write_or_check_schemas(&config, &dir, check, out);
         }
-        Command::Serve { .. } | Command::CheckConfig { .. } => {}
+        Command::Serve { .. } | Command::CheckConfig { .. } | Command::Audit { .. } => {}
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -17,9 +17,12 @@
 //!
 //! MSRV: Rust 1.95.
 
+pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod limits;
 pub mod logging;
+pub mod metrics;
 pub mod serve;
 pub mod service;
 pub mod status;

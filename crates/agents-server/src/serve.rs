@@ -3,34 +3,61 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use agents_core::{EventSink, NullSink, Provider, builtin_agents};
+use agents_bus::{AuditLog, BusSink, EventBus, InProcessBus, InProcessConfig, Tee};
+use agents_core::{CloudEvent, EventSink, NullSink, Provider, builtin_agents};
 use agents_providers::{FallbackChain, McpProvider, OpenAiProvider, Stack};
+use agents_secrets::{SecretRef, SecretStore};
 use anyhow::Context as _;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 
-use crate::config::ServerConfig;
+use crate::auth::Authenticator;
+use crate::config::{BusConfig, ServerConfig};
+use crate::limits::Limiter;
+use crate::metrics::Metrics;
 use crate::pb;
 use crate::pb::agent_service_server::AgentServiceServer;
 use crate::service::AgentsService;
 
-/// The providers of the config, each in its policy stack, and the chain over them.
+/// The providers of the config, each in its policy stack, and the chain over them. API key
+/// references resolve through `secrets`.
 pub async fn build_provider(
     config: &ServerConfig,
+    secrets: &dyn SecretStore,
     events: Arc<dyn EventSink>,
 ) -> anyhow::Result<Arc<dyn Provider>> {
     let mut providers: Vec<Arc<dyn Provider>> = Vec::new();
     for entry in &config.providers {
         let adapter: Arc<dyn Provider> = match (&entry.openai, &entry.mcp) {
-            (Some(openai), _) => Arc::new(OpenAiProvider::from_config(openai.clone())?),
+            (Some(openai), _) => {
+                let key = match &openai.api_key {
+                    Some(reference) => {
+                        let reference: SecretRef = reference
+                            .parse()
+                            .with_context(|| format!("provider `{}`: api_key", openai.id))?;
+                        Some(secrets.get(&reference).await.with_context(|| {
+                            format!("provider `{}`: cannot load its API key", openai.id)
+                        })?)
+                    }
+                    None => None,
+                };
+                Arc::new(OpenAiProvider::new(openai.clone(), key)?)
+            }
             (None, Some(mcp)) => Arc::new(McpProvider::lazy(mcp.clone(), events.clone())?),
             (None, None) => anyhow::bail!("provider `{}` has no adapter", entry.id()),
         };
+        let model = entry
+            .openai
+            .as_ref()
+            .map(|o| o.model.clone())
+            .unwrap_or_default();
         providers.push(
             Stack::new(adapter)
                 .events(events.clone())
+                .model(model)
                 .build(&entry.policies)?,
         );
     }
@@ -43,7 +70,7 @@ pub async fn build_provider(
 
 /// Refuses to serve a non-loopback address without auth, unless told to, loudly.
 pub fn check_exposure(config: &ServerConfig) -> anyhow::Result<()> {
-    if !config.server.listen.ip().is_loopback() {
+    if !config.server.listen.ip().is_loopback() && !config.auth.is_enabled() {
         if !config.server.insecure_no_auth {
             anyhow::bail!(
                 "refusing to listen on {} without authentication: configure API keys, or listen on 127.0.0.1, or set server.insecure_no_auth = true if you really mean it",
@@ -60,15 +87,93 @@ pub fn check_exposure(config: &ServerConfig) -> anyhow::Result<()> {
 pub struct Running {
     /// The address it listens on.
     pub addr: SocketAddr,
+    /// Where `/metrics`, `/healthz` and `/readyz` answer, when enabled.
+    pub metrics_addr: Option<SocketAddr>,
+    ready: Arc<AtomicBool>,
+    metrics_stop: Option<tokio::sync::oneshot::Sender<()>>,
     stop: tokio::sync::oneshot::Sender<()>,
     done: tokio::task::JoinHandle<anyhow::Result<()>>,
+    events: EventPipeline,
+    grace: Duration,
 }
 
 impl Running {
-    /// Stops accepting, lets in-flight calls finish within the grace period, and returns.
-    pub async fn shutdown(self) -> anyhow::Result<()> {
+    /// Stops accepting, lets in-flight calls finish within the grace period, then flushes every
+    /// queued event to the bus and the audit log, and returns.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        // Probes see "not ready" first, so load balancers stop sending new calls.
+        self.ready.store(false, Ordering::SeqCst);
         let _ = self.stop.send(());
-        self.done.await.context("the server task failed")?
+        let served = self.done.await.context("the server task failed")?;
+        self.events.close(self.grace).await;
+        if let Some(stop) = self.metrics_stop.take() {
+            let _ = stop.send(());
+        }
+        served
+    }
+
+    /// The in-process bus every event of the server goes through (subscribe to follow them).
+    pub fn bus(&self) -> &Arc<InProcessBus> {
+        &self.events.in_process
+    }
+}
+
+/// Where the server's events go: a bounded, non-blocking sink in front of the audit log and
+/// the in-process bus.
+#[derive(Debug)]
+struct EventPipeline {
+    sink: Arc<BusSink>,
+    bus: Arc<dyn EventBus>,
+    in_process: Arc<InProcessBus>,
+}
+
+impl EventPipeline {
+    /// Built inside the runtime: the sink's publisher is a task.
+    fn open(config: &BusConfig) -> anyhow::Result<Self> {
+        let in_process = Arc::new(InProcessBus::new(InProcessConfig::default())?);
+        let bus: Arc<dyn EventBus> = match &config.audit {
+            // The audit log is the primary: an event counts as delivered once it is written.
+            Some(audit) => {
+                let log = AuditLog::open(audit.clone()).with_context(|| {
+                    format!("cannot open the audit log in {}", audit.dir.display())
+                })?;
+                Arc::new(Tee::new(Arc::new(log), vec![in_process.clone()]))
+            }
+            None => in_process.clone(),
+        };
+        let sink = Arc::new(BusSink::spawn(bus.clone(), config.queue_capacity)?);
+        Ok(Self {
+            sink,
+            bus,
+            in_process,
+        })
+    }
+
+    async fn close(&self, timeout: Duration) {
+        if !self.sink.close(timeout).await {
+            tracing::warn!(
+                ?timeout,
+                "some events were still queued when the grace period ended"
+            );
+        }
+        if let Err(error) = self.bus.shutdown().await {
+            tracing::warn!(%error, "the event bus did not shut down cleanly");
+        }
+    }
+}
+
+/// Sends every event to each sink in turn.
+#[derive(Debug)]
+struct FanOut(Vec<Arc<dyn EventSink>>);
+
+impl EventSink for FanOut {
+    fn emit(&self, event: CloudEvent) {
+        if let Some((last, rest)) = self.0.split_last() {
+            for sink in rest {
+                sink.emit(event.clone());
+            }
+            last.emit(event);
+        }
     }
 }
 
@@ -77,20 +182,57 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
     start_with_events(config, Arc::new(NullSink)).await
 }
 
-/// [`start`] with a given event sink.
+/// [`start`], also sending every event to `extra` (tests, embedding programs).
 pub async fn start_with_events(
     config: ServerConfig,
-    events: Arc<dyn EventSink>,
+    extra: Arc<dyn EventSink>,
 ) -> anyhow::Result<Running> {
     check_exposure(&config)?;
-    let provider = build_provider(&config, events.clone()).await?;
+    let pipeline = EventPipeline::open(&config.bus)?;
+    let metrics = Arc::new(Metrics::new());
+    let bus_metrics = pipeline.bus.metrics();
+    metrics.set_bus_source(move || bus_metrics.snapshot().pairs());
+    let events: Arc<dyn EventSink> =
+        Arc::new(FanOut(vec![pipeline.sink.clone(), metrics.sink(), extra]));
+    let secrets = config
+        .secrets
+        .build()
+        .await
+        .context("cannot set up the secret stores")?;
+    let provider = build_provider(&config, &secrets, events.clone()).await?;
+    let auth = Authenticator::load(&config.auth, &secrets)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot load the API keys: {e}"))?;
     if !provider.health().await.is_serving() {
         tracing::warn!(
             "no configured provider answers its health check yet; requests will fail with UNAVAILABLE until one does"
         );
     }
     let agents = builtin_agents(&config.agents)?;
-    let service = AgentsService::new(agents, provider, events);
+    let service = AgentsService::new(agents, provider, events)
+        .with_auth(auth)
+        .with_limits(Limiter::new(config.limits.clone()))
+        .with_metrics(metrics.clone());
+    let ready = Arc::new(AtomicBool::new(false));
+    let (metrics_addr, metrics_stop) = match config.server.metrics_listen {
+        Some(listen) => {
+            let listener = TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("cannot serve metrics on {listen}"))?;
+            let addr = listener.local_addr()?;
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let http = crate::metrics::serve_http(listener, metrics, ready.clone(), async {
+                let _ = stopped.await;
+            });
+            tokio::spawn(async move {
+                if let Err(error) = http.await {
+                    tracing::warn!(%error, "the metrics endpoint stopped");
+                }
+            });
+            (Some(addr), Some(stop))
+        }
+        None => (None, None),
+    };
     let listener = TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;
@@ -101,8 +243,18 @@ pub async fn start_with_events(
     let done = tokio::spawn(serve(listener, service, limit, grace, async {
         let _ = stopped.await;
     }));
-    tracing::info!(%addr, "agents-server listening");
-    Ok(Running { addr, stop, done })
+    tracing::info!(%addr, ?metrics_addr, "agents-server listening");
+    ready.store(true, Ordering::SeqCst);
+    Ok(Running {
+        metrics_addr,
+        ready,
+        metrics_stop,
+        addr,
+        stop,
+        done,
+        events: pipeline,
+        grace,
+    })
 }
 
 async fn serve(

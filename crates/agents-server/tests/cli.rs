@@ -194,6 +194,7 @@ fn check_config_accepts_the_defaults_and_lists_every_error() {
 
 #[test]
 fn serve_starts_on_the_embedded_defaults_and_stops_on_sigterm() {
+    let audit = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -202,6 +203,8 @@ fn serve_starts_on_the_embedded_defaults_and_stops_on_sigterm() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_agents-server"))
         .arg("serve")
         .env("AGENTS_SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("AGENTS_BUS__AUDIT__DIR", audit.path())
+        .env("AGENTS_SERVER__METRICS_LISTEN", "127.0.0.1:0")
         .env(
             "AGENTS_PROVIDERS__0__OPENAI__BASE_URL",
             "http://127.0.0.1:9/v1",
@@ -239,4 +242,34 @@ fn serve_starts_on_the_embedded_defaults_and_stops_on_sigterm() {
         "the start-up says no model answers: {stderr}"
     );
     assert!(stderr.contains("shutting down"), "{stderr}");
+}
+
+#[test]
+fn audit_verify_reports_intact_and_broken_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = agents_bus::AuditConfig::new(dir.path());
+    let log = agents_bus::AuditLog::open(config).unwrap();
+    for _ in 0..3 {
+        let payload = agents_core::AgentStarted::default();
+        log.append(agents_core::CloudEvent::new("/test", &payload))
+            .unwrap();
+    }
+    let file = log.current_file().unwrap();
+    log.close().unwrap();
+    let output = agents_server(&["audit", "verify", file.to_str().unwrap()], None);
+    assert!(output.status.success(), "{}", stdout(&output));
+    assert!(stdout(&output).starts_with("intact: 3 events, last hash "));
+
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.replacen("agent.started", "agent.stopped", 2)).unwrap();
+    let output = agents_server(&["audit", "verify", file.to_str().unwrap()], None);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stdout(&output).starts_with("broken at line 1: its hash does not match"),
+        "{}",
+        stdout(&output)
+    );
+
+    let output = agents_server(&["audit", "verify", "/nonexistent/audit.jsonl"], None);
+    assert_eq!(output.status.code(), Some(2));
 }

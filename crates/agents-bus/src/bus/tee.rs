@@ -2,10 +2,14 @@
 //!
 //! The server publishes every event once; the tee writes it to each bus, so the audit trail
 //! cannot miss an event that subscribers saw, and a failing mirror does not stop the others.
+//!
+//! The primary's outcome is the publish's outcome. A caller that retries a failed publish
+//! must not write the primary twice because a mirror failed, so a mirror's failure is
+//! counted (`mirror_errors` in the primary's [`BusMetrics`]) and logged, not returned.
 
 use std::sync::Arc;
 
-use agents_core::{CloudEvent, async_trait};
+use agents_core::{CloudEvent, Redactor, async_trait};
 
 use super::{Delivery, EventBus, Subscription};
 use crate::{BusMetrics, Error, TypeFilter};
@@ -29,20 +33,23 @@ impl Tee {
 
 #[async_trait]
 impl EventBus for Tee {
-    /// Publishes to every bus in turn, even after one failed. Returns the primary's delivery,
-    /// or the first error of any bus.
+    /// Publishes to every bus in turn, even after one failed, and returns the primary's
+    /// outcome. A mirror's failure is counted in `mirror_errors` and logged (redacted).
     async fn publish(&self, event: CloudEvent) -> Result<Delivery, Error> {
-        let mut first_error = None;
-        for mirror in &self.mirrors {
+        for (mirror_index, mirror) in self.mirrors.iter().enumerate() {
             if let Err(error) = mirror.publish(event.clone()).await {
-                first_error.get_or_insert(error);
+                BusMetrics::inc(&self.primary.metrics().mirror_errors);
+                let error = Redactor::global().redact(&error.to_string()).into_owned();
+                tracing::warn!(
+                    mirror_index,
+                    event_id = %event.id,
+                    event_type = %event.event_type,
+                    %error,
+                    "tee: a mirror failed to publish the event; the primary still gets it"
+                );
             }
         }
-        let delivery = self.primary.publish(event).await;
-        match first_error {
-            Some(error) => Err(error),
-            None => delivery,
-        }
+        self.primary.publish(event).await
     }
 
     async fn subscribe(&self, filter: TypeFilter) -> Result<Subscription, Error> {

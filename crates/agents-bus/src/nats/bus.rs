@@ -40,13 +40,17 @@ pub struct StreamStats {
     pub consumers: usize,
 }
 
-#[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) client: Client,
     pub(crate) js: jetstream::Context,
     pub(crate) config: NatsConfig,
     pub(crate) metrics: Arc<BusMetrics>,
     outbox: Mutex<Outbox>,
+    /// Held by a publish from its "is the outbox empty?" check through its direct send to the
+    /// outbox write if that send fails, so that no publish can be stored while an earlier one
+    /// is still on its way to the outbox (see the [module docs](super)). Fair (FIFO), so
+    /// publishers are served in the order they arrived.
+    send_order: tokio::sync::Mutex<()>,
     /// Wakes the drainer when the outbox gets an event, the bus closes or is dropped.
     pub(crate) wake: Arc<Notify>,
     closed: AtomicBool,
@@ -55,6 +59,21 @@ pub(crate) struct Shared {
     full: AtomicBool,
     drainer: Mutex<Option<JoinHandle<()>>>,
     feeders: Mutex<Vec<AbortHandle>>,
+}
+
+impl std::fmt::Debug for Shared {
+    // By hand: the connection's and the outbox's own `Debug` would print server details and
+    // every waiting event; the config's masks the credentials in its URL.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("config", &self.config)
+            .field("connected", &self.connected())
+            .field("stream_ready", &self.stream_ready())
+            .field("closed", &self.is_closed())
+            // `try_lock`: formatting must not wait for (or deadlock on) an outbox write.
+            .field("outbox_len", &self.outbox.try_lock().ok().map(|o| o.len()))
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why a send to JetStream failed.
@@ -201,6 +220,13 @@ impl Shared {
             event_type: event.event_type,
         };
         // Direct only while nothing waits in the outbox: events never overtake older ones.
+        // Check, send and (on failure) enqueue are one critical section: a publisher that
+        // checked the outbox while another's send was failing would otherwise be stored
+        // before the other's event reaches the outbox.
+        let _order = self.send_order.lock().await;
+        if self.is_closed() {
+            return Err(Error::Closed);
+        }
         if self.stream_ready() && self.connected() && lock(&self.outbox).is_empty() {
             match self.send(&entry).await {
                 Ok(delivery) => return Ok(delivery),
@@ -261,6 +287,7 @@ impl NatsBus {
             config,
             metrics,
             outbox: Mutex::new(outbox),
+            send_order: tokio::sync::Mutex::new(()),
             wake: Arc::new(Notify::new()),
             closed: AtomicBool::new(false),
             stream_ready: AtomicBool::new(false),

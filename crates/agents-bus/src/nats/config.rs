@@ -1,3 +1,4 @@
+use std::fmt;
 use std::time::Duration;
 
 use agents_core::ConfigError;
@@ -16,8 +17,11 @@ pub struct EventStreamConfig {
     pub max_age_secs: u64,
     /// Bytes kept; beyond that the oldest events are discarded.
     pub max_bytes: u64,
-    /// How long an event id is remembered for de-duplication, in seconds. Must cover the
-    /// longest outage after which a lost ack is retried from the outbox.
+    /// How long an event id is remembered for de-duplication, in seconds (default 600).
+    ///
+    /// Must be at least the longest outage to be survived without duplicates: an event whose
+    /// ack was lost (stored, but the send timed out) is re-sent from the outbox when NATS is
+    /// back, and a re-send after the window is stored a second time. At most `max_age_secs`.
     pub duplicate_window_secs: u64,
     /// Replicas in a cluster (1 for a single server).
     pub replicas: usize,
@@ -29,14 +33,16 @@ impl Default for EventStreamConfig {
             name: "AGENTS_EVENTS".into(),
             max_age_secs: 7 * 24 * 3600,
             max_bytes: 1024 * 1024 * 1024,
-            duplicate_window_secs: 120,
+            duplicate_window_secs: 600,
             replicas: 1,
         }
     }
 }
 
 /// Settings of the [`NatsBus`](super::NatsBus).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Its `Debug` output masks the user, password or token in `url`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct NatsConfig {
@@ -44,7 +50,8 @@ pub struct NatsConfig {
     pub url: String,
     /// Subjects are `<subject_prefix>.<event type>`.
     pub subject_prefix: String,
-    /// The stream.
+    /// The stream. Its `duplicate_window_secs` must be at least the longest NATS outage to
+    /// be survived without duplicates (see [`EventStreamConfig::duplicate_window_secs`]).
     pub stream: EventStreamConfig,
     /// Longest wait for a publish ack before the event goes to the outbox.
     pub publish_timeout_ms: u64,
@@ -62,6 +69,53 @@ pub struct NatsConfig {
     pub ack_wait_ms: u64,
     /// The outbox.
     pub outbox: OutboxConfig,
+}
+
+impl fmt::Debug for NatsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Destructured so that a new field cannot be left out (or leak) unnoticed.
+        let Self {
+            url,
+            subject_prefix,
+            stream,
+            publish_timeout_ms,
+            connect_timeout_ms,
+            max_retry_delay_ms,
+            shutdown_timeout_ms,
+            subscriber_buffer,
+            ack_wait_ms,
+            outbox,
+        } = self;
+        f.debug_struct("NatsConfig")
+            .field("url", &masked_url(url))
+            .field("subject_prefix", subject_prefix)
+            .field("stream", stream)
+            .field("publish_timeout_ms", publish_timeout_ms)
+            .field("connect_timeout_ms", connect_timeout_ms)
+            .field("max_retry_delay_ms", max_retry_delay_ms)
+            .field("shutdown_timeout_ms", shutdown_timeout_ms)
+            .field("subscriber_buffer", subscriber_buffer)
+            .field("ack_wait_ms", ack_wait_ms)
+            .field("outbox", outbox)
+            .finish()
+    }
+}
+
+/// `url` with the user information (`user:password@` or `token@`) of each comma-separated
+/// server replaced by `***`, for logs and `Debug`.
+pub(crate) fn masked_url(url: &str) -> String {
+    url.split(',')
+        .map(|server| {
+            let start = server.find("://").map_or(0, |i| i + 3);
+            let (scheme, rest) = server.split_at(start);
+            let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            match rest[..authority_end].rfind('@') {
+                Some(at) => format!("{scheme}***{}", &rest[at..]),
+                None => server.to_owned(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 impl Default for NatsConfig {
@@ -223,5 +277,27 @@ mod tests {
             ("nats://h:1", "EV")
         );
         assert_eq!(parsed.stream.replicas, 1);
+    }
+
+    #[test]
+    fn debug_masks_credentials_in_the_url() {
+        for (url, shown) in [
+            ("nats://alice:hunter2@h:4222", "nats://***@h:4222"),
+            ("nats://s3cr3t-token@h", "nats://***@h"),
+            ("tls://u:p%40ss@h:1/x@y", "tls://***@h:1/x@y"),
+            ("u:hunter2@h:4222", "***@h:4222"),
+            (
+                "nats://a:hunter2@h1:1,nats://h2:2,nats://b:s3cr3t-token@h3",
+                "nats://***@h1:1,nats://h2:2,nats://***@h3",
+            ),
+            ("nats://127.0.0.1:4222", "nats://127.0.0.1:4222"),
+        ] {
+            assert_eq!(masked_url(url), shown);
+            let debug = format!("{:?}", NatsConfig::new(url, "/tmp/o"));
+            assert!(debug.contains(&format!("url: {shown:?}")), "{debug}");
+            for secret in ["hunter2", "s3cr3t-token", "alice", "p%40ss"] {
+                assert!(!debug.contains(secret), "{debug}");
+            }
+        }
     }
 }

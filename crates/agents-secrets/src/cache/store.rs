@@ -377,6 +377,53 @@ mod tests {
         assert_eq!((stats.hits, stats.misses, stats.entries), (1, 2, 1));
     }
 
+    /// What the OpenBao rotation test used to claim with wall-clock time: after a rotation, the
+    /// old value is served until the refresh-ahead window, the refresh brings the new one in
+    /// before the TTL, and without refresh-ahead the new one comes right at the TTL.
+    #[tokio::test(start_paused = true)]
+    async fn rotation_old_value_until_the_ttl_new_value_right_after() {
+        let inner = ScriptedStore::new("rotated-value-old");
+        let cache = cache(
+            &inner,
+            CacheConfig::default()
+                .with_ttl_ms(1_500)
+                .with_refresh_ahead_ms(300),
+        );
+        let r = reference("rotated");
+        assert_eq!(value(&cache, &r).await, "rotated-value-old");
+        inner.set_value("rotated-value-new");
+        // Before the refresh-ahead window: the old value, from memory.
+        tokio::time::advance(Duration::from_millis(1_199)).await;
+        assert_eq!(value(&cache, &r).await, "rotated-value-old");
+        assert_eq!((inner.calls(), cache.stats().hits), (1, 1));
+        // Inside it: still the old value, while one background load fetches the new one.
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert_eq!(value(&cache, &r).await, "rotated-value-old");
+        settle().await;
+        assert_eq!(cache.stats().refreshes, 1);
+        assert_eq!(value(&cache, &r).await, "rotated-value-new");
+        assert_eq!(inner.calls(), 2);
+
+        // Without refresh-ahead: the old value up to the last instant of the TTL, the new
+        // one at it, loaded on the request path.
+        let inner = ScriptedStore::new("rotated-value-old");
+        let cache = super::CachedStore::new(
+            Arc::clone(&inner) as Arc<dyn SecretStore>,
+            CacheConfig::default()
+                .with_ttl_ms(1_500)
+                .with_refresh_ahead_ms(0),
+        )
+        .unwrap();
+        assert_eq!(value(&cache, &r).await, "rotated-value-old");
+        inner.set_value("rotated-value-new");
+        tokio::time::advance(Duration::from_millis(1_499)).await;
+        assert_eq!(value(&cache, &r).await, "rotated-value-old");
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert_eq!(value(&cache, &r).await, "rotated-value-new");
+        let stats = cache.stats();
+        assert_eq!((stats.hits, stats.misses, stats.refreshes), (1, 2, 0));
+    }
+
     #[tokio::test(start_paused = true)]
     async fn outage_within_the_ttl_fails_no_request() {
         let inner = ScriptedStore::new("outage-value-1");

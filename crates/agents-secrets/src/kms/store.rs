@@ -14,7 +14,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::KmsConfig;
 use crate::error::chain;
-use crate::fs::{Privacy, read_file};
+use crate::fs::{Privacy, read_file_async};
 use crate::reference::{MAX_CIPHERTEXT_BYTES, Target};
 use crate::store::{admit, sealed};
 use crate::{Backend, SecretError, SecretRef, SecretStore, StoreHealth};
@@ -218,7 +218,8 @@ impl SecretStore for KmsStore {
             Target::Kms(blob) => blob.clone(),
             Target::KmsFile(path) => {
                 // A ciphertext is safe to leave readable: without kms:Decrypt it is noise.
-                let content = read_file(reference, Backend::AwsKms, path, Privacy::Any)?;
+                let content =
+                    read_file_async(reference, Backend::AwsKms, path, Privacy::Any).await?;
                 let blob = ciphertext_from_file(content);
                 if blob.is_empty() || blob.len() > MAX_CIPHERTEXT_BYTES {
                     return Err(SecretError::rejected(

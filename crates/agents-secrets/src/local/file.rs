@@ -1,6 +1,6 @@
 use secrecy::SecretString;
 
-use crate::fs::{Privacy, read_file, trim_line_ending, utf8};
+use crate::fs::{Privacy, read_file_async, trim_line_ending, utf8};
 use crate::reference::Target;
 use crate::store::{admit, sealed};
 use crate::{Backend, SecretError, SecretRef, SecretStore, StoreHealth};
@@ -31,8 +31,8 @@ impl SecretStore for FileStore {
                 "the file store serves only `file:` references",
             ));
         };
-        // Small local files: reading them inline is cheaper than a blocking-pool hop.
-        let bytes = read_file(reference, Backend::File, path, Privacy::OwnerOnly)?;
+        // On the blocking pool: a slow or hung mount must not hold an executor thread.
+        let bytes = read_file_async(reference, Backend::File, path, Privacy::OwnerOnly).await?;
         let text = trim_line_ending(utf8(reference, Backend::File, bytes)?);
         admit(reference, Backend::File, text)
     }
@@ -75,5 +75,29 @@ mod tests {
             SecretErrorKind::Unsupported
         );
         assert_eq!(FileStore::new().health().await, StoreHealth::Healthy);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_fifo_is_refused_without_hanging() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let r = SecretRef::parse(&format!("file:{}", fifo.display())).unwrap();
+        let task = tokio::spawn(async move { FileStore::new().get(&r).await });
+        let result = tokio::time::timeout(std::time::Duration::from_secs(30), task).await;
+        if result.is_err() {
+            // Unblock the reader before failing.
+            let _ = std::fs::OpenOptions::new().write(true).open(&fifo);
+        }
+        let e = result
+            .expect("reading a FIFO did not return")
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(e.kind(), SecretErrorKind::Rejected);
+        assert!(e.to_string().contains("not a regular file"), "{e}");
     }
 }

@@ -1,6 +1,6 @@
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
@@ -22,9 +22,12 @@ use crate::{Backend, SecretError, SecretErrorKind, SecretRef, SecretStore, Store
 ///
 /// It builds without a network call and authenticates on first use (or [`login`](Self::login)).
 /// The token is renewed once `renew_at_percent` of its lease has passed — by the task of
-/// [`spawn_token_renewal`](Self::spawn_token_renewal) and, should that be late, before a read —
-/// and AppRole logs in again when renewal is no longer possible. A read denied with
-/// `permission denied` re-reads the credential reference, authenticates again and retries once.
+/// [`spawn_token_renewal`](Self::spawn_token_renewal), or, without that task, by one read at a
+/// time that does not wait for another's attempt — and AppRole logs in again when renewal is no
+/// longer possible. Reads wait for authentication only when the token has expired. A read denied
+/// with `permission denied` looks the token up: if Vault still accepts it, the denial is the
+/// policy's and is returned; otherwise the store re-reads the credential reference,
+/// authenticates again (not more often than once every 5 seconds) and retries once.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), agents_secrets::SecretError> {
@@ -53,7 +56,21 @@ pub struct VaultStore {
     renew_retry: Duration,
     logins: AtomicU64,
     renewals: AtomicU64,
+    failed_renewals: AtomicU64,
+    /// When the last login succeeded: a denied read does not log in again sooner than
+    /// [`RELOGIN_INTERVAL`] after it.
+    last_login: Mutex<Option<Instant>>,
+    /// When the last renewal (or re-login) of a still-valid token failed: reads do not retry it
+    /// within `renew_retry`.
+    renew_failed_at: Mutex<Option<Instant>>,
+    /// Renewal tasks alive: while one runs, reads leave renewal to it.
+    renewal_tasks: AtomicUsize,
 }
+
+/// The shortest time between two logins caused by denied reads. A policy denial answers 403
+/// like a revoked token does; logging in again for each would mint a token, spend one of the
+/// secret id's uses and register one more value with the redactor per request.
+const RELOGIN_INTERVAL: Duration = Duration::from_secs(5);
 
 /// What the store knows about its token, for health pages and tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +86,8 @@ pub struct TokenStatus {
     pub logins: u64,
     /// Successful renewals so far.
     pub renewals: u64,
+    /// Failed renewals (or re-logins) of a still-valid token so far.
+    pub failed_renewals: u64,
 }
 
 /// The background renewal task of one [`VaultStore`]. It ends by itself when the store is
@@ -154,6 +173,10 @@ impl VaultStore {
             renew_retry: Duration::from_millis(config.renew_retry_ms),
             logins: AtomicU64::new(0),
             renewals: AtomicU64::new(0),
+            failed_renewals: AtomicU64::new(0),
+            last_login: Mutex::new(None),
+            renew_failed_at: Mutex::new(None),
+            renewal_tasks: AtomicUsize::new(0),
         })
     }
 
@@ -170,9 +193,14 @@ impl VaultStore {
     /// cannot be renewed). Needs a tokio runtime. The task holds only a weak reference and
     /// ends when the store is dropped.
     pub fn spawn_token_renewal(self: &Arc<Self>) -> RenewalHandle {
+        // Counted before the spawn, so no read renews between this call and the task's start.
+        let alive = TaskAlive::new(self);
         let store = Arc::downgrade(self);
         RenewalHandle {
-            task: tokio::spawn(renewal_loop(store)),
+            task: tokio::spawn(async move {
+                let _alive = alive;
+                renewal_loop(store).await;
+            }),
         }
     }
 
@@ -188,6 +216,7 @@ impl VaultStore {
             renewable: lease.is_some_and(|l| l.renewable),
             logins: self.logins.load(Ordering::Relaxed),
             renewals: self.renewals.load(Ordering::Relaxed),
+            failed_renewals: self.failed_renewals.load(Ordering::Relaxed),
         }
     }
 
@@ -206,27 +235,100 @@ impl VaultStore {
         }
     }
 
-    /// Makes sure a usable token is set before a read. A failed renewal of a token that is still
-    /// valid does not fail the read; the renewal task keeps trying.
+    /// Makes sure a usable token is set before a read. Only a missing or expired token makes
+    /// the read wait: a token that is still valid is used as it is, and its renewal never queues
+    /// reads behind a Vault that does not answer.
     async fn ensure_token(&self) -> Result<(), SecretError> {
-        if self.upkeep_now() == Upkeep::None {
-            return Ok(());
-        }
-        let _upkeep = self.upkeep.lock().await;
         match self.upkeep_now() {
             Upkeep::None => Ok(()),
-            Upkeep::Authenticate => self.authenticate().await,
-            Upkeep::Renew => {
-                if let Err(error) = self.renew_or_relogin().await {
-                    tracing::warn!(
-                        address = %self.address,
-                        error = %error,
-                        "renewing the vault token failed; it is still valid, retrying later"
-                    );
+            Upkeep::Authenticate => {
+                let _upkeep = self.upkeep.lock().await;
+                match self.upkeep_now() {
+                    Upkeep::Authenticate => self.authenticate().await,
+                    Upkeep::None | Upkeep::Renew => Ok(()),
                 }
+            }
+            Upkeep::Renew => {
+                self.renew_on_the_request_path().await;
                 Ok(())
             }
         }
+    }
+
+    /// Renews a still-valid token from a read, only when no renewal task runs, no other
+    /// renewal or login is under way, and the last attempt did not fail within `renew_retry`.
+    /// A failure does not fail the read.
+    async fn renew_on_the_request_path(&self) {
+        if self.renewal_tasks.load(Ordering::Acquire) > 0 {
+            return;
+        }
+        let Ok(_upkeep) = self.upkeep.try_lock() else {
+            return;
+        };
+        if self.upkeep_now() != Upkeep::Renew || within(*self.renew_failed_at(), self.renew_retry) {
+            return;
+        }
+        if let Err(error) = self.renew_or_relogin().await {
+            tracing::warn!(
+                address = %self.address,
+                error = %error,
+                "renewing the vault token failed; it is still valid, retrying later"
+            );
+        }
+    }
+
+    fn renew_failed_at(&self) -> MutexGuard<'_, Option<Instant>> {
+        self.renew_failed_at
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn last_login(&self) -> MutexGuard<'_, Option<Instant>> {
+        self.last_login
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// After a read was denied with the token of `used`: whether to read again. True when
+    /// another caller has replaced the token meanwhile, or when Vault no longer accepts the
+    /// token and a new one was had; false when the token is fine (the policy denies the path)
+    /// or a login happened less than [`RELOGIN_INTERVAL`] ago.
+    async fn recover_from_denial(
+        &self,
+        reference: &SecretRef,
+        used: Option<Lease>,
+    ) -> Result<bool, SecretError> {
+        let _upkeep = self.upkeep.lock().await;
+        // Concurrent denied reads authenticate once: whoever comes second finds a newer token
+        // than the one that was denied.
+        if *self.lease() != used {
+            return Ok(true);
+        }
+        let looked_up = {
+            let client = self.client.read().await;
+            vaultrs::token::lookup_self(&*client).await
+        };
+        match looked_up {
+            Ok(_) => return Ok(false),
+            Err(error) => {
+                let error = self.error(error, self.auth.credential(), Call::Login);
+                if error.kind() != SecretErrorKind::PermissionDenied {
+                    return Err(error.while_loading(reference));
+                }
+            }
+        }
+        if within(*self.last_login(), RELOGIN_INTERVAL) {
+            tracing::debug!(
+                reference = %reference,
+                "vault refused the token, but it was had less than {RELOGIN_INTERVAL:?} ago"
+            );
+            return Ok(false);
+        }
+        tracing::debug!(reference = %reference, "vault no longer accepts the token; authenticating again");
+        self.authenticate()
+            .await
+            .map_err(|e| e.while_loading(reference))?;
+        Ok(true)
     }
 
     /// One step of the renewal task; errors are returned so it can back off.
@@ -239,7 +341,20 @@ impl VaultStore {
         }
     }
 
+    /// Renews or logs in again, counting failures and remembering when the last one was.
     async fn renew_or_relogin(&self) -> Result<(), SecretError> {
+        let result = self.try_renew_or_relogin().await;
+        *self.renew_failed_at() = match &result {
+            Ok(()) => None,
+            Err(_) => {
+                self.failed_renewals.fetch_add(1, Ordering::Relaxed);
+                Some(Instant::now())
+            }
+        };
+        result
+    }
+
+    async fn try_renew_or_relogin(&self) -> Result<(), SecretError> {
         let renewable = self.lease().is_some_and(|l| l.renewable);
         let renewed = if renewable {
             self.renew().await
@@ -325,6 +440,7 @@ impl VaultStore {
             }
         };
         *self.lease() = Some(lease);
+        *self.last_login() = Some(Instant::now());
         self.logins.fetch_add(1, Ordering::Relaxed);
         tracing::info!(
             address = %self.address,
@@ -440,6 +556,29 @@ impl VaultStore {
     }
 }
 
+/// Whether `at` is less than `interval` ago.
+fn within(at: Option<Instant>, interval: Duration) -> bool {
+    at.is_some_and(|at| at.elapsed() < interval)
+}
+
+/// Counts one live renewal task for as long as it exists (aborted or ended).
+struct TaskAlive(Weak<VaultStore>);
+
+impl TaskAlive {
+    fn new(store: &Arc<VaultStore>) -> Self {
+        store.renewal_tasks.fetch_add(1, Ordering::AcqRel);
+        Self(Arc::downgrade(store))
+    }
+}
+
+impl Drop for TaskAlive {
+    fn drop(&mut self) {
+        if let Some(store) = self.0.upgrade() {
+            store.renewal_tasks.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
 async fn renewal_loop(store: Weak<VaultStore>) {
     let mut failed = false;
     loop {
@@ -524,17 +663,10 @@ impl SecretStore for VaultStore {
         let used = *self.lease();
         let data = match self.read(reference, at).await {
             // The token may have been revoked, or the credential rotated: once, start over.
+            // A plain policy denial is returned as it is.
             Err(e) if e.kind() == SecretErrorKind::PermissionDenied => {
-                tracing::debug!(reference = %reference, "vault denied the read; authenticating again");
-                {
-                    let _upkeep = self.upkeep.lock().await;
-                    // Concurrent denied reads authenticate once: whoever comes second finds a
-                    // newer token than the one that was denied.
-                    if *self.lease() == used {
-                        self.authenticate()
-                            .await
-                            .map_err(|e| e.while_loading(reference))?;
-                    }
+                if !self.recover_from_denial(reference, used).await? {
+                    return Err(e);
                 }
                 self.read(reference, at).await?
             }

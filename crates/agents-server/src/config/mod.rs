@@ -7,7 +7,7 @@ mod env;
 mod model;
 
 pub use env::apply_env_overrides;
-pub use model::{ListenConfig, ProviderEntry, ServerConfig};
+pub use model::{BusConfig, ListenConfig, ProviderEntry, ServerConfig};
 
 use std::path::Path;
 

@@ -2,6 +2,11 @@
 
 use std::net::SocketAddr;
 
+use agents_bus::AuditConfig;
+use agents_secrets::SecretsConfig;
+
+use crate::auth::AuthConfig;
+use crate::limits::LimitsConfig;
 use agents_core::{AgentConfig, ConfigError};
 use agents_providers::{ChainConfig, McpConfig, OpenAiConfig, PolicyConfig};
 use serde::{Deserialize, Serialize};
@@ -23,6 +28,39 @@ pub struct ServerConfig {
     /// The fallback chain; by default every provider, in the order listed.
     #[serde(default)]
     pub chain: Option<ChainConfig>,
+    /// Where events go.
+    #[serde(default)]
+    pub bus: BusConfig,
+    /// API keys; none configured means no authentication (allowed on loopback only).
+    #[serde(default)]
+    pub auth: AuthConfig,
+    /// Load shedding and per-tenant limits.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// Secret stores that API key references (`env:`, `file:`, `vault:`, `kms:`) resolve in.
+    #[serde(default)]
+    pub secrets: SecretsConfig,
+}
+
+/// Where the runtime's CloudEvents go: an in-process bus, and the durable audit log.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct BusConfig {
+    /// The hash-chained JSONL audit log; no section, no audit log.
+    pub audit: Option<AuditConfig>,
+    /// Events that may wait to be published; beyond this, events are dropped and counted
+    /// (`sink_dropped`), never blocking a request.
+    pub queue_capacity: usize,
+}
+
+impl Default for BusConfig {
+    fn default() -> Self {
+        Self {
+            audit: Some(AuditConfig::new("./data/audit")),
+            queue_capacity: 10_000,
+        }
+    }
 }
 
 /// Where and how the gRPC server listens.
@@ -38,6 +76,8 @@ pub struct ListenConfig {
     pub shutdown_grace_ms: u64,
     /// Serve a non-loopback address without authentication. Logged loudly; never the default.
     pub insecure_no_auth: bool,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served (HTTP); unset turns them off.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Default for ListenConfig {
@@ -47,6 +87,7 @@ impl Default for ListenConfig {
             max_message_bytes: 4 * 1024 * 1024,
             shutdown_grace_ms: 10_000,
             insecure_no_auth: false,
+            metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
         }
     }
 }
@@ -107,6 +148,20 @@ impl ServerConfig {
                 "agents.max_tokens_cap",
                 "must be at least 1",
             ));
+        }
+        if let Some(audit) = &self.bus.audit {
+            errors.extend(audit.validate().map_err(|e| e.within("bus.audit")).err());
+        }
+        errors.extend(self.auth.validate());
+        errors.extend(self.limits.validate());
+        errors.extend(
+            self.secrets
+                .validate()
+                .map_err(|e| e.within("secrets"))
+                .err(),
+        );
+        if self.bus.queue_capacity == 0 {
+            errors.push(ConfigError::new("bus.queue_capacity", "must be at least 1"));
         }
         let mut ids: Vec<&str> = Vec::new();
         for (i, entry) in self.providers.iter().enumerate() {

@@ -7,12 +7,17 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use agents_core::{Agent, AgentContext, CloudEvent, EventSink, Provider, TraceContext};
+use agents_core::{
+    Agent, AgentContext, AgentError, AgentOutput, CloudEvent, EventSink, Provider, TraceContext,
+};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
+use crate::auth::{Authenticator, Principal, Role};
+use crate::limits::{Admission, Limiter, Refusal};
+use crate::metrics::{InFlightGuard, Metrics, ThrottleReason};
 use crate::pb;
 use crate::pb::agent_service_server::AgentService;
 use crate::status;
@@ -30,6 +35,9 @@ pub struct AgentsService {
     provider: Arc<dyn Provider>,
     events: Arc<dyn EventSink>,
     tasks: Arc<TaskTable>,
+    auth: Arc<Authenticator>,
+    limits: Limiter,
+    metrics: Arc<Metrics>,
 }
 
 impl AgentsService {
@@ -47,7 +55,71 @@ impl AgentsService {
             provider,
             events,
             tasks: Arc::new(TaskTable::new(tasks::DEFAULT_MAX_TASKS)),
+            auth: Arc::new(Authenticator::disabled()),
+            limits: Limiter::new(crate::limits::LimitsConfig::default()),
+            metrics: Arc::new(Metrics::new()),
         }
+    }
+
+    /// Sets where request metrics go.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Counts a finished call: its code, its time, and the part spent at providers.
+    fn record(&self, agent: &str, started: Instant, result: &Result<AgentOutput, AgentError>) {
+        let (code, provider) = match result {
+            Ok(done) => (
+                tonic::Code::Ok,
+                Duration::from_millis(done.metadata.provider_latency_ms),
+            ),
+            Err(error) => (status::from_agent_error(error).code(), Duration::ZERO),
+        };
+        self.metrics
+            .record_request(agent, code, started.elapsed(), provider);
+    }
+
+    /// Sets who may call what.
+    pub fn with_auth(mut self, auth: Authenticator) -> Self {
+        self.auth = Arc::new(auth);
+        self
+    }
+
+    /// Sets the load-shedding and tenant limits.
+    pub fn with_limits(mut self, limits: Limiter) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Who is calling, if they may call this RPC. Runs before anything else is read.
+    fn authorize(&self, metadata: &MetadataMap, role: Role) -> Result<Principal, Status> {
+        let principal = self.auth.authenticate(metadata)?;
+        principal.require(role)?;
+        Ok(principal)
+    }
+
+    /// [`authorize`](Self::authorize), then a slot under the global and tenant limits, refused
+    /// at once when full (load shedding, never a queue). Held for the whole call.
+    fn admit(
+        &self,
+        metadata: &MetadataMap,
+    ) -> Result<(Principal, Admission, InFlightGuard), Status> {
+        let principal = self.authorize(metadata, Role::Execute)?;
+        let admission = self.limits.admit(principal.tenant()).map_err(|refusal| {
+            let tenant = principal.tenant();
+            match &refusal {
+                Refusal::Global { .. } => self.metrics.load_shed(),
+                Refusal::TenantRate { .. } => {
+                    self.metrics.tenant_throttled(tenant, ThrottleReason::Rate);
+                }
+                _ => self
+                    .metrics
+                    .tenant_throttled(tenant, ThrottleReason::Concurrency),
+            }
+            Status::from(refusal)
+        })?;
+        Ok((principal, admission, self.metrics.in_flight_guard()))
     }
 
     fn agent(&self, id: &str) -> Result<Arc<dyn Agent>, Status> {
@@ -63,6 +135,7 @@ impl AgentsService {
     fn context(
         &self,
         metadata: &MetadataMap,
+        principal: &Principal,
         request_id: &str,
         events: Arc<dyn EventSink>,
     ) -> AgentContext {
@@ -78,7 +151,7 @@ impl AgentsService {
         if !request_id.is_empty() {
             ctx = ctx.with_request_id(request_id);
         }
-        ctx
+        ctx.with_tenant(principal.tenant())
     }
 }
 
@@ -128,8 +201,9 @@ impl EventSink for StreamSink {
 impl AgentService for AgentsService {
     async fn list_agents(
         &self,
-        _: Request<pb::ListAgentsRequest>,
+        request: Request<pb::ListAgentsRequest>,
     ) -> Result<Response<pb::ListAgentsResponse>, Status> {
+        self.authorize(request.metadata(), Role::Read)?;
         let agents = self
             .order
             .iter()
@@ -143,6 +217,7 @@ impl AgentService for AgentsService {
         &self,
         request: Request<pb::DescribeAgentRequest>,
     ) -> Result<Response<pb::AgentDescriptor>, Status> {
+        self.authorize(request.metadata(), Role::Read)?;
         let agent = self.agent(&request.get_ref().agent_id)?;
         Ok(Response::new(convert::descriptor(agent.as_ref())))
     }
@@ -151,8 +226,12 @@ impl AgentService for AgentsService {
         &self,
         request: Request<pb::ExecuteRequest>,
     ) -> Result<Response<pb::ExecuteResponse>, Status> {
+        // Held until the call ends: the slot is what load shedding counts.
+        let started = Instant::now();
+        let (principal, _admission, _in_flight) = self.admit(request.metadata())?;
         let ctx = self.context(
             request.metadata(),
+            &principal,
             &request.get_ref().request_id,
             self.events.clone(),
         );
@@ -160,10 +239,9 @@ impl AgentService for AgentsService {
         let agent = self.agent(&body.agent_id)?;
         let input = parse_input(&body.input_json)?;
         // If the client goes away, tonic drops this future, and with it the provider call.
-        let done = agent
-            .execute(&ctx, input)
-            .await
-            .map_err(|e| status::from_agent_error(&e))?;
+        let result = agent.execute(&ctx, input).await;
+        self.record(agent.id(), started, &result);
+        let done = result.map_err(|e| status::from_agent_error(&e))?;
         Ok(Response::new(convert::response(&done)))
     }
 
@@ -173,16 +251,27 @@ impl AgentService for AgentsService {
         &self,
         request: Request<pb::ExecuteRequest>,
     ) -> Result<Response<Self::ExecuteStreamStream>, Status> {
+        let started = Instant::now();
+        let (principal, admission, in_flight) = self.admit(request.metadata())?;
         let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
         let sink = Arc::new(StreamSink {
             server: self.events.clone(),
             client: sender.clone(),
         });
-        let ctx = self.context(request.metadata(), &request.get_ref().request_id, sink);
+        let ctx = self.context(
+            request.metadata(),
+            &principal,
+            &request.get_ref().request_id,
+            sink,
+        );
         let body = request.into_inner();
         let agent = self.agent(&body.agent_id)?;
         let input = parse_input(&body.input_json)?;
+        let service = self.clone();
         tokio::spawn(async move {
+            // The stream holds its slot for as long as it runs.
+            let _admission = admission;
+            let _in_flight = in_flight;
             let run = agent.execute(&ctx, input);
             tokio::pin!(run);
             // Stop the run when the client hangs up (the receiver is dropped).
@@ -190,6 +279,7 @@ impl AgentService for AgentsService {
                 result = &mut run => result,
                 () = sender.closed() => return,
             };
+            service.record(agent.id(), started, &result);
             let last = match result {
                 Ok(done) => Ok(pb::ExecuteStreamEvent {
                     event: Some(pb::execute_stream_event::Event::Result(convert::response(
@@ -207,8 +297,10 @@ impl AgentService for AgentsService {
         &self,
         request: Request<pb::SubmitTaskRequest>,
     ) -> Result<Response<pb::SubmitTaskResponse>, Status> {
+        let (principal, _admission, _in_flight) = self.admit(request.metadata())?;
         let ctx = self.context(
             request.metadata(),
+            &principal,
             &request.get_ref().task_id,
             self.events.clone(),
         );
@@ -230,8 +322,9 @@ impl AgentService for AgentsService {
         &self,
         request: Request<pb::GetTaskRequest>,
     ) -> Result<Response<pb::Task>, Status> {
+        let principal = self.authorize(request.metadata(), Role::Read)?;
         self.tasks
-            .get(&request.get_ref().task_id)
+            .get(&request.get_ref().task_id, principal.tenant())
             .map(Response::new)
     }
 
@@ -239,8 +332,9 @@ impl AgentService for AgentsService {
         &self,
         request: Request<pb::CancelTaskRequest>,
     ) -> Result<Response<pb::Task>, Status> {
+        let principal = self.authorize(request.metadata(), Role::Execute)?;
         self.tasks
-            .cancel(&request.get_ref().task_id)
+            .cancel(&request.get_ref().task_id, principal.tenant())
             .map(Response::new)
     }
 }

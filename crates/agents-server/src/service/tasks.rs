@@ -28,6 +28,8 @@ pub struct TaskTable {
 struct Entry {
     task: pb::Task,
     cancel: CancellationToken,
+    /// The tenant that submitted it: only it may read or cancel the task.
+    tenant: Option<String>,
 }
 
 fn timestamp(time: SystemTime) -> prost_types::Timestamp {
@@ -66,10 +68,18 @@ impl TaskTable {
         input: serde_json::Value,
     ) -> Result<String, Status> {
         let id = ctx.request_id.clone();
+        let tenant = ctx.tenant.clone();
         let cancel = CancellationToken::new();
         let admitted = self.with(|tasks| {
-            if tasks.contains_key(&id) {
-                return Ok(false);
+            if let Some(existing) = tasks.get(&id) {
+                // Another tenant's id is not revealed: it is refused like any clash.
+                return if existing.tenant == tenant {
+                    Ok(false)
+                } else {
+                    Err(Status::already_exists(format!(
+                        "task id `{id}` is taken; submit with another id"
+                    )))
+                };
             }
             if tasks.len() >= self.max {
                 let oldest_finished = tasks
@@ -103,6 +113,7 @@ impl TaskTable {
                 Entry {
                     task,
                     cancel: cancel.clone(),
+                    tenant: tenant.clone(),
                 },
             );
             Ok(true)
@@ -152,15 +163,23 @@ impl TaskTable {
     }
 
     /// The task's current state.
-    pub(super) fn get(&self, id: &str) -> Result<pb::Task, Status> {
-        self.with(|tasks| tasks.get(id).map(|e| e.task.clone()))
-            .ok_or_else(|| not_found(id))
+    pub(super) fn get(&self, id: &str, tenant: &str) -> Result<pb::Task, Status> {
+        self.with(|tasks| {
+            tasks
+                .get(id)
+                .filter(|e| e.tenant.as_deref() == Some(tenant))
+                .map(|e| e.task.clone())
+        })
+        .ok_or_else(|| not_found(id))
     }
 
     /// Cancels a task that has not finished; a finished one is returned unchanged.
-    pub(super) fn cancel(&self, id: &str) -> Result<pb::Task, Status> {
+    pub(super) fn cancel(&self, id: &str, tenant: &str) -> Result<pb::Task, Status> {
         self.with(|tasks| {
-            let entry = tasks.get_mut(id).ok_or_else(|| not_found(id))?;
+            let entry = tasks
+                .get_mut(id)
+                .filter(|e| e.tenant.as_deref() == Some(tenant))
+                .ok_or_else(|| not_found(id))?;
             if !finished(entry.task.state) {
                 entry.cancel.cancel();
                 entry.task.state = pb::TaskState::Canceled as i32;

@@ -1,0 +1,85 @@
+//! The `limits` section of the config.
+
+use agents_core::ConfigError;
+use serde::{Deserialize, Serialize};
+
+/// The `limits` section: how many calls run at once, globally and per tenant, and how fast
+/// each tenant may send them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct LimitsConfig {
+    /// Calls in flight across all tenants; beyond this, calls are refused at once.
+    pub max_in_flight: usize,
+    /// Calls in flight per tenant.
+    pub tenant_max_concurrent: usize,
+    /// Requests each tenant may start per minute, on average; `None` (the default) turns the
+    /// rate limit off.
+    pub tenant_requests_per_minute: Option<u32>,
+    /// The burst a tenant may send at once, in seconds of its rate (at least one request).
+    pub tenant_burst_seconds: f64,
+    /// Tenants tracked at once; bounds the limiter's memory. When full and none is idle, calls
+    /// from further tenants are refused.
+    pub max_tenants: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_in_flight: 256,
+            tenant_max_concurrent: 32,
+            tenant_requests_per_minute: None,
+            tenant_burst_seconds: 10.0,
+            max_tenants: 10_000,
+        }
+    }
+}
+
+/// The longest burst window accepted: a day.
+const MAX_BURST_SECONDS: f64 = 86_400.0;
+
+impl LimitsConfig {
+    /// Every problem, each with its full path (`limits.max_in_flight`), not only the first.
+    pub fn validate(&self) -> Vec<ConfigError> {
+        let mut errors = Vec::new();
+        if self.max_in_flight == 0 {
+            errors.push(ConfigError::new(
+                "limits.max_in_flight",
+                "must be at least 1",
+            ));
+        }
+        if self.tenant_max_concurrent == 0 {
+            errors.push(ConfigError::new(
+                "limits.tenant_max_concurrent",
+                "must be at least 1",
+            ));
+        }
+        if self.tenant_requests_per_minute == Some(0) {
+            errors.push(ConfigError::new(
+                "limits.tenant_requests_per_minute",
+                "must be at least 1; leave it out to turn the rate limit off",
+            ));
+        }
+        if !(self.tenant_burst_seconds > 0.0 && self.tenant_burst_seconds <= MAX_BURST_SECONDS) {
+            errors.push(ConfigError::new(
+                "limits.tenant_burst_seconds",
+                format!("must be greater than 0 and at most {MAX_BURST_SECONDS}"),
+            ));
+        }
+        if self.max_tenants == 0 {
+            errors.push(ConfigError::new("limits.max_tenants", "must be at least 1"));
+        }
+        errors
+    }
+
+    /// The rate bucket's `(capacity, refill per second)`, when the rate limit is on.
+    pub(super) fn bucket(&self) -> Option<(f64, f64)> {
+        self.tenant_requests_per_minute.map(|per_minute| {
+            let per_second = f64::from(per_minute) / 60.0;
+            (
+                (per_second * self.tenant_burst_seconds).max(1.0),
+                per_second,
+            )
+        })
+    }
+}

@@ -1,0 +1,363 @@
+//! Prometheus metrics: what an operator watches to know the server is healthy, and to find out
+//! why when it is not.
+//!
+//! One [`Metrics`] per process, shared with `Arc`. The gRPC layer calls its methods
+//! ([`Metrics::record_request`], [`Metrics::in_flight_guard`], [`Metrics::load_shed`],
+//! [`Metrics::tenant_throttled`]); providers, breakers and the host guard are counted from the
+//! events they already emit, through the [`MetricsSink`] of [`Metrics::sink`]; the bus's own
+//! counters are read on each scrape ([`Metrics::set_bus_source`]). [`serve_http`] exposes the
+//! result on `/metrics`, next to `/healthz` and `/readyz`.
+//!
+//! | metric | type | what it is watched for |
+//! |--------|------|------------------------|
+//! | `agents_requests_total{agent, code}` | counter | traffic and error rate per agent; `code` is the gRPC code name (`OK`, `INVALID_ARGUMENT`, `UNAVAILABLE`, …), so a rise of `UNAVAILABLE` means providers are down and `INVALID_ARGUMENT` means clients send bad input |
+//! | `agents_request_duration_seconds{agent}` | histogram | latency SLOs as the client sees them |
+//! | `agents_runtime_overhead_seconds{agent}` | histogram | the runtime's own cost (total minus time spent waiting on providers): a rise here is our regression, not the model's |
+//! | `agents_in_flight` | gauge | concurrency against the global in-flight cap |
+//! | `agents_load_shed_total` | counter | requests refused at once because the in-flight cap was reached: capacity is short |
+//! | `agents_tenant_throttled_total{tenant, reason}` | counter | a tenant hitting its `rate` or `concurrency` limit: raise its limit or talk to it |
+//! | `agents_provider_requests_total{provider}` | counter | attempts per provider, retries included; compare with requests to see retry amplification |
+//! | `agents_provider_duration_seconds{provider, outcome}` | histogram | model latency per provider, `success` and `failure` apart (timeouts are slow failures) |
+//! | `agents_provider_errors_total{provider, kind}` | counter | why a provider fails: `timeout`, `rate_limited`, `unavailable`, `unauthorized` (a revoked key), … |
+//! | `agents_provider_tokens_total{provider, direction}` | counter | spend: `prompt` and `completion` tokens billed |
+//! | `agents_fallbacks_total{from, to, reason}` | counter | the chain moving past a provider, and why: answers still come, but from the second choice |
+//! | `agents_breaker_open{provider}` | gauge | 1 while a provider's circuit breaker is open and the provider is skipped |
+//! | `agents_host_pressure_level{resource}` | gauge | `memory` / `thermal` pressure on a host serving a local model: 0 normal, 1 warning (requests are cut down), 2 critical (refused) |
+//! | `agents_quota_rejections_total{provider, scope}` | counter | local `rate` / `concurrency` quotas of a provider refusing calls: the quota is too small for the traffic |
+//! | `agents_bus_<counter>_total`, `agents_bus_outbox_depth` | counter, gauge | the event bus: `lagged` subscribers, `sink_dropped` and `outbox_dropped` events are lost events; a growing `outbox_depth` means the transport is unreachable |
+//! | `agents_audit_write_errors_total` | counter | audit lines that could not be written: the audit trail has a gap |
+//!
+//! Label values come from configuration and events. Each passes through
+//! [`agents_core::redact`], is cut to 128 bytes, and each family holds at most
+//! [`MAX_SERIES_PER_FAMILY`] label sets: later ones are recorded under one series whose labels
+//! are all `other`, so a flood of distinct names cannot exhaust memory here or in Prometheus.
+
+mod bounded;
+mod http;
+mod sink;
+mod sources;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use agents_core::EventSink;
+use prometheus_client::encoding::{prometheus_text, text as openmetrics_text};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
+
+use bounded::Bounded;
+use sources::{SourceCollector, Sources};
+
+pub use http::serve_http;
+pub use sink::MetricsSink;
+
+/// Most label sets a family records on their own; later ones share one `other` series.
+pub const MAX_SERIES_PER_FAMILY: usize = 1_000;
+
+/// `Content-Type` of [`Metrics::encode`]: the Prometheus text format 0.0.4.
+pub const PROMETHEUS_CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
+
+/// `Content-Type` of [`Metrics::encode_openmetrics`].
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Why a tenant's request was throttled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ThrottleReason {
+    /// The tenant's request rate (token bucket) was exhausted.
+    Rate,
+    /// The tenant already had its maximum of requests in flight.
+    Concurrency,
+}
+
+impl ThrottleReason {
+    /// The label value: `rate` or `concurrency`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rate => "rate",
+            Self::Concurrency => "concurrency",
+        }
+    }
+}
+
+/// The server's metrics registry and every family in it. See the [module docs](self).
+pub struct Metrics {
+    registry: Registry,
+    requests: Bounded<2, Counter>,
+    request_duration: Bounded<1, Histogram>,
+    runtime_overhead: Bounded<1, Histogram>,
+    in_flight: Gauge,
+    load_shed: Counter,
+    tenant_throttled: Bounded<2, Counter>,
+    provider_requests: Bounded<1, Counter>,
+    provider_duration: Bounded<2, Histogram>,
+    provider_errors: Bounded<2, Counter>,
+    provider_tokens: Bounded<2, Counter>,
+    fallbacks: Bounded<3, Counter>,
+    breaker_open: Bounded<1, Gauge>,
+    host_pressure: Bounded<1, Gauge>,
+    quota_rejections: Bounded<2, Counter>,
+    sources: Arc<Sources>,
+}
+
+impl fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Not the registry: its debug output is every series, label values included.
+        f.debug_struct("Metrics")
+            .field("in_flight", &self.in_flight.get())
+            .field("sources", &self.sources)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Buckets for whole requests and provider calls: model answers take from milliseconds (a
+/// cached or local model) to minutes (long generations).
+fn call_histogram() -> Histogram {
+    Histogram::new([
+        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+    ])
+}
+
+/// Buckets for the runtime's own overhead, which should stay well under the model's latency.
+fn overhead_histogram() -> Histogram {
+    Histogram::new([
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    ])
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Every family registered, all empty.
+    pub fn new() -> Self {
+        let cap = MAX_SERIES_PER_FAMILY;
+        let this = Self {
+            registry: Registry::with_prefix("agents"),
+            requests: Bounded::new(["agent", "code"], Counter::default, cap),
+            request_duration: Bounded::new(["agent"], call_histogram, cap),
+            runtime_overhead: Bounded::new(["agent"], overhead_histogram, cap),
+            in_flight: Gauge::default(),
+            load_shed: Counter::default(),
+            tenant_throttled: Bounded::new(["tenant", "reason"], Counter::default, cap),
+            provider_requests: Bounded::new(["provider"], Counter::default, cap),
+            provider_duration: Bounded::new(["provider", "outcome"], call_histogram, cap),
+            provider_errors: Bounded::new(["provider", "kind"], Counter::default, cap),
+            provider_tokens: Bounded::new(["provider", "direction"], Counter::default, cap),
+            fallbacks: Bounded::new(["from", "to", "reason"], Counter::default, cap),
+            breaker_open: Bounded::new(["provider"], Gauge::default, cap),
+            host_pressure: Bounded::new(["resource"], Gauge::default, cap),
+            quota_rejections: Bounded::new(["provider", "scope"], Counter::default, cap),
+            sources: Arc::default(),
+        };
+        this.registered()
+    }
+
+    /// Registers every family; help texts say what a series counts (the module docs say why).
+    fn registered(mut self) -> Self {
+        let r = &mut self.registry;
+        r.register(
+            "requests",
+            "Requests handled, by agent and gRPC status code",
+            self.requests.family(),
+        );
+        r.register_with_unit(
+            "request_duration",
+            "Time from receiving a request to sending its response",
+            Unit::Seconds,
+            self.request_duration.family(),
+        );
+        r.register_with_unit(
+            "runtime_overhead",
+            "Request time not spent waiting on providers",
+            Unit::Seconds,
+            self.runtime_overhead.family(),
+        );
+        r.register(
+            "in_flight",
+            "Requests being handled now",
+            self.in_flight.clone(),
+        );
+        r.register(
+            "load_shed",
+            "Requests refused because the global in-flight cap was reached",
+            self.load_shed.clone(),
+        );
+        r.register(
+            "tenant_throttled",
+            "Requests refused by a tenant's rate or concurrency limit",
+            self.tenant_throttled.family(),
+        );
+        r.register(
+            "provider_requests",
+            "Calls sent to a provider, retries included",
+            self.provider_requests.family(),
+        );
+        r.register_with_unit(
+            "provider_duration",
+            "Time a provider call took, by outcome",
+            Unit::Seconds,
+            self.provider_duration.family(),
+        );
+        r.register(
+            "provider_errors",
+            "Failed provider calls, by error kind",
+            self.provider_errors.family(),
+        );
+        r.register(
+            "provider_tokens",
+            "Tokens billed by providers, prompt and completion",
+            self.provider_tokens.family(),
+        );
+        r.register(
+            "fallbacks",
+            "Times the provider chain moved on to the next provider, and why",
+            self.fallbacks.family(),
+        );
+        r.register(
+            "breaker_open",
+            "1 while the provider's circuit breaker is open, else 0",
+            self.breaker_open.family(),
+        );
+        r.register(
+            "host_pressure_level",
+            "Host pressure: 0 normal, 1 warning, 2 critical",
+            self.host_pressure.family(),
+        );
+        r.register(
+            "quota_rejections",
+            "Provider calls refused by a local quota",
+            self.quota_rejections.family(),
+        );
+        r.register_collector(Box::new(SourceCollector(Arc::clone(&self.sources))));
+        self
+    }
+
+    /// An event sink that feeds the provider, breaker and host-pressure families.
+    pub fn sink(self: &Arc<Self>) -> Arc<dyn EventSink> {
+        Arc::new(MetricsSink::new(Arc::clone(self)))
+    }
+
+    /// Records one finished request: its gRPC code, its total time and the part of it spent
+    /// waiting on providers (zero when no provider was called).
+    pub fn record_request(
+        &self,
+        agent: &str,
+        code: tonic::Code,
+        total: Duration,
+        provider: Duration,
+    ) {
+        self.requests.get([agent, code_name(code)]).inc();
+        self.request_duration
+            .get([agent])
+            .observe(total.as_secs_f64());
+        self.runtime_overhead
+            .get([agent])
+            .observe(total.saturating_sub(provider).as_secs_f64());
+    }
+
+    /// Counts a request as in flight until the guard is dropped.
+    pub fn in_flight_guard(&self) -> InFlightGuard {
+        self.in_flight.inc();
+        InFlightGuard {
+            gauge: self.in_flight.clone(),
+        }
+    }
+
+    /// Counts a request refused because the global in-flight cap was reached.
+    pub fn load_shed(&self) {
+        self.load_shed.inc();
+    }
+
+    /// Counts a request refused by `tenant`'s own limits.
+    pub fn tenant_throttled(&self, tenant: &str, reason: ThrottleReason) {
+        self.tenant_throttled.get([tenant, reason.as_str()]).inc();
+    }
+
+    /// Sets where the `agents_bus_*` numbers come from, read on every scrape: usually
+    /// `move || bus.metrics().snapshot().pairs()`. Names ending in `_depth` are exported as
+    /// gauges, the rest as counters. Replaces an earlier source.
+    pub fn set_bus_source<F>(&self, source: F)
+    where
+        F: Fn() -> Vec<(&'static str, u64)> + Send + Sync + 'static,
+    {
+        self.sources.set_bus(Arc::new(source));
+    }
+
+    /// Sets where `agents_audit_write_errors_total` comes from, read on every scrape. When the
+    /// audit log counts into its own `BusMetrics`, that is its `publish_errors`:
+    /// `move || audit_metrics.snapshot().publish_errors`. Until set, the metric is absent.
+    pub fn set_audit_write_errors_source<F>(&self, source: F)
+    where
+        F: Fn() -> u64 + Send + Sync + 'static,
+    {
+        self.sources.set_audit_write_errors(Arc::new(source));
+    }
+
+    /// Every metric in the Prometheus text format ([`PROMETHEUS_CONTENT_TYPE`]).
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        if prometheus_text::encode(&mut text, &self.registry).is_err() {
+            // Writing to a String cannot fail, and no family here has a failing encoder.
+            tracing::error!("encoding the metrics failed; the exposition is incomplete");
+        }
+        text
+    }
+
+    /// Every metric in the OpenMetrics text format ([`OPENMETRICS_CONTENT_TYPE`]), `# EOF`
+    /// included.
+    pub fn encode_openmetrics(&self) -> String {
+        let mut text = String::new();
+        if openmetrics_text::encode(&mut text, &self.registry).is_err() {
+            tracing::error!("encoding the metrics failed; the exposition is incomplete");
+        }
+        text
+    }
+}
+
+/// Keeps a request counted in `agents_in_flight`; dropping it stops counting.
+#[derive(Debug)]
+#[must_use = "the request stops counting as in flight when the guard is dropped"]
+pub struct InFlightGuard {
+    gauge: Gauge,
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        self.gauge.dec();
+    }
+}
+
+/// The canonical name of a gRPC status code, as in the gRPC specification.
+pub fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code;
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
