@@ -23,7 +23,7 @@ pub enum Backend {
     File,
     /// Vault or OpenBao KV v2 (`vault:`).
     Vault,
-    /// AWS KMS (`kms:`, `kms-file:`).
+    /// AWS KMS (`kms:`, `kms-file:`, `kms-envelope-file:`).
     AwsKms,
     /// The in-memory store.
     Memory,

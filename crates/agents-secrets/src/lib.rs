@@ -28,6 +28,7 @@
 //! | `vault:mount/path?version=N#key` | the same, at version `N` |
 //! | `kms:BASE64` | the AWS KMS ciphertext `BASE64` (standard alphabet), decrypted |
 //! | `kms-file:/abs/path` | a KMS ciphertext in a file (raw bytes or base64 text), decrypted |
+//! | `kms-envelope-file:/abs/path` | a KMS envelope in a file: `{"v":1,"key":…,"nonce":…,"data":…}`, the data key decrypted by KMS, the value by AES-256-GCM |
 //!
 //! Values shorter than [`agents_core::MIN_SECRET_LEN`] (4) bytes are refused
 //! ([`SecretErrorKind::InvalidValue`]): the redactor cannot mask them without masking ordinary
@@ -39,7 +40,7 @@
 //! |---------|---------|--------------|
 //! | `env` | yes | `EnvStore` (`env:`) and `FileStore` (`file:`) |
 //! | `vault` | | `VaultStore` (`vault:`): KV v2, token and AppRole auth, renewal, namespaces, TLS (vaultrs) |
-//! | `aws-kms` | | `KmsStore` (`kms:`, `kms-file:`): KMS decryption (aws-sdk-kms) |
+//! | `aws-kms` | | `KmsStore` (`kms:`, `kms-file:`, `kms-envelope-file:`): KMS decryption and envelopes (aws-sdk-kms, aes-gcm) |
 //! | `full` | | all of the above |
 //!
 //! Without a feature its config section still parses, and [`SecretsConfig::validate`] says

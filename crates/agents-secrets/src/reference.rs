@@ -17,6 +17,7 @@
 //! | `vault:mount/path?version=N#key` | the same, version `N` |
 //! | `kms:BASE64` | the AWS KMS ciphertext `BASE64` (standard alphabet), decrypted |
 //! | `kms-file:/abs/path` | a KMS ciphertext read from a file (raw bytes or base64 text), decrypted |
+//! | `kms-envelope-file:/abs/path` | a KMS envelope (JSON: data key encrypted by KMS, value by AES-256-GCM) in a file, decrypted |
 
 use std::borrow::Cow;
 use std::fmt;
@@ -51,16 +52,19 @@ pub enum Scheme {
     Kms,
     /// `kms-file:/path`.
     KmsFile,
+    /// `kms-envelope-file:/path`: envelope encryption, the data key decrypted by KMS.
+    KmsEnvelopeFile,
 }
 
 impl Scheme {
     /// Every scheme, in the order the docs list them.
-    pub const ALL: [Scheme; 5] = [
+    pub const ALL: [Scheme; 6] = [
         Scheme::Env,
         Scheme::File,
         Scheme::Vault,
         Scheme::Kms,
         Scheme::KmsFile,
+        Scheme::KmsEnvelopeFile,
     ];
 
     /// The scheme as written before the colon.
@@ -71,6 +75,7 @@ impl Scheme {
             Self::Vault => "vault",
             Self::Kms => "kms",
             Self::KmsFile => "kms-file",
+            Self::KmsEnvelopeFile => "kms-envelope-file",
         }
     }
 
@@ -79,7 +84,7 @@ impl Scheme {
         match self {
             Self::Env | Self::File => "env",
             Self::Vault => "vault",
-            Self::Kms | Self::KmsFile => "aws-kms",
+            Self::Kms | Self::KmsFile | Self::KmsEnvelopeFile => "aws-kms",
         }
     }
 
@@ -111,6 +116,7 @@ pub(crate) enum Target {
     Vault(VaultPath),
     Kms(Vec<u8>),
     KmsFile(PathBuf),
+    KmsEnvelopeFile(PathBuf),
 }
 
 /// A parsed secret reference such as `env:OPENAI_API_KEY` or `vault:secret/app#password`.
@@ -154,6 +160,7 @@ impl SecretRef {
             Target::Vault(_) => Scheme::Vault,
             Target::Kms(_) => Scheme::Kms,
             Target::KmsFile(_) => Scheme::KmsFile,
+            Target::KmsEnvelopeFile(_) => Scheme::KmsEnvelopeFile,
         }
     }
 
@@ -243,8 +250,8 @@ impl schemars::JsonSchema for SecretRef {
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         schemars::json_schema!({
             "type": "string",
-            "description": "A secret reference, never a secret: env:NAME, file:/path, vault:mount/path[?version=N]#key, kms:BASE64 or kms-file:/path.",
-            "pattern": "^(env|file|vault|kms|kms-file):.+$"
+            "description": "A secret reference, never a secret: env:NAME, file:/path, vault:mount/path[?version=N]#key, kms:BASE64, kms-file:/path or kms-envelope-file:/path.",
+            "pattern": "^(env|file|vault|kms|kms-file|kms-envelope-file):.+$"
         })
     }
 }
@@ -279,7 +286,7 @@ fn parse_target(text: &str) -> Result<Target, SecretError> {
     let Some((prefix, body)) = text.split_once(':') else {
         return Err(invalid(
             text,
-            "expected `scheme:…` with scheme env, file, vault, kms or kms-file; if this is the secret itself, move it to a store and put its reference here",
+            "expected `scheme:…` with scheme env, file, vault, kms, kms-file or kms-envelope-file; if this is the secret itself, move it to a store and put its reference here",
         ));
     };
     let Some(scheme) = Scheme::from_prefix(prefix) else {
@@ -296,13 +303,14 @@ fn parse_target(text: &str) -> Result<Target, SecretError> {
         };
         return Err(invalid(
             text,
-            format!("{hint}; expected env, file, vault, kms or kms-file"),
+            format!("{hint}; expected env, file, vault, kms, kms-file or kms-envelope-file"),
         ));
     };
     match scheme {
         Scheme::Env => parse_env(text, body).map(Target::Env),
         Scheme::File => parse_path(text, body).map(Target::File),
         Scheme::KmsFile => parse_path(text, body).map(Target::KmsFile),
+        Scheme::KmsEnvelopeFile => parse_path(text, body).map(Target::KmsEnvelopeFile),
         Scheme::Vault => parse_vault(text, body).map(Target::Vault),
         Scheme::Kms => parse_kms(text, body).map(Target::Kms),
     }
@@ -440,6 +448,11 @@ mod tests {
         assert!(matches!(r.target(), Target::Kms(b) if b == &[1, 2, 3, 4]));
         let r = SecretRef::parse("kms-file:/etc/app/key.enc").unwrap();
         assert_eq!(r.scheme(), Scheme::KmsFile);
+        let r = SecretRef::parse("kms-envelope-file:/etc/app/key.json").unwrap();
+        assert_eq!(r.scheme(), Scheme::KmsEnvelopeFile);
+        assert!(
+            matches!(r.target(), Target::KmsEnvelopeFile(p) if p == Path::new("/etc/app/key.json"))
+        );
         for scheme in Scheme::ALL {
             assert!(!scheme.feature().is_empty());
             assert_eq!(scheme.to_string(), scheme.as_str());
@@ -493,6 +506,7 @@ mod tests {
             ("file:relative/path", "absolute path"),
             ("file:", "absolute path"),
             ("kms-file:key.enc", "absolute path"),
+            ("kms-envelope-file:key.json", "absolute path"),
             ("vault:secret/app", "no `#key`"),
             ("vault:secret/app#", "key after `#`"),
             ("vault:secret#key", "no path after the mount"),

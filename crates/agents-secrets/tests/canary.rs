@@ -1,8 +1,8 @@
 //! The canary: unique values loaded through every backend (env, file, Vault with token and
-//! AppRole, KMS inline and from a file), then every error path we can reach (wrong keys, bad
-//! references, refused credentials, insecure files, backends down), and the values must appear
-//! in no error message, no `Debug` output and no log line — the logs captured at TRACE level
-//! for every crate, vaultrs and the AWS SDK included.
+//! AppRole, KMS inline, from a file and as an envelope), then every error path we can reach
+//! (wrong keys, bad references, refused credentials, insecure files, backends down), and the
+//! values must appear in no error message, no `Debug` output and no log line — the logs
+//! captured at TRACE level for every crate, vaultrs and the AWS SDK included.
 
 #![cfg(all(feature = "env", feature = "vault", feature = "aws-kms"))]
 // A failing test should stop loudly: unwrap and panic are how tests say so.
@@ -189,6 +189,14 @@ async fn canary_values_appear_in_no_error_debug_output_or_log_line() {
         .with_credentials(KmsCredentials::new(common::kms::ACCESS_KEY_ID, aws_secret))
         .with_request_timeout_ms(5_000)
         .with_max_attempts(1);
+    let envelope = KmsStore::connect(&kms_config, &FileStore::new())
+        .await
+        .unwrap()
+        .encrypt_envelope(&key_id, &kms_canary.clone().into())
+        .await
+        .unwrap();
+    let envelope_file = private_file(dir.path(), "api-key.json", &envelope);
+    let kms_envelope_ref = reference(&format!("kms-envelope-file:{}", envelope_file.display()));
     let vault_config = VaultConfig::new(
         &vault_addr,
         VaultAuth::token(reference(&format!("file:{}", token_file.display()))),
@@ -213,6 +221,7 @@ async fn canary_values_appear_in_no_error_debug_output_or_log_line() {
         (&vault_ref, &vault_canary),
         (&kms_ref, &kms_canary),
         (&kms_file_ref, &kms_canary),
+        (&kms_envelope_ref, &kms_canary),
     ] {
         let value = secrets.get(r).await.unwrap();
         assert_eq!(value.expose_secret(), expected.as_str());

@@ -1,6 +1,7 @@
 //! The KMS store against moto's server mode, with a key each test creates and dummy
-//! credentials: decryption of `kms:` and `kms-file:`, missing keys, bad ciphertexts, wrong
-//! credentials (moto with IAM checks on), and the server going down and coming back.
+//! credentials: decryption of `kms:`, `kms-file:` and `kms-envelope-file:` (envelopes made with
+//! `encrypt_envelope`), missing keys, bad ciphertexts, wrong credentials (moto with IAM checks
+//! on), and the server going down and coming back.
 
 #![cfg(all(feature = "aws-kms", feature = "env"))]
 // A failing test should stop loudly: unwrap and panic are how tests say so.
@@ -256,4 +257,117 @@ async fn server_down_then_up() {
         store.get(&r).await.unwrap_err().kind(),
         SecretErrorKind::Unsupported
     );
+}
+
+/// Writes `content` to `name` in `dir` with mode 600; returns its `kms-envelope-file:` reference.
+fn envelope_file(dir: &std::path::Path, name: &str, content: &str) -> SecretRef {
+    let path = dir.join(name);
+    std::fs::write(&path, content).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    format!("kms-envelope-file:{}", path.display())
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn envelopes_round_trip_and_refuse_tampering_garbage_and_other_keys() {
+    let Some(moto) = agents_testkit::moto() else {
+        return;
+    };
+    let port = moto.port();
+    let key = create_key(port).await;
+    let (config, memory) = config(port);
+    let store = KmsStore::connect(&config, memory.as_ref()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+
+    // Larger than what KMS encrypts directly.
+    let value = format!("envelope-value-{}", "x".repeat(8 * 1024));
+    let document = store
+        .encrypt_envelope(&key, &value.clone().into())
+        .await
+        .unwrap();
+    assert!(!document.contains("envelope-value-"), "{document}");
+    let r = envelope_file(dir.path(), "ok.json", &document);
+    assert_eq!(store.get(&r).await.unwrap().expose_secret(), value);
+    assert_eq!(agents_core::redact(&format!("v={value}")), "v=***");
+    // Pinned to the right key (the canary test goes through the whole stack).
+    let pinned = KmsStore::connect(&config.clone().with_key_id(&key), memory.as_ref())
+        .await
+        .unwrap();
+    assert_eq!(pinned.get(&r).await.unwrap().expose_secret(), value);
+    // One flipped byte of `data`: the tag no longer matches.
+    let mut parsed: serde_json::Value = serde_json::from_str(&document).unwrap();
+    let mut data = STANDARD.decode(parsed["data"].as_str().unwrap()).unwrap();
+    data[3] ^= 0x01;
+    parsed["data"] = STANDARD.encode(&data).into();
+    let tampered = envelope_file(dir.path(), "tampered.json", &parsed.to_string());
+    let e = store.get(&tampered).await.unwrap_err();
+    assert_eq!(e.kind(), SecretErrorKind::Rejected, "{e}");
+    assert!(e.to_string().contains("does not match its key"), "{e}");
+    assert!(e.to_string().contains("tampered.json"), "{e}");
+
+    // Truncated JSON, and a field that is wrong: named, never shown.
+    let truncated = envelope_file(
+        dir.path(),
+        "truncated.json",
+        &document[..document.len() / 2],
+    );
+    let e = store.get(&truncated).await.unwrap_err();
+    assert_eq!(e.kind(), SecretErrorKind::Rejected, "{e}");
+    assert!(e.to_string().contains("not a KMS envelope"), "{e}");
+    assert!(e.to_string().contains("truncated.json"), "{e}");
+    let mut parsed: serde_json::Value = serde_json::from_str(&document).unwrap();
+    parsed["nonce"] = "c2VjcmV0LW5vbmNl!".into();
+    let garbage = envelope_file(dir.path(), "garbage.json", &parsed.to_string());
+    let e = store.get(&garbage).await.unwrap_err();
+    assert!(e.to_string().contains("field `nonce`"), "{e}");
+    assert!(!e.to_string().contains("c2VjcmV0LW5vbmNl"), "{e}");
+
+    // A store pinned to another key refuses the data key.
+    let other = create_key(port).await;
+    let wrong = KmsStore::connect(&config.clone().with_key_id(&other), memory.as_ref())
+        .await
+        .unwrap();
+    let e = wrong.get(&r).await.unwrap_err();
+    assert!(
+        matches!(
+            e.kind(),
+            SecretErrorKind::PermissionDenied | SecretErrorKind::Rejected
+        ),
+        "{e}"
+    );
+    // An envelope made under an encryption context needs it to open.
+    let contextual = KmsStore::connect(
+        &config.clone().with_context("app", "agents"),
+        memory.as_ref(),
+    )
+    .await
+    .unwrap();
+    let document = contextual
+        .encrypt_envelope(&key, &"envelope-context-value".to_owned().into())
+        .await
+        .unwrap();
+    let r = envelope_file(dir.path(), "context.json", &document);
+    assert_eq!(
+        contextual.get(&r).await.unwrap().expose_secret(),
+        "envelope-context-value"
+    );
+    assert_eq!(
+        store.get(&r).await.unwrap_err().kind(),
+        SecretErrorKind::Rejected
+    );
+
+    // Not a regular file; a key that does not exist.
+    let r: SecretRef = format!("kms-envelope-file:{}", dir.path().display())
+        .parse()
+        .unwrap();
+    assert!(store.get(&r).await.is_err());
+    let e = store
+        .encrypt_envelope(
+            "11111111-2222-3333-4444-555555555555",
+            &"envelope-missing-key".to_owned().into(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), SecretErrorKind::NotFound, "{e}");
 }

@@ -165,7 +165,10 @@ impl KmsConfig {
             let refs = std::iter::once(&credentials.secret_access_key)
                 .chain(credentials.session_token.as_ref());
             for reference in refs {
-                if matches!(reference.scheme(), Scheme::Kms | Scheme::KmsFile) {
+                if matches!(
+                    reference.scheme(),
+                    Scheme::Kms | Scheme::KmsFile | Scheme::KmsEnvelopeFile
+                ) {
                     return Err(ConfigError::new(
                         "credentials",
                         "the credentials for KMS cannot themselves need KMS; use env: or file:",
@@ -232,6 +235,13 @@ mod tests {
                     KmsCredentials::new("AKID", secret())
                         .with_session_token("kms-file:/x".parse().unwrap()),
                 ),
+                "credentials",
+            ),
+            (
+                KmsConfig::default().with_credentials(KmsCredentials::new(
+                    "AKID",
+                    "kms-envelope-file:/x".parse().unwrap(),
+                )),
                 "credentials",
             ),
             (

@@ -12,14 +12,17 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use secrecy::{ExposeSecret, SecretString};
 
+use zeroize::Zeroizing;
+
 use super::KmsConfig;
+use super::envelope::{DATA_KEY_BYTES, Envelope, OpenError};
 use crate::error::chain;
 use crate::fs::{Privacy, read_file_async};
 use crate::reference::{MAX_CIPHERTEXT_BYTES, Target};
 use crate::store::{admit, sealed};
 use crate::{Backend, SecretError, SecretRef, SecretStore, StoreHealth};
 
-/// Decrypts `kms:` and `kms-file:` references with AWS KMS.
+/// Decrypts `kms:`, `kms-file:` and `kms-envelope-file:` references with AWS KMS.
 pub struct KmsStore {
     client: aws_sdk_kms::Client,
     /// Where KMS is, for messages: the endpoint override or the region.
@@ -98,6 +101,19 @@ impl KmsStore {
         reference: &SecretRef,
         ciphertext: Vec<u8>,
     ) -> Result<SecretString, SecretError> {
+        let plaintext = self.decrypt_bytes(reference, ciphertext).await?;
+        let text = String::from_utf8(plaintext).map_err(|_| {
+            SecretError::invalid_value(reference, Backend::AwsKms, "the plaintext is not UTF-8")
+        })?;
+        admit(reference, Backend::AwsKms, text)
+    }
+
+    /// KMS `Decrypt` with the pinned key and the encryption context.
+    async fn decrypt_bytes(
+        &self,
+        reference: &SecretRef,
+        ciphertext: Vec<u8>,
+    ) -> Result<Vec<u8>, SecretError> {
         let mut request = self
             .client
             .decrypt()
@@ -114,10 +130,97 @@ impl KmsStore {
                 format!("{} returned no plaintext", self.at),
             ));
         };
-        let text = String::from_utf8(plaintext.into_inner()).map_err(|_| {
+        Ok(plaintext.into_inner())
+    }
+
+    /// Reads the envelope at `path`, has KMS decrypt its data key, and decrypts the value.
+    async fn open_envelope(
+        &self,
+        reference: &SecretRef,
+        path: &std::path::Path,
+    ) -> Result<SecretString, SecretError> {
+        // Like `kms-file:`, an envelope is harmless without kms:Decrypt: any mode will do.
+        let content = read_file_async(reference, Backend::AwsKms, path, Privacy::Any).await?;
+        let envelope = Envelope::parse(&content).map_err(|e| {
+            SecretError::rejected(
+                reference,
+                Backend::AwsKms,
+                format!("{} is not a KMS envelope: {}", path.display(), e.0),
+            )
+        })?;
+        let data_key = Zeroizing::new(self.decrypt_bytes(reference, envelope.key.clone()).await?);
+        let plaintext = envelope.open(&data_key).map_err(|e| match e {
+            OpenError::KeyLength => SecretError::rejected(
+                reference,
+                Backend::AwsKms,
+                format!(
+                    "the data key of {} is not a {}-bit AES key",
+                    path.display(),
+                    DATA_KEY_BYTES * 8
+                ),
+            ),
+            OpenError::Mismatch => SecretError::rejected(
+                reference,
+                Backend::AwsKms,
+                format!(
+                    "the data of {} does not match its key (tampered with, or encrypted with another key)",
+                    path.display()
+                ),
+            ),
+        })?;
+        drop(data_key);
+        let text = std::str::from_utf8(&plaintext).map_err(|_| {
             SecretError::invalid_value(reference, Backend::AwsKms, "the plaintext is not UTF-8")
         })?;
-        admit(reference, Backend::AwsKms, text)
+        // The only copy left is the SecretString; `plaintext` is zeroed when dropped.
+        admit(reference, Backend::AwsKms, text.to_owned())
+    }
+
+    /// Encrypts `plaintext` as a `kms-envelope-file:` document: a fresh 256-bit data key from
+    /// KMS `GenerateDataKey` under `key_id`, with this store's encryption context, encrypts it
+    /// with AES-256-GCM and a random nonce. The result is
+    /// `{"v":1,"key":"<base64 encrypted data key>","nonce":"<base64 12 bytes>","data":"<base64 ciphertext+tag>"}`;
+    /// write it to a file and reference it as `kms-envelope-file:/path`.
+    ///
+    /// # Errors
+    /// The errors of KMS `GenerateDataKey` (key missing, access denied, KMS unreachable), named
+    /// by `key_id`.
+    pub async fn encrypt_envelope(
+        &self,
+        key_id: &str,
+        plaintext: &SecretString,
+    ) -> Result<String, SecretError> {
+        let what = format!("(envelope for key {key_id})");
+        let mut request = self
+            .client
+            .generate_data_key()
+            .key_id(key_id)
+            .key_spec(aws_sdk_kms::types::DataKeySpec::Aes256);
+        for (key, value) in &self.encryption_context {
+            request = request.encryption_context(key, value);
+        }
+        let output = request.send().await.map_err(|e| self.error(e, &what))?;
+        let (Some(data_key), Some(encrypted)) = (output.plaintext, output.ciphertext_blob) else {
+            return Err(SecretError::rejected(
+                &what,
+                Backend::AwsKms,
+                format!("{} returned no data key", self.at),
+            ));
+        };
+        let data_key = Zeroizing::new(data_key.into_inner());
+        let envelope = Envelope::seal(
+            encrypted.into_inner(),
+            &data_key,
+            plaintext.expose_secret().as_bytes(),
+        )
+        .map_err(|_| {
+            SecretError::rejected(
+                &what,
+                Backend::AwsKms,
+                format!("{} returned a data key that is not 256 bits", self.at),
+            )
+        })?;
+        Ok(envelope.to_json())
     }
 
     /// Maps an SDK error to ours by the AWS error code, then by HTTP status.
@@ -233,10 +336,11 @@ impl SecretStore for KmsStore {
                 }
                 blob
             }
+            Target::KmsEnvelopeFile(path) => return self.open_envelope(reference, path).await,
             _ => {
                 return Err(SecretError::unsupported(
                     reference,
-                    "the KMS store serves only `kms:` and `kms-file:` references",
+                    "the KMS store serves only `kms:`, `kms-file:` and `kms-envelope-file:` references",
                 ));
             }
         };

@@ -33,7 +33,7 @@ pub struct SecretsConfig {
     pub cache: CacheConfig,
     /// Vault or OpenBao, for `vault:` references (feature `vault`).
     pub vault: Option<VaultConfig>,
-    /// AWS KMS, for `kms:` and `kms-file:` references (feature `aws-kms`).
+    /// AWS KMS, for `kms:`, `kms-file:` and `kms-envelope-file:` references (feature `aws-kms`).
     pub kms: Option<KmsConfig>,
 }
 
@@ -107,7 +107,8 @@ impl SecretsConfig {
                 Arc::new(crate::KmsStore::connect(kms, &local).await?);
             router = router
                 .route(Scheme::Kms, Arc::clone(&store))
-                .route(Scheme::KmsFile, store);
+                .route(Scheme::KmsFile, Arc::clone(&store))
+                .route(Scheme::KmsEnvelopeFile, store);
         }
         #[cfg(feature = "vault")]
         if let Some(vault) = &self.vault {

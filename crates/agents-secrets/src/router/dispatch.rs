@@ -49,12 +49,14 @@ fn missing_route_hint(scheme: Scheme) -> String {
     let compiled = match scheme {
         Scheme::Env | Scheme::File => cfg!(feature = "env"),
         Scheme::Vault => cfg!(feature = "vault"),
-        Scheme::Kms | Scheme::KmsFile => cfg!(feature = "aws-kms"),
+        Scheme::Kms | Scheme::KmsFile | Scheme::KmsEnvelopeFile => cfg!(feature = "aws-kms"),
     };
     if compiled {
         let section = match scheme {
             Scheme::Vault => "add a `vault` section to the secrets config",
-            Scheme::Kms | Scheme::KmsFile => "add a `kms` section to the secrets config",
+            Scheme::Kms | Scheme::KmsFile | Scheme::KmsEnvelopeFile => {
+                "add a `kms` section to the secrets config"
+            }
             Scheme::Env | Scheme::File => "route it to a store",
         };
         format!("no store is configured for `{scheme}:` references; {section}")
