@@ -101,6 +101,25 @@ impl FallbackChain {
         order
     }
 
+    /// Records the failure of `order[i]`; says whether the next provider should be tried (and
+    /// if so, reports the fallback).
+    fn failed(
+        &self,
+        order: &[&Arc<dyn Provider>],
+        i: usize,
+        error: ProviderError,
+        request: &GenerateRequest,
+        attempts: &mut Vec<ProviderAttempt>,
+    ) -> bool {
+        let id = order.get(i).map_or("", |p| p.id());
+        let go_on = error.should_fall_back() && !deadline_passed(request);
+        if go_on {
+            self.fell_back(id, order.get(i + 1), &error);
+        }
+        attempts.push(ProviderAttempt::new(id, error));
+        go_on
+    }
+
     fn fell_back(&self, from: &str, to: Option<&&Arc<dyn Provider>>, error: &ProviderError) {
         let Some(to) = to else { return };
         let mut payload = ProviderFallback::default();
@@ -139,12 +158,7 @@ impl Provider for FallbackChain {
                         .with_latency(started.elapsed()));
                 }
                 Err(error) => {
-                    let stop = !error.should_fall_back() || deadline_passed(&request);
-                    if !stop {
-                        self.fell_back(provider.id(), order.get(i + 1), &error);
-                    }
-                    attempts.push(ProviderAttempt::new(provider.id(), error));
-                    if stop {
+                    if !self.failed(&order, i, error, &request, &mut attempts) {
                         break;
                     }
                 }
@@ -181,12 +195,7 @@ impl Provider for FallbackChain {
                     return Ok(Box::pin(stream::iter([Ok(first)]).chain(rest)));
                 }
                 Err(error) => {
-                    let stop = !error.should_fall_back() || deadline_passed(&request);
-                    if !stop {
-                        self.fell_back(provider.id(), order.get(i + 1), &error);
-                    }
-                    attempts.push(ProviderAttempt::new(provider.id(), error));
-                    if stop {
+                    if !self.failed(&order, i, error, &request, &mut attempts) {
                         break;
                     }
                 }
