@@ -65,6 +65,7 @@ mod config_error;
 mod error;
 mod events;
 mod extract;
+pub mod facts;
 mod provider;
 mod redact;
 mod schema;
