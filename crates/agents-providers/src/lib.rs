@@ -34,6 +34,7 @@
 mod fallback;
 #[cfg(feature = "mlx")]
 mod guard;
+mod jitter;
 #[cfg(feature = "mcp")]
 mod mcp;
 #[cfg(feature = "openai")]
@@ -42,6 +43,7 @@ mod policy;
 mod stack;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+mod upstream_text;
 
 pub use fallback::{ChainConfig, ChainEntryConfig, FallbackChain};
 #[cfg(feature = "mlx")]

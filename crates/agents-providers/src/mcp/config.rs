@@ -132,15 +132,15 @@ impl Default for ReconnectConfig {
 
 impl ReconnectConfig {
     /// The wait before reconnect attempt `failures` (1 after the first failure): uniformly drawn
-    /// from zero to `min(max, initial * 2^(failures-1))`, so that many clients of one restarted
+    /// from `[0, min(max, initial * 2^(failures-1)))`, so that many clients of one restarted
     /// server do not reconnect in lockstep.
     pub fn backoff(&self, failures: u32, rng: &mut impl rand::Rng) -> Duration {
-        let exponent = failures.saturating_sub(1).min(32);
-        let ceiling = self
-            .initial_backoff_ms
-            .saturating_mul(1u64 << exponent)
-            .min(self.max_backoff_ms);
-        Duration::from_millis(rng.random_range(0..=ceiling))
+        crate::jitter::full_jitter(
+            self.initial_backoff_ms,
+            failures.saturating_sub(1),
+            self.max_backoff_ms,
+            rng,
+        )
     }
 }
 

@@ -437,11 +437,7 @@ fn bad_request(message: String) -> ProviderError {
 
 /// Server text, redacted and shortened.
 fn quote(text: &str) -> String {
-    let redacted = redact(text);
-    match redacted.char_indices().nth(MAX_QUOTED_CHARS) {
-        Some((cut, _)) => format!("{}…", &redacted[..cut]),
-        None => redacted.into_owned(),
-    }
+    crate::upstream_text::quote_upstream(text, MAX_QUOTED_CHARS)
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use agents_core::{ProviderError, redact};
+use agents_core::ProviderError;
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 
@@ -101,11 +101,7 @@ fn error_message(body: &[u8]) -> String {
 
 /// Redacted first, then cut: cutting first could leave part of a key too short to recognise.
 pub(super) fn bounded(text: &str) -> String {
-    let text = redact(text);
-    match text.char_indices().nth(MAX_MESSAGE_CHARS) {
-        Some((end, _)) => format!("{}…", &text[..end]),
-        None => text.into_owned(),
-    }
+    crate::upstream_text::quote_upstream(text, MAX_MESSAGE_CHARS)
 }
 
 /// The error an SSE `error` event stands for (vLLM and LiteLLM send one, then `[DONE]`).

@@ -114,14 +114,11 @@ impl RetryConfig {
     /// Full jitter spreads the retries of many callers that failed together, so they do not
     /// come back as one synchronized wave.
     pub fn backoff(&self, attempt: u32) -> Duration {
-        let ceiling = 1_u64
-            .checked_shl(attempt)
-            .map_or(u64::MAX, |factor| self.base_delay_ms.saturating_mul(factor))
-            .min(self.max_delay_ms);
-        let ceiling = Duration::from_millis(ceiling);
-        if ceiling.is_zero() {
-            return Duration::ZERO;
-        }
-        rand::random_range(Duration::ZERO..ceiling)
+        crate::jitter::full_jitter(
+            self.base_delay_ms,
+            attempt,
+            self.max_delay_ms,
+            &mut rand::rng(),
+        )
     }
 }
