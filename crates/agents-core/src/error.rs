@@ -75,6 +75,16 @@ pub enum ProviderError {
         /// The provider's explanation.
         message: String,
     },
+    /// This provider cannot serve this request, though another may: the model is not there
+    /// (404), the prompt does not fit its context window, or the account's quota is used up.
+    /// Not retried (the same provider would refuse again); the fallback chain moves on.
+    #[error("this provider cannot serve the request{}: {}; the next provider of the chain may", status_hint(*.status), redact(.message))]
+    Unsupported {
+        /// The HTTP status, when there was a response.
+        status: Option<u16>,
+        /// The provider's explanation.
+        message: String,
+    },
     /// The provider refused our credentials (401/403).
     #[error("the provider refused our credentials{}: {}; check the API key reference in the provider config", status_hint(*.status), redact(.message))]
     Unauthorized {
@@ -140,6 +150,8 @@ pub enum ProviderErrorKind {
     Unhealthy,
     /// See [`ProviderError::BadRequest`].
     BadRequest,
+    /// See [`ProviderError::Unsupported`].
+    Unsupported,
     /// See [`ProviderError::Unauthorized`].
     Unauthorized,
     /// See [`ProviderError::InvalidResponse`].
@@ -161,6 +173,7 @@ impl ProviderErrorKind {
             Self::Unavailable => "unavailable",
             Self::Unhealthy => "unhealthy",
             Self::BadRequest => "bad_request",
+            Self::Unsupported => "unsupported",
             Self::Unauthorized => "unauthorized",
             Self::InvalidResponse => "invalid_response",
             Self::Cancelled => "cancelled",
@@ -186,6 +199,7 @@ impl ProviderError {
             Self::Unavailable { .. } => ProviderErrorKind::Unavailable,
             Self::Unhealthy { .. } => ProviderErrorKind::Unhealthy,
             Self::BadRequest { .. } => ProviderErrorKind::BadRequest,
+            Self::Unsupported { .. } => ProviderErrorKind::Unsupported,
             Self::Unauthorized { .. } => ProviderErrorKind::Unauthorized,
             Self::InvalidResponse { .. } => ProviderErrorKind::InvalidResponse,
             Self::Cancelled => ProviderErrorKind::Cancelled,
@@ -209,6 +223,7 @@ impl ProviderError {
             | Self::CircuitOpen { .. }
             | Self::Unhealthy { .. }
             | Self::BadRequest { .. }
+            | Self::Unsupported { .. }
             | Self::Unauthorized { .. }
             | Self::Cancelled => false,
             Self::AllFailed { attempts } => attempts.iter().any(|a| a.error.is_retryable()),
@@ -220,7 +235,8 @@ impl ProviderError {
     ///
     /// Yes for every fault of the provider or its policies (transient errors, a full quota, an
     /// open breaker, a hot host) and for `Unauthorized` (one provider's revoked key must not take
-    /// the service down). No for `BadRequest` (the request itself is wrong and would be refused
+    /// the service down) and `Unsupported` (another model may know the name or have the context
+    /// window). No for `BadRequest` (the request itself is wrong and would be refused
     /// everywhere, each refusal costing a round trip) and `Cancelled` (the caller wants no more
     /// work done).
     pub fn should_fall_back(&self) -> bool {
@@ -471,6 +487,11 @@ impl fmt::Debug for ProviderError {
                 .field("status", status)
                 .field("message", &redact(message))
                 .finish(),
+            Self::Unsupported { status, message } => f
+                .debug_struct("Unsupported")
+                .field("status", status)
+                .field("message", &redact(message))
+                .finish(),
             Self::Unauthorized { status, message } => f
                 .debug_struct("Unauthorized")
                 .field("status", status)
@@ -641,6 +662,13 @@ mod tests {
             }
             .is_retryable()
         );
+        let unsupported = ProviderError::Unsupported {
+            status: Some(404),
+            message: "model sk-0123456789abcdefghijklmnop not found".into(),
+        };
+        assert!(!unsupported.is_retryable() && unsupported.should_fall_back());
+        assert_eq!(unsupported.kind().as_str(), "unsupported");
+        assert!(!format!("{unsupported} {unsupported:?}").contains("0123456789abcdef"));
         assert!(!ProviderError::Cancelled.is_retryable());
         assert!(!ProviderError::Cancelled.should_fall_back());
         let bad_request = ProviderError::BadRequest {

@@ -13,6 +13,12 @@ const MAX_MESSAGE_CHARS: usize = 300;
 pub(super) fn from_status(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> ProviderError {
     let message = error_message(body);
     let code = Some(status.as_u16());
+    if provider_specific(status.as_u16(), body) {
+        return ProviderError::Unsupported {
+            status: code,
+            message,
+        };
+    }
     match status.as_u16() {
         429 => ProviderError::RateLimited {
             retry_after: retry_after(headers),
@@ -33,6 +39,29 @@ pub(super) fn from_status(status: StatusCode, headers: &HeaderMap, body: &[u8]) 
             message,
         },
     }
+}
+
+/// Whether a 4xx says "not here" rather than "not like this": the model is unknown to this
+/// gateway (404), the prompt is over this model's context window, or the account's quota is
+/// spent (a 429 that waiting does not cure). Another provider of the chain may serve it.
+fn provider_specific(status: u16, body: &[u8]) -> bool {
+    if status == 404 {
+        return true;
+    }
+    if !(400..500).contains(&status) {
+        return false;
+    }
+    // Error codes of OpenAI, vLLM and LiteLLM, then the phrases llama.cpp and Ollama use.
+    const MARKERS: [&str; 6] = [
+        "context_length_exceeded",
+        "insufficient_quota",
+        "maximum context length",
+        "context window",
+        "exceeds the available context size",
+        "too many tokens",
+    ];
+    let text = String::from_utf8_lossy(&body[..body.len().min(4096)]).to_lowercase();
+    MARKERS.iter().any(|marker| text.contains(marker))
 }
 
 /// The error for a failed HTTP exchange (no usable status).
@@ -162,6 +191,54 @@ mod tests {
     use super::*;
 
     #[test]
+    fn refusals_another_provider_may_not_give_fall_back_without_retry() {
+        let quiet = HeaderMap::new();
+        let cases: [(StatusCode, &[u8]); 5] = [
+            (
+                StatusCode::NOT_FOUND,
+                br#"{"error": {"message": "model 'x' not found"}}"#,
+            ),
+            (
+                StatusCode::BAD_REQUEST,
+                br#"{"error": {"code": "context_length_exceeded", "message": "too long"}}"#,
+            ),
+            (
+                StatusCode::BAD_REQUEST,
+                b"the request exceeds the available context size",
+            ),
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                br#"{"error": {"type": "insufficient_quota", "message": "billing"}}"#,
+            ),
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                b"This model's maximum context length is 4096 tokens",
+            ),
+        ];
+        for (status, body) in cases {
+            let error = from_status(status, &quiet, body);
+            assert!(
+                matches!(error, ProviderError::Unsupported { status: Some(s), .. } if s == status.as_u16()),
+                "{status}: {error:?}"
+            );
+            assert!(error.should_fall_back() && !error.is_retryable());
+        }
+        // A plain malformed request stays a BadRequest: every provider would refuse it.
+        assert!(matches!(
+            from_status(
+                StatusCode::BAD_REQUEST,
+                &quiet,
+                br#"{"error": {"message": "temperature must be <= 2"}}"#
+            ),
+            ProviderError::BadRequest { .. }
+        ));
+        assert!(matches!(
+            from_status(StatusCode::INTERNAL_SERVER_ERROR, &quiet, b"context window"),
+            ProviderError::Unavailable { .. }
+        ));
+    }
+
+    #[test]
     fn statuses_map_to_the_errors_the_policies_act_on() {
         let mut headers = HeaderMap::new();
         headers.insert(RETRY_AFTER, HeaderValue::from_static("7"));
@@ -194,7 +271,7 @@ mod tests {
             matches!(from_status(StatusCode::BAD_REQUEST, &headers, b"plain text"), ProviderError::BadRequest { status: Some(400), ref message } if message == "plain text")
         );
         assert!(
-            matches!(from_status(StatusCode::NOT_FOUND, &HeaderMap::new(), b""), ProviderError::BadRequest { ref message, .. } if message == "no message")
+            matches!(from_status(StatusCode::NOT_FOUND, &HeaderMap::new(), b""), ProviderError::Unsupported { ref message, .. } if message == "no message")
         );
     }
 

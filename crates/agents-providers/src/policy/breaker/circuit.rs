@@ -167,7 +167,9 @@ fn classify(error: &ProviderError) -> Outcome {
         | ProviderError::Unavailable { .. }
         | ProviderError::RateLimited { .. }
         | ProviderError::InvalidResponse { .. } => Outcome::Failure,
-        ProviderError::BadRequest { .. } | ProviderError::Unauthorized { .. } => Outcome::Success,
+        ProviderError::BadRequest { .. }
+        | ProviderError::Unsupported { .. }
+        | ProviderError::Unauthorized { .. } => Outcome::Success,
         ProviderError::AllFailed { attempts } => attempts
             .iter()
             .map(|attempt| classify(&attempt.error))
