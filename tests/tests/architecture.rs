@@ -184,3 +184,19 @@ fn core_stays_free_of_io_crates() {
         );
     }
 }
+
+#[test]
+fn only_the_server_depends_on_opentelemetry() {
+    // The libraries emit `tracing` spans only; exporting them is the embedding program's choice
+    // (ARCHITECTURE.md: the server wires tracing).
+    let packages = packages();
+    for name in PUBLISHED.iter().filter(|n| **n != "agents-server") {
+        for dependency in packages[*name]["dependencies"].as_array().unwrap() {
+            let dependency = dependency["name"].as_str().unwrap();
+            assert!(
+                !dependency.starts_with("opentelemetry") && dependency != "tracing-opentelemetry",
+                "{name} depends on {dependency}: only agents-server may export spans"
+            );
+        }
+    }
+}

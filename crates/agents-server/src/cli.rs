@@ -111,7 +111,7 @@ fn execute(cli: Cli, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::Serve { config } => {
             let config = load_config(config.as_deref())?;
-            crate::logging::init();
+            // `serve` installs its own subscriber (`[telemetry]`: JSON logs, spans).
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;

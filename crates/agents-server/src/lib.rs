@@ -6,8 +6,9 @@
 //! stores into the agents of `agents-core`.
 //!
 //! Today it serves ListAgents, DescribeAgent, Execute, ExecuteStream and in-process tasks over
-//! gRPC with health and reflection, from a TOML config with `AGENTS_` overrides; auth, limits,
-//! metrics and OpenTelemetry land with the rest of the server issue.
+//! gRPC with health and reflection, from a TOML config with `AGENTS_` overrides, with API-key
+//! auth, limits, Prometheus metrics and tracing ([`telemetry`]: each call a span continuing the
+//! client's `traceparent`, exported over OTLP when configured, JSON logs with trace ids).
 //!
 //! ## Features
 //!
@@ -26,6 +27,7 @@ pub mod metrics;
 pub mod serve;
 pub mod service;
 pub mod status;
+pub mod telemetry;
 
 /// Types and service stubs generated from `proto/agents/v1/agents.proto`.
 #[allow(

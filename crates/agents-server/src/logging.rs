@@ -1,4 +1,7 @@
 //! Logs, with every line passed through the redactor before it is written.
+//!
+//! [`RedactingStderr`] is the writer of every log layer; `serve` installs its subscriber in
+//! [`crate::telemetry`], [`init`] is the plain text one for other programs and commands.
 
 use std::io::Write;
 

@@ -281,6 +281,8 @@ async fn serve(
         .max_encoding_message_size(max_message_bytes);
     let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tonic::transport::Server::builder()
+        // Every call runs in a span continuing the client's trace (see `telemetry`).
+        .trace_fn(crate::telemetry::grpc_server_span)
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -307,16 +309,26 @@ async fn serve(
     }
 }
 
-/// Serves until SIGINT or SIGTERM.
+/// Installs the telemetry of `config.telemetry` (logs, spans), serves until SIGINT or
+/// SIGTERM, then drains calls and events and exports the last spans.
 pub async fn run_until_signal(config: ServerConfig) -> anyhow::Result<()> {
-    let running = start(config).await?;
-    eprintln!(
-        "agents-server listening on {} (gRPC; reflection and health enabled)",
-        running.addr
-    );
-    shutdown_signal().await;
-    eprintln!("shutting down: draining in-flight calls");
-    running.shutdown().await
+    let telemetry = crate::telemetry::init(&config.telemetry)?;
+    let served = async {
+        let running = start(config).await?;
+        eprintln!(
+            "agents-server listening on {} (gRPC; reflection and health enabled)",
+            running.addr
+        );
+        shutdown_signal().await;
+        eprintln!("shutting down: draining in-flight calls");
+        running.shutdown().await
+    }
+    .await;
+    // Last: the spans of the drained calls are queued by now.
+    if let Err(error) = telemetry.shutdown().await {
+        tracing::warn!("{error:#}");
+    }
+    served
 }
 
 async fn shutdown_signal() {

@@ -9,6 +9,8 @@ mod model;
 pub use env::apply_env_overrides;
 pub use model::{BusConfig, ListenConfig, ProviderEntry, ServerConfig};
 
+pub use crate::telemetry::{LogFormat, TelemetryConfig};
+
 use std::path::Path;
 
 use agents_core::ConfigError;
@@ -159,6 +161,49 @@ mod tests {
         ] {
             assert!(paths.contains(&expected), "missing {expected} in {paths:?}");
         }
+    }
+
+    #[test]
+    fn telemetry_is_set_by_file_or_environment_and_checked_by_key() {
+        let config = load(None, Vec::new()).unwrap();
+        assert_eq!(config.telemetry, TelemetryConfig::default());
+        let config = parse(
+            DEFAULTS_TOML,
+            vars(&[
+                ("AGENTS_TELEMETRY__OTLP_ENDPOINT", "http://127.0.0.1:4317"),
+                ("AGENTS_TELEMETRY__LOG_FORMAT", "text"),
+                ("AGENTS_TELEMETRY__SAMPLING_RATIO", "0.25"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            config.telemetry.otlp_endpoint.as_deref(),
+            Some("http://127.0.0.1:4317")
+        );
+        assert_eq!(config.telemetry.log_format, LogFormat::Text);
+        assert!((config.telemetry.sampling_ratio - 0.25).abs() < f64::EPSILON);
+
+        let errors = parse(
+            DEFAULTS_TOML,
+            vars(&[
+                ("AGENTS_TELEMETRY__SAMPLING_RATIO", "2.5"),
+                ("AGENTS_TELEMETRY__OTLP_ENDPOINT", "collector:4317"),
+            ]),
+        )
+        .unwrap_err();
+        let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            ["telemetry.otlp_endpoint", "telemetry.sampling_ratio"],
+            "{errors:?}"
+        );
+        let errors = parse("[telemetry]\nlog_format = \"xml\"\n", Vec::new()).unwrap_err();
+        assert!(errors[0].message.contains("xml"), "{errors:?}");
+        let errors = parse("[telemetry]\nsample = 1.0\n", Vec::new()).unwrap_err();
+        assert!(
+            errors[0].message.contains("unknown field `sample`"),
+            "{errors:?}"
+        );
     }
 
     #[test]

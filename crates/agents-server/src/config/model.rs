@@ -7,6 +7,7 @@ use agents_secrets::SecretsConfig;
 
 use crate::auth::AuthConfig;
 use crate::limits::LimitsConfig;
+use crate::telemetry::TelemetryConfig;
 use agents_core::{AgentConfig, ConfigError};
 use agents_providers::{ChainConfig, McpConfig, OpenAiConfig, PolicyConfig};
 use serde::{Deserialize, Serialize};
@@ -40,6 +41,9 @@ pub struct ServerConfig {
     /// Secret stores that API key references (`env:`, `file:`, `vault:`, `kms:`) resolve in.
     #[serde(default)]
     pub secrets: SecretsConfig,
+    /// Spans (OTLP export, sampling) and the log format.
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
 }
 
 /// Where the runtime's CloudEvents go: an in-process bus, and the durable audit log.
@@ -154,6 +158,7 @@ impl ServerConfig {
         }
         errors.extend(self.auth.validate());
         errors.extend(self.limits.validate());
+        errors.extend(self.telemetry.validate());
         errors.extend(
             self.secrets
                 .validate()

@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
+use tracing::Instrument as _;
 
 use crate::auth::{Authenticator, Principal, Role};
 use crate::limits::{Admission, Limiter, Refusal};
@@ -123,15 +124,20 @@ impl AgentsService {
     }
 
     fn agent(&self, id: &str) -> Result<Arc<dyn Agent>, Status> {
-        self.agents.get(id).cloned().ok_or_else(|| {
+        let agent = self.agents.get(id).cloned().ok_or_else(|| {
             Status::not_found(format!(
                 "no agent `{id}`; ListAgents names the agents: {}",
                 self.order.join(", ")
             ))
-        })
+        })?;
+        // Only a known id goes on the call's span: the client's string could be anything.
+        tracing::Span::current().record("agent.id", agent.id());
+        Ok(agent)
     }
 
-    /// The run's context: the client's deadline (`grpc-timeout`) and trace (`traceparent`).
+    /// The run's context: the client's deadline (`grpc-timeout`) and trace. The trace is the
+    /// call's server span (the client's `traceparent` is its parent), or, when no
+    /// OpenTelemetry layer is installed, the client's `traceparent` itself.
     fn context(
         &self,
         metadata: &MetadataMap,
@@ -140,7 +146,10 @@ impl AgentsService {
         events: Arc<dyn EventSink>,
     ) -> AgentContext {
         let header = |name| metadata.get(name).and_then(|v| v.to_str().ok());
-        let trace = TraceContext::parse_or_new(header("traceparent"), header("tracestate"));
+        let trace = crate::telemetry::current_trace_context().unwrap_or_else(|| {
+            TraceContext::parse_or_new(header("traceparent"), header("tracestate"))
+        });
+        tracing::Span::current().record("tenant", principal.tenant());
         let deadline = header("grpc-timeout")
             .and_then(parse_grpc_timeout)
             .and_then(|t| Instant::now().checked_add(t));
@@ -268,7 +277,7 @@ impl AgentService for AgentsService {
         let agent = self.agent(&body.agent_id)?;
         let input = parse_input(&body.input_json)?;
         let service = self.clone();
-        tokio::spawn(async move {
+        let run_in_call_span = async move {
             // The stream holds its slot for as long as it runs.
             let _admission = admission;
             let _in_flight = in_flight;
@@ -289,7 +298,9 @@ impl AgentService for AgentsService {
                 Err(error) => Err(status::from_agent_error(&error)),
             };
             let _ = sender.send(last).await;
-        });
+        };
+        // The run outlives this call's future: it keeps the call's span (and trace) with it.
+        tokio::spawn(run_in_call_span.in_current_span());
         Ok(Response::new(ReceiverStream::new(receiver)))
     }
 

@@ -10,6 +10,7 @@ use std::time::SystemTime;
 
 use agents_core::{Agent, AgentContext, CancellationToken};
 use tonic::Status;
+use tracing::Instrument as _;
 
 use super::convert;
 use crate::pb;
@@ -124,28 +125,32 @@ impl TaskTable {
             let ctx = ctx.with_deadline(None).with_cancel(cancel);
             let table = Arc::clone(self);
             let task_id = id.clone();
-            tokio::spawn(async move {
-                table.update(&task_id, |task| {
-                    task.state = pb::TaskState::Working as i32;
-                    task.attempts += 1;
-                });
-                let result = agent.execute(&ctx, input).await;
-                table.update(&task_id, |task| match result {
-                    Ok(done) => {
-                        task.state = pb::TaskState::Completed as i32;
-                        task.result = Some(convert::response(&done));
-                    }
-                    Err(error) => {
-                        task.state = if matches!(error, agents_core::AgentError::Cancelled) {
-                            pb::TaskState::Canceled as i32
-                        } else {
-                            pb::TaskState::Failed as i32
-                        };
-                        task.error_kind = error.kind().as_str().to_owned();
-                        task.error_message = error.to_string();
-                    }
-                });
-            });
+            tokio::spawn(
+                async move {
+                    table.update(&task_id, |task| {
+                        task.state = pb::TaskState::Working as i32;
+                        task.attempts += 1;
+                    });
+                    let result = agent.execute(&ctx, input).await;
+                    table.update(&task_id, |task| match result {
+                        Ok(done) => {
+                            task.state = pb::TaskState::Completed as i32;
+                            task.result = Some(convert::response(&done));
+                        }
+                        Err(error) => {
+                            task.state = if matches!(error, agents_core::AgentError::Cancelled) {
+                                pb::TaskState::Canceled as i32
+                            } else {
+                                pb::TaskState::Failed as i32
+                            };
+                            task.error_kind = error.kind().as_str().to_owned();
+                            task.error_message = error.to_string();
+                        }
+                    });
+                }
+                // The task keeps the SubmitTask call's span: its provider calls join that trace.
+                .in_current_span(),
+            );
         }
         Ok(id)
     }

@@ -1,20 +1,29 @@
 //! Reports every call to the adapter as events: `provider.request` before it,
-//! `provider.success` or `provider.failure` after, each with the call's trace context.
+//! `provider.success` or `provider.failure` after, each with the call's trace context; and as a
+//! `provider.call` tracing span around the attempt.
 //!
 //! Why: operators and the metrics built from the event stream need each attempt — retries
 //! included — with its latency, tokens and error class. It sits innermost in the stack, right
 //! around the adapter, so what it reports is what the model endpoint really did.
+//!
+//! Each attempt continues the request's trace with a span id of its own
+//! ([`TraceContext::child`]): the adapter sends it as `traceparent`, the attempt's events carry
+//! it, and the span names it in its `trace.span_id` field, so a tracer that honours the field
+//! (the server's does) exports the span under the very id the model endpoint was given. Only the
+//! `tracing` crate is used here; what exports the span is the embedding program's choice.
 
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
+use agents_core::TraceContext;
 use agents_core::{
     CloudEvent, EventPayload, EventSink, GenerateRequest, Generation, GenerationStream, Provider,
     ProviderError, ProviderFailure, ProviderHealth, ProviderRequest, ProviderSuccess, StreamDelta,
 };
 use futures_util::Stream;
+use tracing::Instrument as _;
 
 use super::ms_since;
 
@@ -34,8 +43,10 @@ struct Call {
     source: String,
     provider: String,
     model: String,
-    trace: Option<agents_core::TraceContext>,
+    trace: Option<TraceContext>,
     started: Instant,
+    /// The attempt's `provider.call` span.
+    span: tracing::Span,
 }
 
 impl Call {
@@ -54,6 +65,11 @@ impl Call {
         payload.latency_ms = ms_since(self.started);
         payload.prompt_tokens = generation.usage.prompt_tokens;
         payload.completion_tokens = generation.usage.completion_tokens;
+        self.span.record("outcome", "success");
+        self.span
+            .record("gen_ai.usage.input_tokens", payload.prompt_tokens);
+        self.span
+            .record("gen_ai.usage.output_tokens", payload.completion_tokens);
         self.emit(&payload);
     }
 
@@ -65,6 +81,9 @@ impl Call {
         payload.message = error.to_string();
         payload.retryable = error.is_retryable();
         payload.latency_ms = ms_since(self.started);
+        self.span.record("outcome", "failure");
+        self.span.record("error.type", payload.error_kind.as_str());
+        self.span.record("otel.status_code", "ERROR");
         self.emit(&payload);
     }
 }
@@ -83,22 +102,40 @@ impl Observe {
         }
     }
 
-    fn start(&self, request: &GenerateRequest) -> Call {
+    /// Opens the attempt: its own span id in the request's trace, its span, its first event.
+    fn start(&self, request: &mut GenerateRequest) -> Call {
+        request.trace = request.trace.as_ref().map(TraceContext::child);
+        let model = request
+            .model
+            .clone()
+            .unwrap_or_else(|| self.default_model.clone());
+        let attempt = request.attempt.max(1);
+        let span = tracing::info_span!(
+            "provider.call",
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
+            provider.id = %self.inner.id(),
+            gen_ai.request.model = %model,
+            provider.attempt = attempt,
+            outcome = tracing::field::Empty,
+            error.type = tracing::field::Empty,
+            gen_ai.usage.input_tokens = tracing::field::Empty,
+            gen_ai.usage.output_tokens = tracing::field::Empty,
+            trace.span_id = request.trace.as_ref().map(TraceContext::parent_id),
+        );
         let call = Call {
             events: self.events.clone(),
             source: format!("/providers/{}", self.inner.id()),
             provider: self.inner.id().to_owned(),
-            model: request
-                .model
-                .clone()
-                .unwrap_or_else(|| self.default_model.clone()),
+            model,
             trace: request.trace.clone(),
             started: Instant::now(),
+            span,
         };
         let mut payload = ProviderRequest::default();
         payload.provider = call.provider.clone();
         payload.model = call.model.clone();
-        payload.attempt = request.attempt.max(1);
+        payload.attempt = attempt;
         call.emit(&payload);
         call
     }
@@ -110,9 +147,13 @@ impl Provider for Observe {
         self.inner.id()
     }
 
-    async fn generate(&self, request: GenerateRequest) -> Result<Generation, ProviderError> {
-        let call = self.start(&request);
-        let result = self.inner.generate(request).await;
+    async fn generate(&self, mut request: GenerateRequest) -> Result<Generation, ProviderError> {
+        let call = self.start(&mut request);
+        let result = self
+            .inner
+            .generate(request)
+            .instrument(call.span.clone())
+            .await;
         match &result {
             Ok(generation) => call.success(generation),
             Err(error) => call.failure(error),
@@ -122,10 +163,15 @@ impl Provider for Observe {
 
     async fn generate_stream(
         &self,
-        request: GenerateRequest,
+        mut request: GenerateRequest,
     ) -> Result<GenerationStream, ProviderError> {
-        let call = self.start(&request);
-        match self.inner.generate_stream(request).await {
+        let call = self.start(&mut request);
+        let opened = self
+            .inner
+            .generate_stream(request)
+            .instrument(call.span.clone())
+            .await;
+        match opened {
             Ok(inner) => Ok(Box::pin(ObservedStream {
                 inner,
                 call: Some(call),
@@ -142,7 +188,8 @@ impl Provider for Observe {
     }
 }
 
-/// Reports the stream's outcome when it ends; a stream dropped early reports nothing.
+/// Reports the stream's outcome when it ends; a stream dropped early reports nothing. Its
+/// span stays open until then.
 struct ObservedStream {
     inner: GenerationStream,
     call: Option<Call>,
@@ -152,6 +199,8 @@ impl Stream for ObservedStream {
     type Item = Result<StreamDelta, ProviderError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let span = self.call.as_ref().map(|call| call.span.clone());
+        let _entered = span.as_ref().map(tracing::Span::enter);
         let item = self.inner.as_mut().poll_next(cx);
         let outcome = match &item {
             Poll::Ready(Some(Ok(StreamDelta::Finished(generation)))) => Some(Ok(generation)),
@@ -190,7 +239,7 @@ mod tests {
             })],
         );
         let sink = MemorySink::new();
-        let observed = Observe::new(inner, Arc::new(sink.clone()), "default-model");
+        let observed = Observe::new(inner.clone(), Arc::new(sink.clone()), "default-model");
         let trace = TraceContext::new_root();
         let mut request = GenerateRequest::default().with_trace(trace.clone());
         request.attempt = 2;
@@ -216,11 +265,18 @@ mod tests {
         assert!(failure.retryable);
         let success: ProviderSuccess = events[3].payload().unwrap();
         assert_eq!(success.prompt_tokens, 10);
-        assert!(
-            events
-                .iter()
-                .all(|e| e.traceparent.as_deref() == Some(trace.traceparent()))
-        );
+        // Each attempt continues the trace under an id of its own, sent to the adapter too.
+        let sent = inner.last_request().trace.unwrap();
+        assert_eq!(sent.trace_id(), trace.trace_id());
+        assert_ne!(sent.parent_id(), trace.parent_id());
+        let parents: Vec<&str> = events
+            .iter()
+            .map(|e| e.traceparent.as_deref().unwrap())
+            .collect();
+        assert!(parents.iter().all(|p| p.contains(trace.trace_id())));
+        assert_eq!(parents[0], parents[1]);
+        assert_ne!(parents[1], parents[2]);
+        assert_eq!(parents[3], sent.traceparent());
         assert!(events.iter().all(|e| e.source == "/providers/p"));
     }
 

@@ -1,0 +1,113 @@
+//! The client's W3C trace context in, and the server span's context out.
+//!
+//! Each gRPC call gets a span whose OpenTelemetry parent is the `traceparent` / `tracestate`
+//! the client sent. The agents then get a [`TraceContext`] of that same span (client's trace id,
+//! the server span's id as parent), which they send to the provider and stamp on every
+//! CloudEvent, so the model request, the audit log and the exported spans share one trace.
+
+use agents_core::TraceContext;
+use opentelemetry::propagation::{Extractor, TextMapPropagator as _};
+use opentelemetry::trace::TraceContextExt as _;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use tonic::codegen::http::{HeaderMap, Request};
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+/// The span of one gRPC call, for tonic's `Server::trace_fn`. Named after the method
+/// (`agents.v1.AgentService/Execute`); `agent.id` and `tenant` are recorded by the service once
+/// it knows them. Credentials are never recorded.
+pub fn grpc_server_span(request: &Request<()>) -> tracing::Span {
+    let path = request.uri().path().trim_start_matches('/');
+    let (service, method) = path.split_once('/').unwrap_or((path, ""));
+    let span = tracing::info_span!(
+        "grpc.server",
+        otel.name = %path,
+        otel.kind = "server",
+        rpc.system = "grpc",
+        rpc.service = %service,
+        rpc.method = %method,
+        agent.id = tracing::field::Empty,
+        tenant = tracing::field::Empty,
+    );
+    let parent = TraceContextPropagator::new().extract(&Headers(request.headers()));
+    // Fails only when no OpenTelemetry layer is installed; the span is then a plain one.
+    let _ = span.set_parent(parent);
+    span
+}
+
+/// The trace context of the current span (the server span, inside a call), for the agents; or
+/// `None` when no OpenTelemetry layer is installed or the span is disabled.
+pub fn current_trace_context() -> Option<TraceContext> {
+    let context = tracing::Span::current().context();
+    let span = context.span();
+    let span_context = span.span_context();
+    if !span_context.is_valid() {
+        return None;
+    }
+    let traceparent = format!(
+        "00-{}-{}-{:02x}",
+        span_context.trace_id(),
+        span_context.span_id(),
+        span_context.trace_flags().to_u8()
+    );
+    let tracestate = span_context.trace_state().header();
+    TraceContext::parse(&traceparent, Some(&tracestate)).ok()
+}
+
+/// Reads trace headers from an HTTP/2 request's headers (gRPC metadata).
+struct Headers<'a>(&'a HeaderMap);
+
+impl Extractor for Headers<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|value| value.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|name| name.as_str()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry::trace::TracerProvider as _;
+    use opentelemetry_sdk::trace::SdkTracerProvider;
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    use super::*;
+
+    const CLIENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    fn request(traceparent: Option<&str>) -> Request<()> {
+        let mut builder = Request::builder().uri("/agents.v1.AgentService/Execute");
+        if let Some(value) = traceparent {
+            builder = builder
+                .header("traceparent", value)
+                .header("tracestate", "congo=t61rcWkgMzE");
+        }
+        builder.body(()).unwrap()
+    }
+
+    #[test]
+    fn the_call_span_continues_the_client_trace() {
+        let provider = SdkTracerProvider::builder().build();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        tracing::subscriber::with_default(subscriber, || {
+            let span = grpc_server_span(&request(Some(CLIENT)));
+            let trace = span.in_scope(current_trace_context).unwrap();
+            assert_eq!(trace.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
+            assert_ne!(trace.parent_id(), "00f067aa0ba902b7");
+            assert!(trace.sampled());
+            assert_eq!(trace.tracestate(), Some("congo=t61rcWkgMzE"));
+
+            let fresh = grpc_server_span(&request(Some("garbage")));
+            let trace = fresh.in_scope(current_trace_context).unwrap();
+            assert_ne!(trace.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        });
+    }
+
+    #[test]
+    fn without_an_opentelemetry_layer_there_is_no_context() {
+        let span = grpc_server_span(&request(Some(CLIENT)));
+        assert_eq!(span.in_scope(current_trace_context), None);
+    }
+}
