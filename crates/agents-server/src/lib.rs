@@ -19,6 +19,7 @@
 
 pub mod auth;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod limits;
 pub mod logging;
@@ -26,6 +27,7 @@ pub mod metrics;
 pub mod serve;
 pub mod service;
 pub mod status;
+pub mod tls;
 
 /// Types and service stubs generated from `proto/agents/v1/agents.proto`.
 #[allow(
