@@ -655,5 +655,26 @@ async fn metrics_health_and_readiness_answer_over_http() {
     );
     assert!(text.contains("agents_request_duration_seconds"));
     assert!(text.contains("agents_bus_published_total"), "{text}");
+    // The provider's concurrency quota, idle now; and the numbers of the in-process bus
+    // (delivery, lag) and of the audit log next to each other.
+    assert!(text.contains("# TYPE agents_quota_waiting gauge"), "{text}");
+    assert!(
+        text.contains("agents_quota_waiting{provider=\"fake\"} 0"),
+        "{text}"
+    );
+    assert!(
+        text.contains("agents_quota_in_flight{provider=\"fake\"} 0"),
+        "{text}"
+    );
+    assert!(text.contains("agents_bus_lagged_total"), "{text}");
+    assert!(
+        value("agents_bus_audit_appended_total", &[]) >= 1.0,
+        "{text}"
+    );
+    assert_eq!(value("agents_audit_write_errors_total", &[]), 0.0, "{text}");
+    assert!(
+        text.contains("# TYPE agents_audit_write_errors_total counter"),
+        "{text}"
+    );
     running.shutdown().await.unwrap();
 }

@@ -57,7 +57,7 @@ pub use mcp::{McpArguments, McpConfig, McpProvider, McpTransport, ReconnectConfi
 pub use openai::{JsonMode, OpenAiConfig, OpenAiProvider};
 pub use policy::breaker::{BreakerConfig, BreakerState, CircuitBreaker, FailureRateConfig};
 pub use policy::observe::Observe;
-pub use policy::quota::{ConcurrencyConfig, ConcurrencyLimit};
+pub use policy::quota::{ConcurrencyConfig, ConcurrencyLimit, QuotaDepth};
 pub use policy::rate::{RateConfig, RateLimit, TokenBucket};
 pub use policy::retry::{BudgetConfig, Retry, RetryConfig};
 pub use policy::timeout::{Timeout, TimeoutConfig};

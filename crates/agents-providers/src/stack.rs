@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::guard::{GuardConfig, HostGuard, HostProbe, SystemProbe};
 use crate::policy::breaker::{BreakerConfig, CircuitBreaker};
 use crate::policy::observe::Observe;
-use crate::policy::quota::{ConcurrencyConfig, ConcurrencyLimit};
+use crate::policy::quota::{ConcurrencyConfig, ConcurrencyLimit, QuotaDepth};
 use crate::policy::rate::{RateConfig, RateLimit};
 use crate::policy::retry::{Retry, RetryConfig};
 use crate::policy::timeout::{Timeout, TimeoutConfig};
@@ -108,13 +108,24 @@ impl Stack {
 
     /// The wrapped provider. Its id is the adapter's.
     pub fn build(self, config: &PolicyConfig) -> Result<Arc<dyn Provider>, ConfigError> {
+        self.build_with_depth(config).map(|(provider, _)| provider)
+    }
+
+    /// [`build`](Self::build), also returning a view of the concurrency quota's in-flight
+    /// calls and wait queue, for metrics.
+    pub fn build_with_depth(
+        self,
+        config: &PolicyConfig,
+    ) -> Result<(Arc<dyn Provider>, QuotaDepth), ConfigError> {
         config.validate()?;
         let model = self.model.unwrap_or_default();
         let mut provider: Arc<dyn Provider> =
             Arc::new(Observe::new(self.adapter, self.events.clone(), model));
         provider = Arc::new(Timeout::new(provider, config.timeout.clone())?);
         provider = Arc::new(Retry::new(provider, config.retry.clone())?);
-        provider = Arc::new(ConcurrencyLimit::new(provider, config.concurrency.clone())?);
+        let quota = ConcurrencyLimit::new(provider, config.concurrency.clone())?;
+        let depth = quota.depth();
+        provider = Arc::new(quota);
         if config.rate.requests_per_minute.is_some() || config.rate.tokens_per_minute.is_some() {
             provider = Arc::new(RateLimit::new(provider, config.rate.clone())?);
         }
@@ -128,6 +139,6 @@ impl Stack {
             let probe = self.probe.unwrap_or_else(|| Arc::new(SystemProbe));
             provider = Arc::new(HostGuard::new(provider, probe, guard.clone(), self.events)?);
         }
-        Ok(provider)
+        Ok((provider, depth))
     }
 }

@@ -1,8 +1,8 @@
 //! The `agents-server` command line.
 //!
-//! Every subcommand does real work with what the workspace has: list the agents, print their
-//! schemas, validate an input document the way the server will, and write or check the
-//! committed schema files.
+//! Every subcommand does real work with what the workspace has: serve, call a server
+//! (`call`, in [`crate::client`]), list the agents, print their schemas, validate an input
+//! document the way the server will, and write or check the committed schema files.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -35,6 +35,10 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Calls a running server: sends a source file to an agent and prints the result.
+    ///
+    /// `agents-server call code-analysis --file src/main.rs --stream`
+    Call(crate::client::CallArgs),
     /// Validates a config file (with `AGENTS_` overrides applied) and prints every error with
     /// its key. Exits 1 when there is one.
     CheckConfig {
@@ -98,6 +102,10 @@ enum SchemaKind {
 
 /// Runs the command line, writing results to `out` and diagnostics to `err`.
 pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> ExitCode {
+    let cli = match cli.command {
+        Command::Call(args) => return crate::client::call(args, out, err),
+        command => Cli { command },
+    };
     match execute(cli, out) {
         Ok(code) => code,
         Err(error) => {
@@ -208,7 +216,10 @@ fn execute(cli: Cli, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         Command::Schemas { dir, check } => {
             return write_or_check_schemas(&config, &dir, check, out);
         }
-        Command::Serve { .. } | Command::CheckConfig { .. } | Command::Audit { .. } => {}
+        Command::Serve { .. }
+        | Command::CheckConfig { .. }
+        | Command::Audit { .. }
+        | Command::Call(_) => {}
     }
     Ok(ExitCode::SUCCESS)
 }

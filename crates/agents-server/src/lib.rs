@@ -20,6 +20,7 @@
 
 pub mod auth;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod limits;
 pub mod logging;
@@ -28,6 +29,7 @@ pub mod serve;
 pub mod service;
 pub mod status;
 pub mod telemetry;
+pub mod tls;
 
 /// Types and service stubs generated from `proto/agents/v1/agents.proto`.
 #[allow(

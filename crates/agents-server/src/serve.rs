@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use agents_bus::{AuditLog, BusSink, EventBus, InProcessBus, InProcessConfig, Tee};
+use agents_bus::{AuditLog, BusMetrics, BusSink, EventBus, InProcessBus, InProcessConfig, Tee};
 use agents_core::{CloudEvent, EventSink, NullSink, Provider, builtin_agents};
-use agents_providers::{FallbackChain, McpProvider, OpenAiProvider, Stack};
+use agents_providers::{FallbackChain, McpProvider, OpenAiProvider, QuotaDepth, Stack};
 use agents_secrets::{SecretRef, SecretStore};
 use anyhow::Context as _;
 use tokio::net::TcpListener;
@@ -17,7 +17,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use crate::auth::Authenticator;
 use crate::config::{BusConfig, ServerConfig};
 use crate::limits::Limiter;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, QuotaSample, merge_bus_numbers};
 use crate::pb;
 use crate::pb::agent_service_server::AgentServiceServer;
 use crate::service::AgentsService;
@@ -29,7 +29,17 @@ pub async fn build_provider(
     secrets: &dyn SecretStore,
     events: Arc<dyn EventSink>,
 ) -> anyhow::Result<Arc<dyn Provider>> {
+    Ok(build_provider_with_quotas(config, secrets, events).await?.0)
+}
+
+/// [`build_provider`], also returning each provider's concurrency quota view (for metrics).
+pub async fn build_provider_with_quotas(
+    config: &ServerConfig,
+    secrets: &dyn SecretStore,
+    events: Arc<dyn EventSink>,
+) -> anyhow::Result<(Arc<dyn Provider>, Vec<(String, QuotaDepth)>)> {
     let mut providers: Vec<Arc<dyn Provider>> = Vec::new();
+    let mut quotas = Vec::new();
     for entry in &config.providers {
         let adapter: Arc<dyn Provider> = match (&entry.openai, &entry.mcp) {
             (Some(openai), _) => {
@@ -54,18 +64,15 @@ pub async fn build_provider(
             .as_ref()
             .map(|o| o.model.clone())
             .unwrap_or_default();
-        providers.push(
-            Stack::new(adapter)
-                .events(events.clone())
-                .model(model)
-                .build(&entry.policies)?,
-        );
+        let (provider, quota) = Stack::new(adapter)
+            .events(events.clone())
+            .model(model)
+            .build_with_depth(&entry.policies)?;
+        quotas.push((entry.id().to_owned(), quota));
+        providers.push(provider);
     }
-    Ok(Arc::new(FallbackChain::new(
-        &config.chain(),
-        &providers,
-        events,
-    )?))
+    let chain = FallbackChain::new(&config.chain(), &providers, events)?;
+    Ok((Arc::new(chain), quotas))
 }
 
 /// Refuses to serve a non-loopback address without auth, unless told to, loudly.
@@ -89,6 +96,8 @@ pub struct Running {
     pub addr: SocketAddr,
     /// Where `/metrics`, `/healthz` and `/readyz` answer, when enabled.
     pub metrics_addr: Option<SocketAddr>,
+    /// Whether the gRPC port speaks TLS (`server.tls`).
+    pub tls: bool,
     ready: Arc<AtomicBool>,
     metrics_stop: Option<tokio::sync::oneshot::Sender<()>>,
     stop: tokio::sync::oneshot::Sender<()>,
@@ -125,18 +134,41 @@ struct EventPipeline {
     sink: Arc<BusSink>,
     bus: Arc<dyn EventBus>,
     in_process: Arc<InProcessBus>,
+    /// The audit log's own counters, when there is one.
+    audit: Option<Arc<BusMetrics>>,
 }
 
 impl EventPipeline {
     /// Built inside the runtime: the sink's publisher is a task.
+    /// Points the `agents_bus_*` and `agents_audit_write_errors_total` metrics at this
+    /// pipeline's counters.
+    fn export_metrics(&self, metrics: &Metrics) {
+        let primary = self.bus.metrics();
+        let in_process = self.in_process.metrics();
+        let mirrored = !Arc::ptr_eq(&primary, &in_process);
+        metrics.set_bus_source(move || {
+            let numbers = primary.snapshot().pairs();
+            if mirrored {
+                merge_bus_numbers(&numbers, &in_process.snapshot().pairs())
+            } else {
+                numbers
+            }
+        });
+        if let Some(audit) = self.audit.clone() {
+            metrics.set_audit_write_errors_source(move || audit.snapshot().publish_errors);
+        }
+    }
+
     fn open(config: &BusConfig) -> anyhow::Result<Self> {
         let in_process = Arc::new(InProcessBus::new(InProcessConfig::default())?);
+        let mut audit_metrics = None;
         let bus: Arc<dyn EventBus> = match &config.audit {
             // The audit log is the primary: an event counts as delivered once it is written.
             Some(audit) => {
                 let log = AuditLog::open(audit.clone()).with_context(|| {
                     format!("cannot open the audit log in {}", audit.dir.display())
                 })?;
+                audit_metrics = Some(log.metrics());
                 Arc::new(Tee::new(Arc::new(log), vec![in_process.clone()]))
             }
             None => in_process.clone(),
@@ -146,6 +178,7 @@ impl EventPipeline {
             sink,
             bus,
             in_process,
+            audit: audit_metrics,
         })
     }
 
@@ -190,8 +223,7 @@ pub async fn start_with_events(
     check_exposure(&config)?;
     let pipeline = EventPipeline::open(&config.bus)?;
     let metrics = Arc::new(Metrics::new());
-    let bus_metrics = pipeline.bus.metrics();
-    metrics.set_bus_source(move || bus_metrics.snapshot().pairs());
+    pipeline.export_metrics(&metrics);
     let events: Arc<dyn EventSink> =
         Arc::new(FanOut(vec![pipeline.sink.clone(), metrics.sink(), extra]));
     let secrets = config
@@ -199,7 +231,21 @@ pub async fn start_with_events(
         .build()
         .await
         .context("cannot set up the secret stores")?;
-    let provider = build_provider(&config, &secrets, events.clone()).await?;
+    let tls = match &config.server.tls {
+        Some(tls) => Some(tls.load(&secrets).await?),
+        None => None,
+    };
+    let (provider, quotas) = build_provider_with_quotas(&config, &secrets, events.clone()).await?;
+    metrics.set_quota_source(move || {
+        quotas
+            .iter()
+            .map(|(provider, quota)| QuotaSample {
+                provider: provider.clone(),
+                in_flight: quota.in_flight() as u64,
+                waiting: quota.waiting() as u64,
+            })
+            .collect()
+    });
     let auth = Authenticator::load(&config.auth, &secrets)
         .await
         .map_err(|e| anyhow::anyhow!("cannot load the API keys: {e}"))?;
@@ -240,13 +286,15 @@ pub async fn start_with_events(
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let grace = Duration::from_millis(config.server.shutdown_grace_ms);
     let limit = config.server.max_message_bytes;
-    let done = tokio::spawn(serve(listener, service, limit, grace, async {
+    let tls_on = tls.is_some();
+    let done = tokio::spawn(serve(listener, service, tls, limit, grace, async {
         let _ = stopped.await;
     }));
     tracing::info!(%addr, ?metrics_addr, "agents-server listening");
     ready.store(true, Ordering::SeqCst);
     Ok(Running {
         metrics_addr,
+        tls: tls_on,
         ready,
         metrics_stop,
         addr,
@@ -260,6 +308,7 @@ pub async fn start_with_events(
 async fn serve(
     listener: TcpListener,
     service: AgentsService,
+    tls: Option<tonic::transport::ServerTlsConfig>,
     max_message_bytes: usize,
     grace: Duration,
     signal: impl Future<Output = ()> + Send + 'static,
@@ -280,7 +329,13 @@ async fn serve(
         .max_decoding_message_size(max_message_bytes)
         .max_encoding_message_size(max_message_bytes);
     let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        builder = builder
+            .tls_config(tls)
+            .context("server.tls: the certificate or key was refused by rustls; check that the key belongs to the certificate")?;
+    }
+    let server = builder
         // Every call runs in a span continuing the client's trace (see `telemetry`).
         .trace_fn(crate::telemetry::grpc_server_span)
         .add_service(health)
@@ -313,13 +368,17 @@ async fn serve(
 /// SIGTERM, then drains calls and events and exports the last spans.
 pub async fn run_until_signal(config: ServerConfig) -> anyhow::Result<()> {
     let telemetry = crate::telemetry::init(&config.telemetry)?;
+    // Listen for SIGTERM before the port opens: a supervisor that stops the server as soon as
+    // it accepts connections must get a clean shutdown, not the default action of the signal.
+    let signal = shutdown_signal()?;
     let served = async {
         let running = start(config).await?;
         eprintln!(
-            "agents-server listening on {} (gRPC; reflection and health enabled)",
-            running.addr
+            "agents-server listening on {} (gRPC{}; reflection and health enabled)",
+            running.addr,
+            if running.tls { " over TLS" } else { "" }
         );
-        shutdown_signal().await;
+        signal.await;
         eprintln!("shutting down: draining in-flight calls");
         running.shutdown().await
     }
@@ -331,23 +390,19 @@ pub async fn run_until_signal(config: ServerConfig) -> anyhow::Result<()> {
     served
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Resolves on SIGINT or SIGTERM; the SIGTERM handler is installed when this returns.
+fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
     #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot listen for SIGTERM")?;
+    Ok(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}
         }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+    })
 }

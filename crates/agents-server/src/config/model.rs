@@ -8,6 +8,7 @@ use agents_secrets::SecretsConfig;
 use crate::auth::AuthConfig;
 use crate::limits::LimitsConfig;
 use crate::telemetry::TelemetryConfig;
+use crate::tls::TlsConfig;
 use agents_core::{AgentConfig, ConfigError};
 use agents_providers::{ChainConfig, McpConfig, OpenAiConfig, PolicyConfig};
 use serde::{Deserialize, Serialize};
@@ -82,6 +83,9 @@ pub struct ListenConfig {
     pub insecure_no_auth: bool,
     /// Where `/metrics`, `/healthz` and `/readyz` are served (HTTP); unset turns them off.
     pub metrics_listen: Option<SocketAddr>,
+    /// TLS (and mutual TLS with `client_ca`) on the gRPC port; unset serves plaintext.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for ListenConfig {
@@ -92,6 +96,7 @@ impl Default for ListenConfig {
             shutdown_grace_ms: 10_000,
             insecure_no_auth: false,
             metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
+            tls: None,
         }
     }
 }
@@ -138,6 +143,9 @@ impl ServerConfig {
                 "server.shutdown_grace_ms",
                 "must be at least 1",
             ));
+        }
+        if let Some(tls) = &self.server.tls {
+            errors.extend(tls.validate());
         }
         if self.agents.max_source_bytes == 0
             || self.agents.max_source_bytes > self.server.max_message_bytes

@@ -24,7 +24,9 @@
 //! | `agents_breaker_open{provider}` | gauge | 1 while a provider's circuit breaker is open and the provider is skipped |
 //! | `agents_host_pressure_level{resource}` | gauge | `memory` / `thermal` pressure on a host serving a local model: 0 normal, 1 warning (requests are cut down), 2 critical (refused) |
 //! | `agents_quota_rejections_total{provider, scope}` | counter | local `rate` / `concurrency` quotas of a provider refusing calls: the quota is too small for the traffic |
-//! | `agents_bus_<counter>_total`, `agents_bus_outbox_depth` | counter, gauge | the event bus: `lagged` subscribers, `sink_dropped` and `outbox_dropped` events are lost events; a growing `outbox_depth` means the transport is unreachable |
+//! | `agents_bus_<counter>_total`, `agents_bus_outbox_depth` | counter, gauge | the event bus ([`merge_bus_numbers`] says which bus each number is read from): `lagged` subscribers (`agents_bus_lagged_total`, the bus lag), `sink_dropped` and `outbox_dropped` events are lost events; a growing `outbox_depth` means the transport is unreachable |
+//! | `agents_quota_waiting{provider}` | gauge | callers queued for a provider's concurrency quota: a standing queue means the quota (or the model behind it) is too small for the traffic, and calls wait before they are refused |
+//! | `agents_quota_in_flight{provider}` | gauge | calls holding a quota slot; at `max_concurrent` the next caller queues |
 //! | `agents_audit_write_errors_total` | counter | audit lines that could not be written: the audit trail has a gap |
 //!
 //! Label values come from configuration and events. Each passes through
@@ -56,6 +58,7 @@ use sources::{SourceCollector, Sources};
 
 pub use http::serve_http;
 pub use sink::MetricsSink;
+pub use sources::{QuotaSample, merge_bus_numbers};
 
 /// Most label sets a family records on their own; later ones share one `other` series.
 pub const MAX_SERIES_PER_FAMILY: usize = 1_000;
@@ -292,6 +295,15 @@ impl Metrics {
         F: Fn() -> Vec<(&'static str, u64)> + Send + Sync + 'static,
     {
         self.sources.set_bus(Arc::new(source));
+    }
+
+    /// Sets where `agents_quota_waiting` and `agents_quota_in_flight` come from, read on every
+    /// scrape: one [`QuotaSample`] per provider. Replaces an earlier source.
+    pub fn set_quota_source<F>(&self, source: F)
+    where
+        F: Fn() -> Vec<QuotaSample> + Send + Sync + 'static,
+    {
+        self.sources.set_quota(Arc::new(source));
     }
 
     /// Sets where `agents_audit_write_errors_total` comes from, read on every scrape. When the

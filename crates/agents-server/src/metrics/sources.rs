@@ -10,8 +10,11 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
+
+use super::bounded::label_value;
 
 /// Returns the bus counters as `(name, value)` pairs, like `BusMetricsSnapshot::pairs`.
 pub(super) type BusSource = Arc<dyn Fn() -> Vec<(&'static str, u64)> + Send + Sync>;
@@ -19,11 +22,57 @@ pub(super) type BusSource = Arc<dyn Fn() -> Vec<(&'static str, u64)> + Send + Sy
 /// Returns one counter's current value.
 pub(super) type CountSource = Arc<dyn Fn() -> u64 + Send + Sync>;
 
+/// Returns each provider's concurrency quota as it is now.
+pub(super) type QuotaSource = Arc<dyn Fn() -> Vec<QuotaSample> + Send + Sync>;
+
+/// One provider's concurrency quota at one moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuotaSample {
+    /// The provider's id (a label value: redacted and cut like every other).
+    pub provider: String,
+    /// Calls holding a slot now.
+    pub in_flight: u64,
+    /// Callers queued for a slot now.
+    pub waiting: u64,
+}
+
+/// The numbers `/metrics` shows for the server's event bus: the primary bus (the audit log
+/// when configured) publishes, writes and drops; the in-process bus, a mirror with its own
+/// counters, is where subscribers get (or miss) events. So delivery numbers come from the
+/// in-process bus and everything else from the primary, and no event is counted twice.
+pub fn merge_bus_numbers(
+    primary: &[(&'static str, u64)],
+    in_process: &[(&'static str, u64)],
+) -> Vec<(&'static str, u64)> {
+    const FROM_SUBSCRIBERS: [&str; 5] = [
+        "delivered",
+        "lagged",
+        "handled",
+        "handler_errors",
+        "decode_errors",
+    ];
+    primary
+        .iter()
+        .map(|&(name, value)| {
+            let value = if FROM_SUBSCRIBERS.contains(&name) {
+                in_process
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map_or(value, |&(_, v)| value.saturating_add(v))
+            } else {
+                value
+            };
+            (name, value)
+        })
+        .collect()
+}
+
 /// The callbacks, set by the server once its bus and audit log exist.
 #[derive(Default)]
 pub(super) struct Sources {
     bus: RwLock<Option<BusSource>>,
     audit_write_errors: RwLock<Option<CountSource>>,
+    quota: RwLock<Option<QuotaSource>>,
 }
 
 impl fmt::Debug for Sources {
@@ -34,6 +83,7 @@ impl fmt::Debug for Sources {
                 "audit_write_errors",
                 &read(&self.audit_write_errors).is_some(),
             )
+            .field("quota", &read(&self.quota).is_some())
             .finish()
     }
 }
@@ -41,6 +91,10 @@ impl fmt::Debug for Sources {
 impl Sources {
     pub(super) fn set_bus(&self, source: BusSource) {
         *self.bus.write().unwrap_or_else(PoisonError::into_inner) = Some(source);
+    }
+
+    pub(super) fn set_quota(&self, source: QuotaSource) {
+        *self.quota.write().unwrap_or_else(PoisonError::into_inner) = Some(source);
     }
 
     pub(super) fn set_audit_write_errors(&self, source: CountSource) {
@@ -95,8 +149,46 @@ impl Collector for SourceCollector {
             )?;
             counter.encode(metric)?;
         }
+        if let Some(quota) = read(&self.0.quota) {
+            encode_quota(&mut encoder, &quota())?;
+        }
         Ok(())
     }
+}
+
+/// `agents_quota_waiting{provider}` and `agents_quota_in_flight{provider}`, one series per
+/// provider (providers come from the config, so they are few).
+fn encode_quota(encoder: &mut DescriptorEncoder<'_>, samples: &[QuotaSample]) -> fmt::Result {
+    let mut seen = BTreeSet::new();
+    let samples: Vec<(String, &QuotaSample)> = samples
+        .iter()
+        .map(|s| (label_value(&s.provider), s))
+        // Two providers whose labels collide would make a duplicate series.
+        .filter(|(label, _)| seen.insert(label.clone()))
+        .collect();
+    let families: [(&str, &str, fn(&QuotaSample) -> u64); 2] = [
+        (
+            "quota_waiting",
+            "Callers queued for a provider's concurrency quota now.",
+            |s| s.waiting,
+        ),
+        (
+            "quota_in_flight",
+            "Calls holding a slot of a provider's concurrency quota now.",
+            |s| s.in_flight,
+        ),
+    ];
+    for (name, help, value_of) in families {
+        if samples.is_empty() {
+            continue;
+        }
+        let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+        for (label, sample) in &samples {
+            let gauge = ConstGauge::new(i64::try_from(value_of(sample)).unwrap_or(i64::MAX));
+            gauge.encode(family.encode_family(&[("provider", label.as_str())])?)?;
+        }
+    }
+    Ok(())
 }
 
 /// Bus numbers that go up and down; every other bus number only grows.
@@ -148,5 +240,15 @@ mod tests {
             assert!(!valid_name(bad), "{bad}");
         }
         assert!(is_gauge("outbox_depth") && !is_gauge("outbox_dropped"));
+    }
+
+    #[test]
+    fn delivery_numbers_come_from_the_in_process_bus_and_the_rest_from_the_primary() {
+        let primary = [("published", 5), ("lagged", 0), ("sink_dropped", 1)];
+        let in_process = [("published", 5), ("lagged", 3), ("delivered", 9)];
+        assert_eq!(
+            merge_bus_numbers(&primary, &in_process),
+            [("published", 5), ("lagged", 3), ("sink_dropped", 1)]
+        );
     }
 }

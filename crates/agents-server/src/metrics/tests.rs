@@ -429,6 +429,63 @@ async fn bus_and_audit_numbers_are_read_at_scrape_time() -> TestResult {
 }
 
 #[test]
+fn quota_depth_is_read_at_scrape_time_as_gauges_per_provider() -> TestResult {
+    let metrics = Metrics::new();
+    let s = scrape(&metrics)?;
+    assert!(
+        !s.samples
+            .iter()
+            .any(|x| x.metric.starts_with("agents_quota_"))
+    );
+
+    let waiting = Arc::new(std::sync::atomic::AtomicU64::new(3));
+    let read = Arc::clone(&waiting);
+    metrics.set_quota_source(move || {
+        vec![
+            QuotaSample {
+                provider: "local".into(),
+                in_flight: 8,
+                waiting: read.load(Ordering::SeqCst),
+            },
+            QuotaSample {
+                provider: "openai".into(),
+                in_flight: 1,
+                waiting: 0,
+            },
+            // A second provider with the same label would make a duplicate series.
+            QuotaSample {
+                provider: "local".into(),
+                in_flight: 0,
+                waiting: 0,
+            },
+        ]
+    });
+    let s = scrape(&metrics)?;
+    let local = [("provider", "local")];
+    assert_eq!(value(&s, "agents_quota_waiting", &local), Some(3.0));
+    assert_eq!(value(&s, "agents_quota_in_flight", &local), Some(8.0));
+    assert_eq!(
+        value(&s, "agents_quota_in_flight", &[("provider", "openai")]),
+        Some(1.0)
+    );
+    assert!(matches!(
+        find(&s, "agents_quota_waiting", &local).map(|x| &x.value),
+        Some(Value::Gauge(_))
+    ));
+    let text = metrics.encode();
+    assert_eq!(
+        text.matches("agents_quota_waiting{provider=\"local\"}")
+            .count(),
+        1
+    );
+
+    waiting.store(0, Ordering::SeqCst);
+    let s = scrape(&metrics)?;
+    assert_eq!(value(&s, "agents_quota_waiting", &local), Some(0.0));
+    Ok(())
+}
+
+#[test]
 fn each_family_is_capped_at_its_series_limit() -> TestResult {
     let metrics = Arc::new(Metrics::new());
     let sink = metrics.sink();

@@ -9,4 +9,4 @@ mod config;
 mod policy;
 
 pub use config::ConcurrencyConfig;
-pub use policy::ConcurrencyLimit;
+pub use policy::{ConcurrencyLimit, QuotaDepth};

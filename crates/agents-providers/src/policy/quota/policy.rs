@@ -20,7 +20,29 @@ pub struct ConcurrencyLimit {
     inner: Arc<dyn Provider>,
     config: ConcurrencyConfig,
     slots: Arc<Semaphore>,
-    waiting: AtomicUsize,
+    waiting: Arc<AtomicUsize>,
+}
+
+/// A read-only view of one [`ConcurrencyLimit`]'s slots and wait queue, for metrics: cheap to
+/// clone and to read (two atomic loads), and it keeps nothing but the counters alive.
+#[derive(Debug, Clone)]
+pub struct QuotaDepth {
+    slots: Arc<Semaphore>,
+    waiting: Arc<AtomicUsize>,
+    max_concurrent: usize,
+}
+
+impl QuotaDepth {
+    /// Calls in flight now.
+    pub fn in_flight(&self) -> usize {
+        self.max_concurrent
+            .saturating_sub(self.slots.available_permits())
+    }
+
+    /// Callers waiting for a slot now (the queue depth).
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::SeqCst)
+    }
 }
 
 /// Counts a caller in the wait queue for as long as it lives.
@@ -40,8 +62,17 @@ impl ConcurrencyLimit {
             inner,
             slots: Arc::new(Semaphore::new(config.max_concurrent)),
             config,
-            waiting: AtomicUsize::new(0),
+            waiting: Arc::new(AtomicUsize::new(0)),
         })
+    }
+
+    /// A handle that reads this quota's in-flight calls and queue depth from elsewhere.
+    pub fn depth(&self) -> QuotaDepth {
+        QuotaDepth {
+            slots: Arc::clone(&self.slots),
+            waiting: Arc::clone(&self.waiting),
+            max_concurrent: self.config.max_concurrent,
+        }
     }
 
     /// Calls in flight now.
@@ -79,7 +110,7 @@ impl ConcurrencyLimit {
         if joined.is_err() {
             return Err(self.overloaded());
         }
-        let _queued = Waiting(&self.waiting);
+        let _queued = Waiting(self.waiting.as_ref());
         let started = Instant::now();
         let own = started
             .checked_add(ms(self.config.max_wait_ms))
@@ -188,6 +219,8 @@ mod tests {
             tokio::task::yield_now().await;
         }
         assert_eq!(policy.in_flight(), 2);
+        let depth = policy.depth();
+        assert_eq!((depth.in_flight(), depth.waiting()), (2, 3));
         let started = Instant::now();
         let refused = policy.generate(GenerateRequest::default()).await;
         assert!(
@@ -199,6 +232,7 @@ mod tests {
         }
         assert_eq!(inner.calls(), 5);
         assert_eq!((policy.in_flight(), policy.waiting()), (0, 0));
+        assert_eq!((depth.in_flight(), depth.waiting()), (0, 0));
     }
 
     #[tokio::test(start_paused = true)]

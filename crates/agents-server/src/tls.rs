@@ -1,0 +1,247 @@
+//! TLS and mutual TLS for the gRPC port (`[server.tls]`), with rustls.
+//!
+//! Why it exists: API keys and source code cross the network in every call; off loopback they
+//! must be encrypted, and a deployment that trusts only its own clients wants them to prove
+//! who they are with a certificate (mTLS) before a byte of gRPC is read.
+//!
+//! ```toml
+//! [server.tls]
+//! cert = "certs/server.pem"          # the certificate chain, leaf first (PEM)
+//! key = "certs/server.key"           # a PEM file, or a secret reference holding the PEM
+//! client_ca = "certs/clients-ca.pem" # optional: clients must present a cert signed by it
+//! ```
+//!
+//! The crypto provider is aws-lc-rs: the server already links it (through the AWS SDK and
+//! reqwest's rustls), so ring would be a second crypto library for nothing. The metrics port
+//! stays plain HTTP; it is meant for loopback and a local scraper.
+//!
+//! Files are read and parsed at `check-config` time as well as at start, so a missing file or
+//! a file that holds no certificate is reported with its key before the server binds anything.
+
+use std::path::{Path, PathBuf};
+
+use agents_core::ConfigError;
+use agents_secrets::secrecy::ExposeSecret;
+use agents_secrets::{SecretRef, SecretStore};
+use anyhow::Context as _;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use serde::{Deserialize, Serialize};
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+
+/// The `server.tls` section. Present means the gRPC port speaks TLS only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct TlsConfig {
+    /// The server's certificate chain, leaf first, as a PEM file.
+    pub cert: PathBuf,
+    /// The private key (PKCS#8, PKCS#1 or SEC1 PEM): a file path, or a secret reference
+    /// (`vault:secret/agents#tls_key`, `file:...`, `env:...`) whose value is the PEM text. A
+    /// value with a `scheme:` prefix is a reference.
+    pub key: String,
+    /// CA certificates (PEM) that sign client certificates. When set, every client must
+    /// present a certificate signed by one of them (mutual TLS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ca: Option<PathBuf>,
+}
+
+/// Where the private key comes from.
+#[derive(Debug)]
+enum KeySource {
+    File(PathBuf),
+    Secret(SecretRef),
+}
+
+impl TlsConfig {
+    /// A section serving `cert` with `key` (a path or a secret reference).
+    pub fn new(cert: impl Into<PathBuf>, key: impl Into<String>) -> Self {
+        Self {
+            cert: cert.into(),
+            key: key.into(),
+            client_ca: None,
+        }
+    }
+
+    /// Requires client certificates signed by the CAs in `client_ca`.
+    pub fn with_client_ca(mut self, client_ca: impl Into<PathBuf>) -> Self {
+        self.client_ca = Some(client_ca.into());
+        self
+    }
+
+    fn key_source(&self) -> Result<KeySource, String> {
+        if self.key.contains(':') {
+            self.key
+                .parse::<SecretRef>()
+                .map(KeySource::Secret)
+                .map_err(|e| {
+                    format!("{e}; or give the path of a PEM file (a path has no `scheme:` prefix)")
+                })
+        } else {
+            Ok(KeySource::File(PathBuf::from(&self.key)))
+        }
+    }
+
+    /// Every problem, each under `server.tls.<key>`: unreadable files, files without a
+    /// certificate or a key, a malformed secret reference.
+    pub fn validate(&self) -> Vec<ConfigError> {
+        let mut errors = Vec::new();
+        let mut check = |key: &str, result: Result<(), String>| {
+            if let Err(message) = result {
+                errors.push(ConfigError::new(format!("server.tls.{key}"), message));
+            }
+        };
+        check(
+            "cert",
+            read(&self.cert)
+                .and_then(|pem| certs(&pem, &self.cert))
+                .map(drop),
+        );
+        check(
+            "key",
+            self.key_source().and_then(|source| match source {
+                KeySource::File(path) => read(&path).and_then(|pem| key(&pem, &path)),
+                // Resolved at start-up, through the secret stores.
+                KeySource::Secret(_) => Ok(()),
+            }),
+        );
+        if let Some(ca) = &self.client_ca {
+            check(
+                "client_ca",
+                read(ca).and_then(|pem| certs(&pem, ca)).map(drop),
+            );
+        }
+        errors
+    }
+
+    /// The rustls configuration for tonic: the identity, and the client CA when set. Reads the
+    /// files again (they may have been rotated since validation) and resolves a key reference
+    /// through `secrets`.
+    ///
+    /// # Errors
+    /// A file that cannot be read or holds no certificate or key, or a key reference that
+    /// does not resolve, each naming its `server.tls` key.
+    pub async fn load(&self, secrets: &dyn SecretStore) -> anyhow::Result<ServerTlsConfig> {
+        let at = |key: &str| format!("server.tls.{key}");
+        let cert = read(&self.cert)
+            .and_then(|pem| certs(&pem, &self.cert).map(|_| pem))
+            .map_err(anyhow::Error::msg)
+            .with_context(|| at("cert"))?;
+        let key_pem = match self
+            .key_source()
+            .map_err(anyhow::Error::msg)
+            .with_context(|| at("key"))?
+        {
+            KeySource::File(path) => read(&path)
+                .and_then(|pem| key(&pem, &path).map(|()| pem))
+                .map_err(anyhow::Error::msg)
+                .with_context(|| at("key"))?,
+            KeySource::Secret(reference) => {
+                let secret = secrets
+                    .get(&reference)
+                    .await
+                    .with_context(|| format!("{}: cannot load the private key", at("key")))?;
+                let pem = secret.expose_secret().as_bytes().to_vec();
+                key(&pem, Path::new(reference.as_str()))
+                    .map_err(anyhow::Error::msg)
+                    .with_context(|| at("key"))?;
+                pem
+            }
+        };
+        let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(cert, key_pem));
+        if let Some(ca) = &self.client_ca {
+            let pem = read(ca)
+                .and_then(|pem| certs(&pem, ca).map(|_| pem))
+                .map_err(anyhow::Error::msg)
+                .with_context(|| at("client_ca"))?;
+            tls = tls.client_ca_root(Certificate::from_pem(pem));
+        }
+        Ok(tls)
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| {
+        format!(
+            "cannot read {}: {e}; give the path of a PEM file the server can read",
+            path.display()
+        )
+    })
+}
+
+/// The certificates of a PEM document; at least one.
+fn certs(pem: &[u8], path: &Path) -> Result<usize, String> {
+    let mut count = 0;
+    for cert in CertificateDer::pem_slice_iter(pem) {
+        cert.map_err(|e| format!("{} is not valid PEM: {e}", path.display()))?;
+        count += 1;
+    }
+    if count == 0 {
+        return Err(format!(
+            "{} holds no `BEGIN CERTIFICATE` block; give a PEM certificate file",
+            path.display()
+        ));
+    }
+    Ok(count)
+}
+
+/// Checks that a PEM document holds a private key. The path only names it in messages (for a
+/// secret, its reference), so the key itself never reaches an error.
+fn key(pem: &[u8], path: &Path) -> Result<(), String> {
+    PrivateKeyDer::from_pem_slice(pem).map(drop).map_err(|e| {
+        format!(
+            "{} holds no usable private key ({e}); give a PKCS#8, PKCS#1 or SEC1 PEM key",
+            path.display()
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn good_files_pass_and_each_bad_one_is_named_by_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let issued = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let cert = write(dir.path(), "cert.pem", &issued.cert.pem());
+        let key = write(dir.path(), "key.pem", &issued.signing_key.serialize_pem());
+        let good = TlsConfig::new(&cert, key.display().to_string()).with_client_ca(&cert);
+        assert!(good.validate().is_empty(), "{:?}", good.validate());
+
+        let garbage = write(dir.path(), "garbage.pem", "not pem at all");
+        let bad = TlsConfig::new(
+            dir.path().join("missing.pem"),
+            garbage.display().to_string(),
+        )
+        .with_client_ca(&key);
+        let errors = bad.validate();
+        let by_key = |k: &str| {
+            errors
+                .iter()
+                .find(|e| e.path == format!("server.tls.{k}"))
+                .map(|e| e.message.clone())
+                .unwrap_or_default()
+        };
+        assert!(by_key("cert").contains("cannot read"), "{errors:?}");
+        assert!(
+            by_key("key").contains("no usable private key"),
+            "{errors:?}"
+        );
+        assert!(
+            by_key("client_ca").contains("no `BEGIN CERTIFICATE`"),
+            "{errors:?}"
+        );
+
+        let reference = TlsConfig::new(&cert, "vault:secret/agents#tls_key");
+        assert!(reference.validate().is_empty());
+        let broken = TlsConfig::new(&cert, "nope:x");
+        assert_eq!(broken.validate()[0].path, "server.tls.key");
+    }
+}
