@@ -38,7 +38,7 @@ enum Command {
     /// Calls a running server: sends a source file to an agent and prints the result.
     ///
     /// `agents-server call code-analysis --file src/main.rs --stream`
-    Call(crate::client::CallArgs),
+    Call(Box<crate::client::CallArgs>),
     /// Validates a config file (with `AGENTS_` overrides applied) and prints every error with
     /// its key. Exits 1 when there is one.
     CheckConfig {
@@ -103,7 +103,7 @@ enum SchemaKind {
 /// Runs the command line, writing results to `out` and diagnostics to `err`.
 pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> ExitCode {
     let cli = match cli.command {
-        Command::Call(args) => return crate::client::call(args, out, err),
+        Command::Call(args) => return crate::client::call(*args, out, err),
         command => Cli { command },
     };
     match execute(cli, out) {

@@ -139,7 +139,6 @@ struct EventPipeline {
 }
 
 impl EventPipeline {
-    /// Built inside the runtime: the sink's publisher is a task.
     /// Points the `agents_bus_*` and `agents_audit_write_errors_total` metrics at this
     /// pipeline's counters.
     fn export_metrics(&self, metrics: &Metrics) {
@@ -159,6 +158,7 @@ impl EventPipeline {
         }
     }
 
+    /// Built inside the runtime: the sink's publisher is a task.
     fn open(config: &BusConfig) -> anyhow::Result<Self> {
         let in_process = Arc::new(InProcessBus::new(InProcessConfig::default())?);
         let mut audit_metrics = None;

@@ -166,7 +166,8 @@ fn encode_quota(encoder: &mut DescriptorEncoder<'_>, samples: &[QuotaSample]) ->
         // Two providers whose labels collide would make a duplicate series.
         .filter(|(label, _)| seen.insert(label.clone()))
         .collect();
-    let families: [(&str, &str, fn(&QuotaSample) -> u64); 2] = [
+    type Family = (&'static str, &'static str, fn(&QuotaSample) -> u64);
+    let families: [Family; 2] = [
         (
             "quota_waiting",
             "Callers queued for a provider's concurrency quota now.",
