@@ -1,0 +1,463 @@
+//! Facts of one realistic file per language, checked against counts made by hand.
+//!
+//! Every fixture has the same shape (an inventory with `level`, `reserve`, `duplicates`), so
+//! the hand counts carry over: the comment above each test says how they were made.
+//!
+//! - `level`: `if` + `else if` + `&&` + `else if` = 4 decisions, cyclomatic 5; cognitive
+//!   `if` 1 + `else if` 1 + `&&` 1 + `else if` 1 + `else` 1 = 5; nesting 1.
+//! - `reserve`: `if` + `||` + `if` + nested `if` = 4 decisions, cyclomatic 5; cognitive
+//!   1 + 1 + 1 + (1 + nesting 1) = 5; nesting 2.
+//! - `duplicates`: `for` + nested `for` + nested `if` = cyclomatic 4; cognitive
+//!   1 + (1 + 1) + (1 + 2) = 6; nesting 3.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use agents_core::Language;
+use agents_core::facts::{CodeFacts, FactsAnalyzer, FunctionFacts, Rule, Visibility};
+use agents_facts::TreeSitterAnalyzer;
+
+fn facts(language: Language, file: &str) -> CodeFacts {
+    let path = format!("{}/tests/fixtures/{file}", env!("CARGO_MANIFEST_DIR"));
+    let source = std::fs::read_to_string(path).unwrap();
+    assert!(source.lines().count() >= 100, "{file} is a real file");
+    let facts = TreeSitterAnalyzer::new()
+        .analyze(language, &source)
+        .unwrap();
+    assert!(
+        facts.syntax_errors.is_empty(),
+        "{file}: {:?}",
+        facts.syntax_errors
+    );
+    assert!(
+        facts.maintainability_index > 0.0 && facts.maintainability_index <= 100.0,
+        "{file}: {}",
+        facts.maintainability_index
+    );
+    facts
+}
+
+fn function<'f>(facts: &'f CodeFacts, name: &str) -> &'f FunctionFacts {
+    facts
+        .functions
+        .iter()
+        .find(|f| f.name == name)
+        .unwrap_or_else(|| panic!("no function {name} in {:?}", names(facts)))
+}
+
+fn names(facts: &CodeFacts) -> Vec<String> {
+    facts
+        .functions
+        .iter()
+        .map(FunctionFacts::qualified_name)
+        .collect()
+}
+
+/// (cyclomatic, cognitive, nesting)
+fn complexity(f: &FunctionFacts) -> (u32, u32, u32) {
+    (f.cyclomatic, f.cognitive, f.max_nesting)
+}
+
+fn rules(facts: &CodeFacts) -> Vec<(Rule, u32)> {
+    facts.findings.iter().map(|f| (f.rule, f.line)).collect()
+}
+
+fn param_names(f: &FunctionFacts) -> Vec<&str> {
+    f.parameters.iter().map(|p| p.name.as_str()).collect()
+}
+
+#[test]
+fn javascript() {
+    let facts = facts(Language::Javascript, "inventory.js");
+    assert_eq!(
+        names(&facts),
+        [
+            "Inventory.constructor",
+            "Inventory.level",
+            "Inventory.reserve",
+            "Inventory.duplicates",
+            "Inventory.#tagged",
+            "Inventory.load",
+            "report",
+            "archive",
+            "summarise"
+        ]
+    );
+    let level = function(&facts, "level");
+    assert_eq!((level.start_line, level.end_line), (28, 39));
+    assert_eq!(complexity(level), (5, 5, 1));
+    assert_eq!(level.doc.as_deref(), Some("Say how well stocked a SKU is."));
+    assert_eq!(complexity(function(&facts, "reserve")), (5, 5, 2));
+    assert_eq!(complexity(function(&facts, "duplicates")), (4, 6, 3));
+    // `load`: catch 1 + ternary 1 = cyclomatic 3; cognitive catch 1 + ternary 1 = 2.
+    assert_eq!(complexity(function(&facts, "load")), (3, 2, 1));
+    let reserve = function(&facts, "reserve");
+    assert_eq!(param_names(reserve), ["sku", "amount", "{ strict }"]);
+    assert!(!reserve.parameters[0].optional && reserve.parameters[1].optional);
+    assert_eq!(function(&facts, "#tagged").visibility, Visibility::Private);
+    assert_eq!(function(&facts, "report").visibility, Visibility::Public);
+    assert!(function(&facts, "report").is_async);
+    let summarise = function(&facts, "summarise");
+    assert_eq!(summarise.signature, "const summarise = (items) =>");
+    assert_eq!((summarise.start_line, summarise.end_line), (100, 106));
+    assert_eq!(facts.types[0].name, "Inventory");
+    assert!(
+        facts.types[0]
+            .doc
+            .as_deref()
+            .unwrap()
+            .starts_with("Holds items")
+    );
+    assert_eq!(
+        rules(&facts),
+        [
+            (Rule::NestedLoops, 60),
+            (Rule::EmptyCatch, 78),
+            (Rule::SqlConcatenation, 89),
+            (Rule::DynamicCodeExecution, 96)
+        ]
+    );
+}
+
+#[test]
+fn typescript() {
+    let facts = facts(Language::Typescript, "inventory.ts");
+    let level = function(&facts, "level");
+    assert_eq!(complexity(level), (5, 5, 1));
+    assert_eq!(level.signature, "public level(sku: string): string");
+    assert_eq!(level.return_type.as_deref(), Some("string"));
+    assert_eq!(complexity(function(&facts, "reserve")), (5, 5, 2));
+    assert_eq!(complexity(function(&facts, "duplicates")), (4, 6, 3));
+    let reserve = function(&facts, "reserve");
+    assert_eq!(param_names(reserve), ["sku", "amount", "strict"]);
+    assert_eq!(reserve.parameters[1].type_name.as_deref(), Some("number"));
+    assert!(reserve.parameters[2].optional);
+    assert_eq!(
+        function(&facts, "duplicates").visibility,
+        Visibility::Private
+    );
+    assert_eq!(function(&facts, "tagged").visibility, Visibility::Protected);
+    assert_eq!(
+        function(&facts, "report").return_type.as_deref(),
+        Some("Promise<string>")
+    );
+    let kinds: Vec<(&str, &str)> = facts
+        .types
+        .iter()
+        .map(|t| (t.name.as_str(), t.kind.as_str()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("Item", "interface"),
+            ("Db", "interface"),
+            ("Level", "type"),
+            ("Inventory", "class")
+        ]
+    );
+    assert_eq!(
+        facts.types[0].doc.as_deref(),
+        Some("One stock-keeping unit.")
+    );
+    assert_eq!(rules(&facts).len(), 4);
+}
+
+#[test]
+fn python() {
+    let facts = facts(Language::Python, "inventory.py");
+    let level = function(&facts, "level");
+    assert_eq!((level.start_line, level.end_line), (37, 47));
+    assert_eq!(complexity(level), (5, 5, 1));
+    assert_eq!(complexity(function(&facts, "reserve")), (5, 5, 2));
+    assert_eq!(complexity(function(&facts, "duplicates")), (4, 6, 3));
+    // `_tagged`: a comprehension's `for` and `if` clauses: cyclomatic 3, no cognitive cost.
+    assert_eq!(complexity(function(&facts, "_tagged")), (3, 0, 0));
+    // `load`: two `except` + the `for` in `else`: cyclomatic 4, cognitive 3.
+    assert_eq!(complexity(function(&facts, "load")), (4, 3, 1));
+    let reserve = function(&facts, "reserve");
+    assert_eq!(param_names(reserve), ["sku", "amount", "strict"]);
+    assert_eq!(reserve.parameters[0].type_name.as_deref(), Some("str"));
+    assert!(reserve.parameters[1].optional);
+    assert_eq!(reserve.return_type.as_deref(), Some("bool"));
+    assert_eq!(reserve.container.as_deref(), Some("Inventory"));
+    assert_eq!(function(&facts, "_tagged").visibility, Visibility::Private);
+    assert_eq!(function(&facts, "__init__").visibility, Visibility::Public);
+    assert_eq!(level.doc.as_deref(), Some("Say how well stocked a SKU is."));
+    assert_eq!(function(&facts, "report").container, None);
+    assert_eq!(
+        facts.types[1].doc.as_deref(),
+        Some("Holds items by SKU and answers questions about stock.")
+    );
+    assert_eq!(
+        rules(&facts),
+        [
+            (Rule::NestedLoops, 65),
+            (Rule::EmptyCatch, 78),
+            (Rule::SqlConcatenation, 93),
+            (Rule::DynamicCodeExecution, 101)
+        ]
+    );
+}
+
+#[test]
+fn java() {
+    let facts = facts(Language::Java, "Inventory.java");
+    let level = function(&facts, "level");
+    assert_eq!((level.start_line, level.end_line), (37, 48));
+    assert_eq!(complexity(level), (5, 5, 1));
+    assert_eq!(complexity(function(&facts, "reserve")), (5, 5, 2));
+    assert_eq!(complexity(function(&facts, "duplicates")), (4, 6, 3));
+    assert_eq!(
+        function(&facts, "reserve").visibility,
+        Visibility::Protected
+    );
+    assert_eq!(
+        function(&facts, "duplicates").visibility,
+        Visibility::Internal
+    );
+    assert_eq!(function(&facts, "load").visibility, Visibility::Private);
+    let report = function(&facts, "report");
+    assert_eq!(param_names(report), ["db", "sku"]);
+    assert_eq!(
+        report.parameters[0].type_name.as_deref(),
+        Some("Connection")
+    );
+    assert_eq!(report.return_type.as_deref(), Some("String"));
+    assert_eq!(
+        report.doc.as_deref(),
+        Some("Write a stock report line for one SKU.")
+    );
+    let interface = facts.types.iter().find(|t| t.name == "Report").unwrap();
+    assert_eq!(
+        (interface.kind.as_str(), interface.visibility),
+        ("interface", Visibility::Internal)
+    );
+    assert_eq!(
+        rules(&facts),
+        [
+            (Rule::NestedLoops, 69),
+            (Rule::EmptyCatch, 81),
+            (Rule::SqlConcatenation, 92),
+            (Rule::DynamicCodeExecution, 102)
+        ]
+    );
+}
+
+#[test]
+fn go() {
+    let facts = facts(Language::Go, "inventory.go");
+    let level = function(&facts, "Level");
+    assert_eq!((level.start_line, level.end_line), (41, 52));
+    assert_eq!(level.container.as_deref(), Some("Inventory"));
+    assert_eq!(complexity(level), (5, 5, 1));
+    assert_eq!(complexity(function(&facts, "Reserve")), (5, 5, 2));
+    assert_eq!(complexity(function(&facts, "duplicates")), (4, 6, 3));
+    // `Kind`: two non-default cases: cyclomatic 3; the switch once: cognitive 1.
+    assert_eq!(complexity(function(&facts, "Kind")), (3, 1, 1));
+    assert_eq!(
+        function(&facts, "duplicates").visibility,
+        Visibility::Internal
+    );
+    assert_eq!(level.visibility, Visibility::Public);
+    assert_eq!(
+        level.doc.as_deref(),
+        Some("Level says how well stocked a SKU is.")
+    );
+    let reserve = function(&facts, "Reserve");
+    assert_eq!(param_names(reserve), ["sku", "amount", "strict"]);
+    assert_eq!(reserve.return_type.as_deref(), Some("(bool, error)"));
+    let kinds: Vec<(&str, &str)> = facts
+        .types
+        .iter()
+        .map(|t| (t.name.as_str(), t.kind.as_str()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("Item", "struct"),
+            ("Inventory", "struct"),
+            ("Store", "interface")
+        ]
+    );
+    assert_eq!(
+        facts.types[0].doc.as_deref(),
+        Some("Item is one stock-keeping unit.")
+    );
+    assert_eq!(
+        rules(&facts),
+        [
+            (Rule::NestedLoops, 73),
+            (Rule::SqlConcatenation, 97),
+            (Rule::SqlConcatenation, 100),
+            (Rule::DynamicCodeExecution, 108)
+        ]
+    );
+}
+
+#[test]
+fn rust() {
+    let facts = facts(Language::Rust, "inventory.rs");
+    let level = function(&facts, "level");
+    assert_eq!((level.start_line, level.end_line), (45, 56));
+    // `let … else` is not a decision point; `if` + `&&` + `else if`: cyclomatic 4;
+    // cognitive `if` 1 + `&&` 1 + `else if` 1 + `else` 1 = 4.
+    assert_eq!(complexity(level), (4, 4, 1));
+    // `reserve`: three match arms, none `_`: cyclomatic 4; the match once: cognitive 1; `?` free.
+    assert_eq!(complexity(function(&facts, "reserve")), (4, 1, 1));
+    assert_eq!(complexity(function(&facts, "duplicates")), (4, 6, 3));
+    assert_eq!(function(&facts, "reserve").visibility, Visibility::Internal);
+    assert_eq!(
+        function(&facts, "duplicates").visibility,
+        Visibility::Private
+    );
+    assert_eq!(function(&facts, "fmt").visibility, Visibility::Public);
+    assert_eq!(level.container.as_deref(), Some("Inventory"));
+    assert_eq!(
+        level.doc.as_deref(),
+        Some("Says how well stocked a SKU is.")
+    );
+    let reserve = function(&facts, "reserve");
+    assert_eq!(param_names(reserve), ["sku", "amount"]);
+    assert_eq!(reserve.parameters[1].type_name.as_deref(), Some("u32"));
+    assert_eq!(
+        reserve.return_type.as_deref(),
+        Some("Result<(), ReserveError>")
+    );
+    let item = &facts.types[0];
+    assert_eq!((item.name.as_str(), item.kind.as_str()), ("Item", "struct"));
+    assert_eq!(item.doc.as_deref(), Some("One stock-keeping unit."));
+    // The unwrap in the test module is allowed.
+    assert_eq!(
+        rules(&facts),
+        [
+            (Rule::NestedLoops, 74),
+            (Rule::UnwrapInLibrary, 85),
+            (Rule::UnsafeCode, 90),
+            (Rule::SqlConcatenation, 96)
+        ]
+    );
+}
+
+#[test]
+fn csharp() {
+    let facts = facts(Language::Csharp, "Inventory.cs");
+    let level = function(&facts, "Level");
+    assert_eq!((level.start_line, level.end_line), (29, 47));
+    assert_eq!(complexity(level), (5, 5, 1));
+    assert_eq!(complexity(function(&facts, "Reserve")), (5, 5, 2));
+    assert_eq!(complexity(function(&facts, "Duplicates")), (4, 6, 3));
+    // `Kind`: a switch expression with two arms besides `_`: cyclomatic 3, cognitive 1.
+    assert_eq!(complexity(function(&facts, "Kind")), (3, 1, 1));
+    assert_eq!(
+        function(&facts, "Duplicates").visibility,
+        Visibility::Private
+    );
+    assert_eq!(function(&facts, "Load").visibility, Visibility::Internal);
+    assert_eq!(
+        function(&facts, "Reserve").visibility,
+        Visibility::Protected
+    );
+    let reserve = function(&facts, "Reserve");
+    assert_eq!(param_names(reserve), ["sku", "amount", "strict"]);
+    assert!(reserve.parameters[1].optional);
+    assert_eq!(
+        reserve.doc.as_deref(),
+        Some("Take amount units out of stock if there are enough.")
+    );
+    assert_eq!(
+        level.doc.as_deref(),
+        Some("<summary>Say how well stocked a SKU is.</summary>")
+    );
+    let interface = facts.types.iter().find(|t| t.name == "IReport").unwrap();
+    assert_eq!(interface.visibility, Visibility::Internal);
+    assert_eq!(
+        rules(&facts),
+        [
+            (Rule::NestedLoops, 73),
+            (Rule::EmptyCatch, 90),
+            (Rule::SqlConcatenation, 99),
+            (Rule::DynamicCodeExecution, 107)
+        ]
+    );
+}
+
+#[test]
+fn php() {
+    let facts = facts(Language::Php, "Inventory.php");
+    let level = function(&facts, "level");
+    assert_eq!((level.start_line, level.end_line), (47, 59));
+    // The `??` in the first line is a decision too: one more than the shared count.
+    assert_eq!(complexity(level), (6, 6, 1));
+    assert_eq!(complexity(function(&facts, "reserve")), (6, 6, 2));
+    assert_eq!(complexity(function(&facts, "duplicates")), (4, 6, 3));
+    assert_eq!(
+        function(&facts, "reserve").visibility,
+        Visibility::Protected
+    );
+    assert_eq!(
+        function(&facts, "duplicates").visibility,
+        Visibility::Private
+    );
+    assert_eq!(function(&facts, "load").visibility, Visibility::Public);
+    let reserve = function(&facts, "reserve");
+    assert_eq!(param_names(reserve), ["$sku", "$amount", "$strict"]);
+    assert_eq!(reserve.return_type.as_deref(), Some("bool"));
+    assert_eq!(level.doc.as_deref(), Some("Say how well stocked a SKU is."));
+    assert_eq!(function(&facts, "archive").container, None);
+    assert_eq!(
+        rules(&facts),
+        [
+            (Rule::NestedLoops, 82),
+            (Rule::EmptyCatch, 95),
+            (Rule::SqlConcatenation, 105),
+            (Rule::DynamicCodeExecution, 116)
+        ]
+    );
+}
+
+#[test]
+fn ruby() {
+    let facts = facts(Language::Ruby, "inventory.rb");
+    let level = function(&facts, "level");
+    assert_eq!((level.start_line, level.end_line), (22, 33));
+    assert_eq!(complexity(level), (5, 5, 1));
+    // `return … if a || b`, `if`, nested `raise … if`: as in the shared count.
+    assert_eq!(complexity(function(&facts, "reserve")), (5, 5, 2));
+    assert_eq!(complexity(function(&facts, "duplicates")), (4, 6, 3));
+    // `summarise`: a ternary inside a block (nesting 1): cyclomatic 2, cognitive 2.
+    assert_eq!(complexity(function(&facts, "summarise")), (2, 2, 0));
+    assert_eq!(function(&facts, "tagged").visibility, Visibility::Private);
+    assert_eq!(function(&facts, "report").visibility, Visibility::Public);
+    assert_eq!(
+        function(&facts, "line").container.as_deref(),
+        Some("Format")
+    );
+    assert_eq!(
+        function(&facts, "initialize").doc.as_deref(),
+        Some("Start with the given items.")
+    );
+    let reserve = function(&facts, "reserve");
+    assert_eq!(param_names(reserve), ["sku", "amount", "strict:"]);
+    assert!(reserve.parameters[1].optional);
+    let kinds: Vec<(&str, &str)> = facts
+        .types
+        .iter()
+        .map(|t| (t.name.as_str(), t.kind.as_str()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("Stock", "module"),
+            ("Inventory", "class"),
+            ("Format", "module")
+        ]
+    );
+    assert_eq!(
+        rules(&facts),
+        [
+            (Rule::NestedLoops, 52),
+            (Rule::EmptyCatch, 63),
+            (Rule::SqlConcatenation, 68),
+            (Rule::DynamicCodeExecution, 75)
+        ]
+    );
+}
