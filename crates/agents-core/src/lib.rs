@@ -6,7 +6,9 @@
 //!   quotas in `agents-providers` implement it too), with [`GenerateRequest`] and [`Generation`].
 //! - [`Agent`]: validates a JSON input against its schema, prompts a provider, extracts and
 //!   validates the JSON answer. Three are built in: [`CodeAnalysisAgent`],
-//!   [`DocumentationAgent`] and [`TestGenerationAgent`].
+//!   [`DocumentationAgent`] and [`TestGenerationAgent`]. Built `with_facts` (or with
+//!   [`grounded_agents`]), they ground prompts and counts in [`facts::CodeFacts`] and answer from
+//!   the facts alone (marked `degraded`) when no model answers.
 //! - Typed errors that tell the resilience layers what to do: [`ProviderError`] and
 //!   [`AgentError`], with `kind()`, `is_retryable()` and `retry_after()`.
 //! - [`CloudEvent`], the event catalogue as typed payloads, and the [`EventSink`] agents emit to.

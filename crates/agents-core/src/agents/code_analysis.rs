@@ -1,13 +1,28 @@
 //! `code-analysis`: reviews code for complexity, performance, security and maintainability.
+//!
+//! The model reviews; it never counts. Complexity comes from the code facts only: with facts the
+//! output has `complexity` (and per-function `functions` metrics), without them it has none,
+//! whatever the model says (the reply schema has no `complexity`, and an extra one is ignored).
+//!
+//! How the numbers are chosen:
+//! - `cyclomatic` is the file's: 1 + every decision point of every function (McCabe's number for
+//!   the module, the `G` of the maintainability index); per-function values are in `functions`.
+//! - `cognitive` is the highest cognitive complexity of any function: Sonar defines it per
+//!   function, and the worst one is what a reviewer has to read.
+//! - `maintainability` grades the maintainability index with Visual Studio's published bands
+//!   (0-9 red, 10-19 yellow, 20-100 green), the green band split at 80: 0-9 `poor`, 10-19
+//!   `fair`, 20-79 `good`, 80-100 `excellent`.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::config::approx_tokens;
+use super::grounding::{View, facts_block};
 use super::prompt::{system_message, user_message};
 use super::spec::AgentSpec;
-use super::{Capability, Language, Severity};
+use super::{AgentConfig, Capability, Language, Severity};
+use crate::facts::CodeFacts;
 use crate::provider::Message;
 
 /// Input of `code-analysis`.
@@ -44,6 +59,10 @@ pub struct CodeAnalysisInput {
     #[serde(default)]
     #[schemars(range(min = 1, max = 32768))]
     pub max_tokens: Option<u32>,
+    /// Whether an answer built from code facts alone (`degraded: true`, rule-based findings) is
+    /// acceptable when no model answers. When false, the provider error is returned instead.
+    #[serde(default = "yes")]
+    pub allow_degraded: bool,
 }
 
 fn yes() -> bool {
@@ -81,16 +100,13 @@ pub enum Focus {
     Maintainability,
 }
 
-/// Output of `code-analysis` (also what the model is asked to answer).
+/// What the model is asked to answer: the review, without the numbers a parser counts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[schemars(title = "CodeAnalysisOutput")]
+#[schemars(title = "CodeAnalysisReply")]
 #[non_exhaustive]
-pub struct CodeAnalysisOutput {
+pub struct CodeAnalysisReply {
     /// Findings, most important first.
     pub suggestions: Vec<Suggestion>,
-    /// Complexity metrics; absent when `include_metrics` is false.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub complexity: Option<Complexity>,
     /// Security assessment.
     pub security: SecurityReport,
     /// Performance assessment.
@@ -98,6 +114,58 @@ pub struct CodeAnalysisOutput {
     /// How sure the analysis is, from 0 to 1.
     #[schemars(range(min = 0.0, max = 1.0))]
     pub confidence: f64,
+}
+
+/// Output of `code-analysis`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(title = "CodeAnalysisOutput")]
+#[non_exhaustive]
+pub struct CodeAnalysisOutput {
+    /// Findings, most important first.
+    pub suggestions: Vec<Suggestion>,
+    /// Complexity metrics, from the code facts; absent without facts or when `include_metrics`
+    /// is false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub complexity: Option<Complexity>,
+    /// Metrics of each function, in source order, from the code facts; empty (and left out)
+    /// without facts or when `include_metrics` is false.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub functions: Vec<FunctionMetrics>,
+    /// Security assessment.
+    pub security: SecurityReport,
+    /// Performance assessment.
+    pub performance: PerformanceReport,
+    /// How sure the analysis is, from 0 to 1. Degraded answers say 0.4 (0.3 when the code has
+    /// syntax errors): the rules are precise but see far less than a reviewer.
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub confidence: f64,
+    /// True when no model answered and the analysis is the rule-based one, from code facts alone.
+    #[serde(default)]
+    pub degraded: bool,
+    /// Why the answer is degraded; present only when `degraded` is true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub degraded_reason: Option<String>,
+}
+
+/// Metrics of one function, counted by the parser.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[non_exhaustive]
+pub struct FunctionMetrics {
+    /// `Container.name`, or `name` for free functions.
+    #[schemars(length(min = 1))]
+    pub name: String,
+    /// First line, 1-based.
+    pub line: u32,
+    /// Last line, 1-based, inclusive.
+    pub end_line: u32,
+    /// McCabe cyclomatic complexity.
+    pub cyclomatic: u32,
+    /// Cognitive complexity.
+    pub cognitive: u32,
+    /// Deepest nesting of control structures (0 = flat).
+    pub max_nesting: u32,
+    /// Number of parameters (receivers not counted).
+    pub parameters: u32,
 }
 
 /// One finding.
@@ -134,30 +202,90 @@ pub enum SuggestionKind {
     Optimization,
 }
 
-/// Complexity metrics.
+/// Complexity metrics of the file, from the code facts (see the module docs for how).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Complexity {
-    /// Cyclomatic complexity (McCabe).
+    /// Cyclomatic complexity (McCabe) of the file: 1 + every decision point.
     pub cyclomatic: u32,
-    /// Cognitive complexity.
+    /// Cognitive complexity of the most complex function.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cognitive: Option<u32>,
-    /// How easy the code is to change.
+    /// How easy the code is to change: the maintainability index, graded.
     pub maintainability: Maintainability,
+    /// The maintainability index, 0 (hard) to 100 (easy), Visual Studio variant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 100.0))]
+    pub maintainability_index: Option<f64>,
+}
+
+impl Complexity {
+    /// The file's complexity, from its facts.
+    pub fn from_facts(facts: &CodeFacts) -> Self {
+        let index = facts.maintainability_index.clamp(0.0, 100.0);
+        Self {
+            cyclomatic: facts.total_cyclomatic(),
+            cognitive: Some(facts.max_cognitive()),
+            maintainability: Maintainability::from_index(index),
+            maintainability_index: Some((index * 10.0).round() / 10.0),
+        }
+    }
+}
+
+impl FunctionMetrics {
+    /// The metrics of every function in `facts`, in source order.
+    pub fn from_facts(facts: &CodeFacts) -> Vec<Self> {
+        facts
+            .functions
+            .iter()
+            .map(|f| Self {
+                name: non_empty(f.qualified_name()),
+                line: f.start_line.max(1),
+                end_line: f.end_line.max(f.start_line).max(1),
+                cyclomatic: f.cyclomatic,
+                cognitive: f.cognitive,
+                max_nesting: f.max_nesting,
+                parameters: u32::try_from(f.parameters.len()).unwrap_or(u32::MAX),
+            })
+            .collect()
+    }
+}
+
+/// `name`, or a placeholder for the anonymous.
+fn non_empty(name: String) -> String {
+    if name.trim().is_empty() {
+        "(anonymous)".to_owned()
+    } else {
+        name
+    }
 }
 
 /// Maintainability grades.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Maintainability {
-    /// Hard to change safely.
+    /// Hard to change safely (index 0-9).
     Poor,
-    /// Changeable with care.
+    /// Changeable with care (index 10-19).
     Fair,
-    /// Easy to change.
+    /// Easy to change (index 20-79).
     Good,
-    /// A model to follow.
+    /// A model to follow (index 80-100).
     Excellent,
+}
+
+impl Maintainability {
+    /// The grade of a maintainability index (0-100): Visual Studio's bands, green split at 80.
+    pub fn from_index(index: f64) -> Self {
+        if index < 10.0 {
+            Self::Poor
+        } else if index < 20.0 {
+            Self::Fair
+        } else if index < 80.0 {
+            Self::Good
+        } else {
+            Self::Excellent
+        }
+    }
 }
 
 /// Security assessment.
@@ -257,10 +385,22 @@ impl AgentSpec for CodeAnalysisSpec {
     const CAPABILITY: Capability = Capability::CodeAnalysis;
     const DESCRIPTION: &'static str = "Reviews code for complexity, performance, security and maintainability, with line-level suggestions.";
     type Input = CodeAnalysisInput;
-    type Reply = CodeAnalysisOutput;
+    type Reply = CodeAnalysisReply;
     type Output = CodeAnalysisOutput;
 
-    fn prompt(input: &CodeAnalysisInput, reply_schema: &Value) -> Vec<Message> {
+    fn source(input: &CodeAnalysisInput) -> (Language, &str) {
+        (input.language, &input.source_code)
+    }
+
+    fn allow_degraded(input: &CodeAnalysisInput) -> bool {
+        input.allow_degraded
+    }
+
+    fn prompt(
+        input: &CodeAnalysisInput,
+        reply_schema: &Value,
+        facts: Option<&CodeFacts>,
+    ) -> Vec<Message> {
         let focus = if input.focus.is_empty() {
             "complexity, performance, security, maintainability".to_owned()
         } else {
@@ -278,12 +418,18 @@ impl AgentSpec for CodeAnalysisSpec {
                 "report findings of severity at least",
                 input.severity.as_str().to_owned(),
             ),
-            (
-                "include complexity metrics",
-                input.include_metrics.to_string(),
-            ),
             ("include suggestions", input.include_suggestions.to_string()),
         ];
+        let facts = facts.map(|facts| {
+            facts_block(
+                facts,
+                View {
+                    complexity: true,
+                    findings: true,
+                    ..View::default()
+                },
+            )
+        });
         vec![
             Message::system(system_message(
                 "You are a senior software engineer who reviews code precisely. Cite 1-based line numbers; never invent code that is not there.",
@@ -292,6 +438,7 @@ impl AgentSpec for CodeAnalysisSpec {
             Message::user(user_message(
                 "Analyse the following code.",
                 &options,
+                facts.as_deref(),
                 input.language,
                 &input.source_code,
             )),
@@ -318,17 +465,61 @@ impl AgentSpec for CodeAnalysisSpec {
         input.seed
     }
 
-    fn finish(input: CodeAnalysisInput, mut reply: CodeAnalysisOutput) -> CodeAnalysisOutput {
+    fn finish(
+        input: CodeAnalysisInput,
+        reply: CodeAnalysisReply,
+        facts: Option<&CodeFacts>,
+    ) -> CodeAnalysisOutput {
         // The caller's options are enforced here, whatever the model did with them.
+        let mut suggestions = reply.suggestions;
         if input.include_suggestions {
-            reply.suggestions.retain(|s| s.severity >= input.severity);
+            suggestions.retain(|s| s.severity >= input.severity);
         } else {
-            reply.suggestions.clear();
+            suggestions.clear();
         }
-        if !input.include_metrics {
-            reply.complexity = None;
+        let (complexity, functions) = metrics(&input, facts);
+        CodeAnalysisOutput {
+            suggestions,
+            complexity,
+            functions,
+            security: reply.security,
+            performance: reply.performance,
+            confidence: reply.confidence,
+            degraded: false,
+            degraded_reason: None,
         }
-        reply
+    }
+
+    fn offline(
+        input: CodeAnalysisInput,
+        facts: &CodeFacts,
+        reason: &str,
+        config: &AgentConfig,
+    ) -> CodeAnalysisOutput {
+        let (complexity, functions) = metrics(&input, Some(facts));
+        super::offline::analysis::answer(
+            &input,
+            facts,
+            reason,
+            &config.rules,
+            complexity,
+            functions,
+        )
+    }
+}
+
+/// The complexity and per-function metrics the output reports: from the facts, when the caller
+/// wants metrics.
+fn metrics(
+    input: &CodeAnalysisInput,
+    facts: Option<&CodeFacts>,
+) -> (Option<Complexity>, Vec<FunctionMetrics>) {
+    match facts {
+        Some(facts) if input.include_metrics => (
+            Some(Complexity::from_facts(facts)),
+            FunctionMetrics::from_facts(facts),
+        ),
+        _ => (None, Vec::new()),
     }
 }
 

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::facts::RuleThresholds;
+
 /// Limits and defaults for agent runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
@@ -14,6 +16,9 @@ pub struct AgentConfig {
     pub max_tokens_cap: u32,
     /// Sampling temperature sent to the model. Low: the agents want facts, not prose.
     pub temperature: f32,
+    /// Where the threshold rules of the offline code analysis fire (long, complex, deeply nested
+    /// functions, too many parameters).
+    pub rules: RuleThresholds,
 }
 
 /// Default `max_source_bytes`: 256 KiB.
@@ -27,6 +32,7 @@ impl Default for AgentConfig {
             max_source_bytes: DEFAULT_MAX_SOURCE_BYTES,
             max_tokens_cap: DEFAULT_MAX_TOKENS_CAP,
             temperature: 0.2,
+            rules: RuleThresholds::default(),
         }
     }
 }
@@ -47,6 +53,12 @@ impl AgentConfig {
     /// Sets the temperature.
     pub fn with_temperature(mut self, temperature: f32) -> Self {
         self.temperature = temperature;
+        self
+    }
+
+    /// Sets the thresholds of the offline rules.
+    pub fn with_rules(mut self, rules: RuleThresholds) -> Self {
+        self.rules = rules;
         self
     }
 
@@ -91,5 +103,20 @@ mod tests {
             serde_json::from_value(serde_json::json!({"max_tokens_cap": 512})).unwrap();
         assert_eq!(json.max_tokens_cap, 512);
         assert_eq!(json.max_source_bytes, DEFAULT_MAX_SOURCE_BYTES);
+        let json: AgentConfig =
+            serde_json::from_value(serde_json::json!({"rules": {"max_parameters": 3}})).unwrap();
+        assert_eq!(json.rules.max_parameters, 3);
+        assert_eq!(
+            json.rules.max_cyclomatic,
+            RuleThresholds::default().max_cyclomatic
+        );
+        let rules = RuleThresholds {
+            max_nesting: 2,
+            ..RuleThresholds::default()
+        };
+        assert_eq!(
+            AgentConfig::default().with_rules(rules).rules.max_nesting,
+            2
+        );
     }
 }

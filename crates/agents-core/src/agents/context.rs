@@ -114,12 +114,13 @@ pub struct ExecutionMetadata {
     pub request_id: String,
     /// The trace id (32 hex digits).
     pub trace_id: String,
-    /// The provider that produced the answer.
+    /// The provider that produced the answer; `None` for a degraded answer.
     pub provider: Option<String>,
-    /// The model that produced the answer.
+    /// The model that produced the answer; `None` for a degraded answer.
     pub model: Option<String>,
     /// Providers that failed before the one that answered, each once, in the order of their first
-    /// failure; retries of the provider that answered are not fallbacks.
+    /// failure; retries of the provider that answered are not fallbacks. For a degraded answer,
+    /// every provider that was tried.
     pub fallbacks: Vec<String>,
     /// Token counts of the successful generation.
     pub usage: Usage,
@@ -128,6 +129,15 @@ pub struct ExecutionMetadata {
     /// Time spent waiting for providers, in milliseconds; `latency_ms - provider_latency_ms` is
     /// what the runtime itself cost.
     pub provider_latency_ms: u64,
+    /// Whether code facts were computed and grounded the run (prompt, complexity, branches).
+    pub grounded: bool,
+    /// Why the agent has an analyzer but no facts for this run (unsupported language, parse
+    /// over its time budget, ...); the run carried on ungrounded. Redacted.
+    pub facts_error: Option<String>,
+    /// True when no model answered and the output was built from the code facts alone.
+    pub degraded: bool,
+    /// Why the output is degraded (which providers failed, and how); `None` unless `degraded`.
+    pub degraded_reason: Option<String>,
 }
 
 pub(crate) fn millis(duration: Duration) -> u64 {

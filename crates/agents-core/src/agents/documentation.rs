@@ -1,7 +1,9 @@
 //! `documentation`: writes documentation for code in the format the caller asks for.
 //!
 //! The model writes the sections; the counts in `metadata` are computed here, because a model
-//! cannot be trusted to count.
+//! cannot be trusted to count. With code facts, the prompt carries the real signatures, parameter
+//! types and existing doc comments; without a model, the answer is an API reference built from
+//! them alone (`degraded`).
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -9,9 +11,11 @@ use serde_json::Value;
 
 use super::code_analysis::wire_name;
 use super::config::approx_tokens;
+use super::grounding::{View, facts_block};
 use super::prompt::{system_message, user_message};
 use super::spec::AgentSpec;
-use super::{Capability, Language};
+use super::{AgentConfig, Capability, Language};
+use crate::facts::CodeFacts;
 use crate::provider::Message;
 
 /// Input of `documentation`.
@@ -55,6 +59,11 @@ pub struct DocumentationInput {
     #[serde(default)]
     #[schemars(range(min = 1, max = 32768))]
     pub max_tokens: Option<u32>,
+    /// Whether an answer built from code facts alone (`degraded: true`, an API reference from
+    /// the signatures and existing doc comments) is acceptable when no model answers. When
+    /// false, the provider error is returned instead.
+    #[serde(default = "yes")]
+    pub allow_degraded: bool,
 }
 
 fn yes() -> bool {
@@ -182,9 +191,17 @@ pub struct DocumentationOutput {
     pub language: Language,
     /// Facts about the documentation, computed (not reported by the model).
     pub metadata: DocumentationMetadata,
-    /// How sure the model is, from 0 to 1.
+    /// How sure the model is, from 0 to 1. Degraded answers say 0.5: what they say is exact,
+    /// but they say only what the signatures and doc comments do.
     #[schemars(range(min = 0.0, max = 1.0))]
     pub confidence: f64,
+    /// True when no model answered and the documentation is an API reference built from code
+    /// facts alone.
+    #[serde(default)]
+    pub degraded: bool,
+    /// Why the answer is degraded; present only when `degraded` is true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub degraded_reason: Option<String>,
 }
 
 /// Facts about generated documentation.
@@ -216,7 +233,19 @@ impl AgentSpec for DocumentationSpec {
     type Reply = DocumentationReply;
     type Output = DocumentationOutput;
 
-    fn prompt(input: &DocumentationInput, reply_schema: &Value) -> Vec<Message> {
+    fn source(input: &DocumentationInput) -> (Language, &str) {
+        (input.language, &input.source_code)
+    }
+
+    fn allow_degraded(input: &DocumentationInput) -> bool {
+        input.allow_degraded
+    }
+
+    fn prompt(
+        input: &DocumentationInput,
+        reply_schema: &Value,
+        facts: Option<&CodeFacts>,
+    ) -> Vec<Message> {
         let options = [
             ("documentation type", wire_name(&input.documentation_type)),
             ("write section contents in", wire_name(&input.output_format)),
@@ -226,6 +255,15 @@ impl AgentSpec for DocumentationSpec {
             ("style", input.style.clone()),
             ("detail level", wire_name(&input.detail_level)),
         ];
+        let facts = facts.map(|facts| {
+            facts_block(
+                facts,
+                View {
+                    docs: true,
+                    ..View::default()
+                },
+            )
+        });
         vec![
             Message::system(system_message(
                 "You are a technical writer who documents code accurately. Document only what the code really contains, with its real names and signatures.",
@@ -234,6 +272,7 @@ impl AgentSpec for DocumentationSpec {
             Message::user(user_message(
                 "Document the following code.",
                 &options,
+                facts.as_deref(),
                 input.language,
                 &input.source_code,
             )),
@@ -263,31 +302,59 @@ impl AgentSpec for DocumentationSpec {
         input.seed
     }
 
-    fn finish(input: DocumentationInput, reply: DocumentationReply) -> DocumentationOutput {
-        let words = |text: &str| text.split_whitespace().count() as u64;
-        let word_count = reply
-            .sections
-            .iter()
-            .map(|s| {
-                words(&s.title)
-                    + words(&s.content)
-                    + s.examples.iter().map(|e| words(e)).sum::<u64>()
-            })
-            .sum();
-        let metadata = DocumentationMetadata {
-            word_count,
-            sections_count: reply.sections.len() as u64,
-            has_examples: reply.sections.iter().any(|s| !s.examples.is_empty()),
-            has_parameters: reply.sections.iter().any(|s| !s.parameters.is_empty()),
-            documentation_type: input.documentation_type,
-            detail_level: input.detail_level,
-        };
-        DocumentationOutput {
-            sections: reply.sections,
-            format: input.output_format,
-            language: input.language,
-            metadata,
-            confidence: reply.confidence,
-        }
+    fn finish(
+        input: DocumentationInput,
+        reply: DocumentationReply,
+        _facts: Option<&CodeFacts>,
+    ) -> DocumentationOutput {
+        output(input, reply.sections, reply.confidence, None)
+    }
+
+    fn offline(
+        input: DocumentationInput,
+        facts: &CodeFacts,
+        reason: &str,
+        _config: &AgentConfig,
+    ) -> DocumentationOutput {
+        let sections = super::offline::docs::sections(&input, facts);
+        output(
+            input,
+            sections,
+            super::offline::docs::CONFIDENCE,
+            Some(reason.to_owned()),
+        )
+    }
+}
+
+/// The output around `sections`, with the metadata counted from them.
+fn output(
+    input: DocumentationInput,
+    sections: Vec<Section>,
+    confidence: f64,
+    degraded_reason: Option<String>,
+) -> DocumentationOutput {
+    let words = |text: &str| text.split_whitespace().count() as u64;
+    let word_count = sections
+        .iter()
+        .map(|s| {
+            words(&s.title) + words(&s.content) + s.examples.iter().map(|e| words(e)).sum::<u64>()
+        })
+        .sum();
+    let metadata = DocumentationMetadata {
+        word_count,
+        sections_count: sections.len() as u64,
+        has_examples: sections.iter().any(|s| !s.examples.is_empty()),
+        has_parameters: sections.iter().any(|s| !s.parameters.is_empty()),
+        documentation_type: input.documentation_type,
+        detail_level: input.detail_level,
+    };
+    DocumentationOutput {
+        sections,
+        format: input.output_format,
+        language: input.language,
+        metadata,
+        confidence,
+        degraded: degraded_reason.is_some(),
+        degraded_reason,
     }
 }

@@ -4,6 +4,8 @@ mod code_analysis;
 mod config;
 mod context;
 mod documentation;
+mod grounding;
+mod offline;
 mod prompt;
 mod spec;
 mod test_generation;
@@ -16,9 +18,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use code_analysis::{
-    AnalysisType, Bottleneck, BottleneckKind, CodeAnalysisInput, CodeAnalysisOutput, Complexity,
-    Focus, Maintainability, PerformanceReport, RiskLevel, SecurityReport, Suggestion,
-    SuggestionKind, Vulnerability,
+    AnalysisType, Bottleneck, BottleneckKind, CodeAnalysisInput, CodeAnalysisOutput,
+    CodeAnalysisReply, Complexity, Focus, FunctionMetrics, Maintainability, PerformanceReport,
+    RiskLevel, SecurityReport, Suggestion, SuggestionKind, Vulnerability,
 };
 pub use config::{AgentConfig, DEFAULT_MAX_SOURCE_BYTES, DEFAULT_MAX_TOKENS_CAP};
 pub use context::{AgentContext, AgentOutput, ExecutionMetadata};
@@ -33,6 +35,7 @@ pub use test_generation::{
 pub use vocabulary::{Language, Severity};
 
 use crate::error::AgentError;
+use crate::facts::FactsAnalyzer;
 use spec::{AgentSpec, SpecAgent};
 
 /// A code-intelligence agent: validates a JSON input, asks a provider, returns validated JSON.
@@ -106,6 +109,13 @@ macro_rules! builtin_agent {
                 SpecAgent::new(config).map(Self)
             }
 
+            /// Grounds every run in the code facts `analyzer` computes: the prompt carries them,
+            /// the output takes its counts from them, and when no model answers (and the input
+            /// allows it) the answer is built from them alone, marked `degraded`.
+            pub fn with_facts(self, analyzer: Arc<dyn FactsAnalyzer>) -> Self {
+                Self(self.0.with_facts(analyzer))
+            }
+
             /// The JSON Schema of the answer the model is asked for (part of the prompt).
             pub fn reply_schema(&self) -> &Value {
                 self.0.reply_schema()
@@ -161,6 +171,19 @@ pub fn builtin_agents(config: &AgentConfig) -> Result<Vec<Arc<dyn Agent>>, Agent
         Arc::new(CodeAnalysisAgent::new(config.clone())?),
         Arc::new(DocumentationAgent::new(config.clone())?),
         Arc::new(TestGenerationAgent::new(config.clone())?),
+    ])
+}
+
+/// The three built-in agents, in a stable order, grounded in the facts `analyzer` computes (see
+/// [`CodeAnalysisAgent::with_facts`]).
+pub fn grounded_agents(
+    config: &AgentConfig,
+    analyzer: Arc<dyn FactsAnalyzer>,
+) -> Result<Vec<Arc<dyn Agent>>, AgentError> {
+    Ok(vec![
+        Arc::new(CodeAnalysisAgent::new(config.clone())?.with_facts(analyzer.clone())),
+        Arc::new(DocumentationAgent::new(config.clone())?.with_facts(analyzer.clone())),
+        Arc::new(TestGenerationAgent::new(config.clone())?.with_facts(analyzer)),
     ])
 }
 

@@ -2,11 +2,18 @@
 //!
 //! An agent is described by an [`AgentSpec`]: its types, its prompt, its token estimate and how
 //! its output is assembled from the model's reply. [`SpecAgent`] runs any spec through the same
-//! pipeline: limits, schema validation, prompt, provider call (cancellable, deadline-bound),
-//! JSON extraction, reply validation, events.
+//! pipeline: limits, schema validation, code facts, prompt, provider call (cancellable,
+//! deadline-bound), JSON extraction, reply validation, events.
+//!
+//! With a [`FactsAnalyzer`] the run is grounded: facts are computed before the prompt, the prompt
+//! carries them, and the output takes its counts from them. When every provider fails (or none is
+//! configured) and the input allows it, the answer is built from the facts alone and marked
+//! `degraded`, so a model outage costs quality, not availability. Without an analyzer, or when the
+//! analyzer fails, the run behaves as before: provider errors stay errors.
 
 use std::marker::PhantomData;
 use std::pin::pin;
+use std::sync::Arc;
 use std::time::Instant;
 
 use futures_util::future::{Either, select};
@@ -16,11 +23,13 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::context::{AgentContext, AgentOutput, ExecutionMetadata, millis};
-use super::{AgentConfig, Capability};
+use super::{AgentConfig, Capability, Language};
 use crate::error::{AgentError, ProviderAttempt, ProviderError};
 use crate::events::{AgentCompleted, AgentFailed, AgentStarted, CloudEvent, EventPayload};
 use crate::extract::extract_json_object;
-use crate::provider::{GenerateRequest, Generation, Message, ResponseFormat};
+use crate::facts::{CodeFacts, FactsAnalyzer};
+use crate::provider::{GenerateRequest, Generation, Message, ResponseFormat, Usage};
+use crate::redact::redact;
 use crate::schema::{CompiledSchema, schema_of};
 
 /// What makes one agent different from another.
@@ -32,7 +41,7 @@ pub(crate) trait AgentSpec: Send + Sync + 'static {
     /// One sentence for ListAgents.
     const DESCRIPTION: &'static str;
     /// The input document.
-    type Input: DeserializeOwned + JsonSchema + Send;
+    type Input: DeserializeOwned + JsonSchema + Send + Sync;
     /// What the model must answer.
     type Reply: DeserializeOwned + JsonSchema;
     /// What the agent returns.
@@ -42,21 +51,35 @@ pub(crate) trait AgentSpec: Send + Sync + 'static {
     fn check(_input: &Self::Input) -> Result<(), AgentError> {
         Ok(())
     }
-    /// The conversation to send.
-    fn prompt(input: &Self::Input, reply_schema: &Value) -> Vec<Message>;
+    /// The code to compute facts for, and its language.
+    fn source(input: &Self::Input) -> (Language, &str);
+    /// Whether the caller accepts an answer built from the facts alone when no model answers.
+    fn allow_degraded(input: &Self::Input) -> bool;
+    /// The conversation to send; `facts`, when known, ground it.
+    fn prompt(input: &Self::Input, reply_schema: &Value, facts: Option<&CodeFacts>)
+    -> Vec<Message>;
     /// Completion tokens this input probably needs.
     fn estimate_tokens(input: &Self::Input) -> u32;
     /// The caller's `max_tokens`, if set.
     fn requested_tokens(input: &Self::Input) -> Option<u32>;
     /// The caller's `seed`, if set.
     fn seed(input: &Self::Input) -> Option<u64>;
-    /// The output, from the input and the validated reply.
-    fn finish(input: Self::Input, reply: Self::Reply) -> Self::Output;
+    /// The output, from the input, the validated reply and the facts when known.
+    fn finish(input: Self::Input, reply: Self::Reply, facts: Option<&CodeFacts>) -> Self::Output;
+    /// The output when no model answered: built from the facts alone, marked degraded with
+    /// `reason`, valid against the output schema.
+    fn offline(
+        input: Self::Input,
+        facts: &CodeFacts,
+        reason: &str,
+        config: &AgentConfig,
+    ) -> Self::Output;
 }
 
 /// An [`AgentSpec`] with its compiled schemas and config.
 pub(crate) struct SpecAgent<S> {
     config: AgentConfig,
+    analyzer: Option<Arc<dyn FactsAnalyzer>>,
     input: CompiledSchema,
     reply: CompiledSchema,
     output: Value,
@@ -67,6 +90,7 @@ impl<S> std::fmt::Debug for SpecAgent<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SpecAgent")
             .field("config", &self.config)
+            .field("analyzer", &self.analyzer)
             .finish_non_exhaustive()
     }
 }
@@ -76,11 +100,18 @@ impl<S: AgentSpec> SpecAgent<S> {
         let internal = |message| AgentError::Internal { message };
         Ok(Self {
             config,
+            analyzer: None,
             input: CompiledSchema::for_type::<S::Input>().map_err(internal)?,
             reply: CompiledSchema::for_type::<S::Reply>().map_err(internal)?,
             output: schema_of::<S::Output>(),
             spec: PhantomData,
         })
+    }
+
+    /// Grounds every run in the facts `analyzer` computes.
+    pub(crate) fn with_facts(mut self, analyzer: Arc<dyn FactsAnalyzer>) -> Self {
+        self.analyzer = Some(analyzer);
+        self
     }
 
     pub(crate) fn input_schema(&self) -> &Value {
@@ -132,11 +163,16 @@ impl<S: AgentSpec> SpecAgent<S> {
     }
 
     /// The provider request for a validated input.
-    pub(crate) fn request(&self, ctx: &AgentContext, input: &S::Input) -> GenerateRequest {
+    pub(crate) fn request(
+        &self,
+        ctx: &AgentContext,
+        input: &S::Input,
+        facts: Option<&CodeFacts>,
+    ) -> GenerateRequest {
         let budget = self
             .config
             .token_budget(S::requested_tokens(input), S::estimate_tokens(input));
-        GenerateRequest::new(S::prompt(input, self.reply_schema()))
+        GenerateRequest::new(S::prompt(input, self.reply_schema(), facts))
             .with_max_tokens(budget)
             .with_temperature(self.config.temperature)
             .with_seed(S::seed(input))
@@ -149,7 +185,12 @@ impl<S: AgentSpec> SpecAgent<S> {
     }
 
     /// Reads the output from a model's answer.
-    pub(crate) fn parse_reply(&self, input: S::Input, text: &str) -> Result<Value, AgentError> {
+    pub(crate) fn parse_reply(
+        &self,
+        input: S::Input,
+        text: &str,
+        facts: Option<&CodeFacts>,
+    ) -> Result<Value, AgentError> {
         let reply = extract_json_object(text).map_err(|e| AgentError::OutputInvalid {
             path: String::new(),
             message: e.to_string(),
@@ -169,9 +210,19 @@ impl<S: AgentSpec> SpecAgent<S> {
                     e.classify()
                 ),
             })?;
-        serde_json::to_value(S::finish(input, typed)).map_err(|e| AgentError::Internal {
-            message: format!("serializing the output failed: {e}"),
-        })
+        to_output(S::finish(input, typed, facts))
+    }
+
+    /// The facts of the input's code: `None` without an analyzer, `Err` (redacted) saying why
+    /// the analyzer gave none.
+    fn facts(&self, input: &S::Input) -> Option<Result<CodeFacts, String>> {
+        let analyzer = self.analyzer.as_ref()?;
+        let (language, source) = S::source(input);
+        Some(
+            analyzer
+                .analyze(language, source)
+                .map_err(|e| redact(&e.to_string()).into_owned()),
+        )
     }
 
     pub(crate) async fn execute(
@@ -205,7 +256,7 @@ impl<S: AgentSpec> SpecAgent<S> {
                     prompt_tokens: done.metadata.usage.prompt_tokens,
                     completion_tokens: done.metadata.usage.completion_tokens,
                     latency_ms: done.metadata.latency_ms,
-                    degraded: false,
+                    degraded: done.metadata.degraded,
                 },
             ),
             Err(error) => self.emit(
@@ -235,24 +286,54 @@ impl<S: AgentSpec> SpecAgent<S> {
         if ctx.deadline_passed() {
             return Err(AgentError::DeadlineExceeded);
         }
-        let request = self.request(ctx, &input);
-        let generation = self.call_provider(ctx, request).await?;
-        let output = self.parse_reply(input, &generation.text)?;
-        let fallbacks = fallbacks(&generation.provider_id, generation.failed_attempts);
-        Ok(AgentOutput {
-            output,
-            metadata: ExecutionMetadata {
-                agent_id: S::ID.to_owned(),
-                request_id: ctx.request_id.clone(),
-                trace_id: ctx.trace.trace_id().to_owned(),
-                provider: Some(generation.provider_id),
-                model: Some(generation.model),
-                fallbacks,
-                usage: generation.usage,
-                latency_ms: millis(started.elapsed()),
-                provider_latency_ms: millis(generation.latency),
-            },
-        })
+        // A failed analysis never fails the run: the agent carries on ungrounded and says so.
+        let (facts, facts_error) = match self.facts(&input) {
+            None => (None, None),
+            Some(Ok(facts)) => (Some(facts), None),
+            Some(Err(reason)) => (None, Some(reason)),
+        };
+        let mut metadata = ExecutionMetadata {
+            agent_id: S::ID.to_owned(),
+            request_id: ctx.request_id.clone(),
+            trace_id: ctx.trace.trace_id().to_owned(),
+            provider: None,
+            model: None,
+            fallbacks: Vec::new(),
+            usage: Usage::default(),
+            latency_ms: 0,
+            provider_latency_ms: 0,
+            grounded: facts.is_some(),
+            facts_error,
+            degraded: false,
+            degraded_reason: None,
+        };
+        let request = self.request(ctx, &input, facts.as_ref());
+        let provider_started = Instant::now();
+        let generation = match self.call_provider(ctx, request).await {
+            Ok(generation) => generation,
+            Err(AgentError::AllProvidersFailed { attempts }) => {
+                let (Some(facts), true) = (facts, S::allow_degraded(&input)) else {
+                    return Err(AgentError::AllProvidersFailed { attempts });
+                };
+                let reason = degraded_reason(&attempts);
+                let output = to_output(S::offline(input, &facts, &reason, &self.config))?;
+                metadata.fallbacks = fallbacks("", attempts);
+                metadata.provider_latency_ms = millis(provider_started.elapsed());
+                metadata.latency_ms = millis(started.elapsed());
+                metadata.degraded = true;
+                metadata.degraded_reason = Some(reason);
+                return Ok(AgentOutput { output, metadata });
+            }
+            Err(error) => return Err(error),
+        };
+        let output = self.parse_reply(input, &generation.text, facts.as_ref())?;
+        metadata.fallbacks = fallbacks(&generation.provider_id, generation.failed_attempts);
+        metadata.provider = Some(generation.provider_id);
+        metadata.model = Some(generation.model);
+        metadata.usage = generation.usage;
+        metadata.provider_latency_ms = millis(generation.latency);
+        metadata.latency_ms = millis(started.elapsed());
+        Ok(AgentOutput { output, metadata })
     }
 
     /// Calls the provider, stopping at once when the caller cancels.
@@ -287,6 +368,34 @@ impl<S: AgentSpec> SpecAgent<S> {
             );
         ctx.events.emit(event);
     }
+}
+
+/// Serializes an agent's output.
+fn to_output<T: Serialize>(output: T) -> Result<Value, AgentError> {
+    serde_json::to_value(output).map_err(|e| AgentError::Internal {
+        message: format!("serializing the output failed: {e}"),
+    })
+}
+
+/// Why an answer is degraded, for the output and the metadata: which providers failed and how,
+/// never their messages (those can quote upstream bodies).
+pub(crate) fn degraded_reason(attempts: &[ProviderAttempt]) -> String {
+    if attempts.is_empty() {
+        return "no model provider is configured; this answer was built from code facts alone"
+            .to_owned();
+    }
+    let mut failures: Vec<String> = Vec::new();
+    for attempt in attempts {
+        let failure = format!("{} ({})", attempt.provider, attempt.error.kind());
+        if !failures.contains(&failure) {
+            failures.push(failure);
+        }
+    }
+    let reason = format!(
+        "every model provider failed: {}; this answer was built from code facts alone",
+        failures.join(", ")
+    );
+    redact(&reason).into_owned()
 }
 
 /// The providers given up on before `answered` answered: each failed provider once, in the order

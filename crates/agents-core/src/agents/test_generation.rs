@@ -1,4 +1,8 @@
 //! `test-generation`: writes tests for code in the framework the caller names.
+//!
+//! With code facts, the prompt names the real public functions, their parameters and branch
+//! points, and `coverage.branches` lists the real branch points (`name: if at line 12`), not the
+//! model's guess. Without a model, the answer is one pending test skeleton per public function.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -6,10 +10,12 @@ use serde_json::Value;
 
 use super::code_analysis::wire_name;
 use super::config::approx_tokens;
+use super::grounding::{View, branch_list, facts_block};
 use super::prompt::{system_message, user_message};
 use super::spec::AgentSpec;
-use super::{Capability, Language};
+use super::{AgentConfig, Capability, Language};
 use crate::error::AgentError;
+use crate::facts::CodeFacts;
 use crate::provider::Message;
 
 /// Input of `test-generation`.
@@ -50,6 +56,11 @@ pub struct TestGenerationInput {
     #[serde(default)]
     #[schemars(range(min = 1, max = 32768))]
     pub max_tokens: Option<u32>,
+    /// Whether an answer built from code facts alone (`degraded: true`, one pending test
+    /// skeleton per public function) is acceptable when no model answers. When false, the
+    /// provider error is returned instead.
+    #[serde(default = "yes")]
+    pub allow_degraded: bool,
 }
 
 fn yes() -> bool {
@@ -193,10 +204,11 @@ pub enum TestCaseKind {
 /// What the tests cover.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Coverage {
-    /// Estimated branch coverage, in percent.
+    /// Estimated branch coverage, in percent (0 for skeletons: they assert nothing yet).
     #[schemars(range(min = 0.0, max = 100.0))]
     pub estimated: f64,
-    /// Branches the tests exercise.
+    /// Branches the tests exercise. With code facts, the file's real branch points, as
+    /// `name: kind at line N`.
     #[serde(default)]
     pub branches: Vec<String>,
     /// Paths no test exercises.
@@ -223,11 +235,18 @@ pub struct TestGenerationOutput {
     pub teardown: Option<String>,
     /// What the tests cover.
     pub coverage: Coverage,
-    /// How sure the model is, from 0 to 1.
+    /// How sure the model is, from 0 to 1. Degraded answers say 0.3: the names and parameters
+    /// are right, the assertions are not written.
     #[schemars(range(min = 0.0, max = 1.0))]
     pub confidence: f64,
     /// Number of tests (counted, not reported by the model).
     pub test_count: u64,
+    /// True when no model answered and the tests are skeletons built from code facts alone.
+    #[serde(default)]
+    pub degraded: bool,
+    /// Why the answer is degraded; present only when `degraded` is true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub degraded_reason: Option<String>,
 }
 
 /// The `test-generation` spec.
@@ -268,7 +287,19 @@ impl AgentSpec for TestGenerationSpec {
         }
     }
 
-    fn prompt(input: &TestGenerationInput, reply_schema: &Value) -> Vec<Message> {
+    fn source(input: &TestGenerationInput) -> (Language, &str) {
+        (input.language, &input.source_code)
+    }
+
+    fn allow_degraded(input: &TestGenerationInput) -> bool {
+        input.allow_degraded
+    }
+
+    fn prompt(
+        input: &TestGenerationInput,
+        reply_schema: &Value,
+        facts: Option<&CodeFacts>,
+    ) -> Vec<Message> {
         let mut options = vec![
             ("test type", wire_name(&input.test_type)),
             ("framework", wire_name(&framework_of(input))),
@@ -282,6 +313,16 @@ impl AgentSpec for TestGenerationSpec {
         if let Some(style) = &input.assertion_style {
             options.push(("assertion style", style.clone()));
         }
+        let facts = facts.map(|facts| {
+            facts_block(
+                facts,
+                View {
+                    branches: true,
+                    public_only: true,
+                    ..View::default()
+                },
+            )
+        });
         vec![
             Message::system(system_message(
                 "You are a test engineer who writes tests that compile and run. Test only functions the code really defines, with their real names and parameters.",
@@ -290,6 +331,7 @@ impl AgentSpec for TestGenerationSpec {
             Message::user(user_message(
                 "Write tests for the following code.",
                 &options,
+                facts.as_deref(),
                 input.language,
                 &input.source_code,
             )),
@@ -315,7 +357,15 @@ impl AgentSpec for TestGenerationSpec {
         input.seed
     }
 
-    fn finish(input: TestGenerationInput, reply: TestGenerationReply) -> TestGenerationOutput {
+    fn finish(
+        input: TestGenerationInput,
+        reply: TestGenerationReply,
+        facts: Option<&CodeFacts>,
+    ) -> TestGenerationOutput {
+        let mut coverage = reply.coverage;
+        if let Some(facts) = facts {
+            coverage.branches = branch_list(facts);
+        }
         TestGenerationOutput {
             test_count: reply.tests.len() as u64,
             framework: framework_of(&input),
@@ -323,8 +373,36 @@ impl AgentSpec for TestGenerationSpec {
             imports: reply.imports,
             setup: reply.setup,
             teardown: reply.teardown,
-            coverage: reply.coverage,
+            coverage,
             confidence: reply.confidence,
+            degraded: false,
+            degraded_reason: None,
+        }
+    }
+
+    fn offline(
+        input: TestGenerationInput,
+        facts: &CodeFacts,
+        reason: &str,
+        _config: &AgentConfig,
+    ) -> TestGenerationOutput {
+        let framework = framework_of(&input);
+        let (tests, imports) = super::offline::skeletons::skeletons(framework, facts);
+        TestGenerationOutput {
+            test_count: tests.len() as u64,
+            framework,
+            tests,
+            imports,
+            setup: None,
+            teardown: None,
+            coverage: Coverage {
+                estimated: 0.0,
+                branches: branch_list(facts),
+                uncovered_paths: super::offline::skeletons::not_called_directly(facts),
+            },
+            confidence: super::offline::skeletons::CONFIDENCE,
+            degraded: true,
+            degraded_reason: Some(reason.to_owned()),
         }
     }
 }

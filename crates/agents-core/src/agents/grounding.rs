@@ -1,0 +1,396 @@
+//! Code facts as prompt context, and the facts every agent reads the same way.
+//!
+//! A model asked to count branches or recall signatures guesses; given them, it does not have to.
+//! So the prompt carries a compact, plain-text block of what the parser found. The block is
+//! bounded (functions, branch points, findings and the length of every quoted string are capped,
+//! and the whole block has a byte budget) so that a huge file cannot blow up the prompt: what is
+//! left out is counted, never silently dropped.
+
+use std::fmt::Write as _;
+
+use crate::facts::{CodeFacts, FunctionFacts};
+
+/// At most this many functions are described.
+pub(crate) const MAX_FUNCTIONS: usize = 60;
+/// At most this many types are described.
+pub(crate) const MAX_TYPES: usize = 40;
+/// At most this many branch points are listed per function.
+pub(crate) const MAX_BRANCHES_PER_FUNCTION: usize = 16;
+/// At most this many rule findings are listed.
+pub(crate) const MAX_FINDINGS: usize = 40;
+/// A quoted string (signature, doc comment) is cut after this many characters.
+pub(crate) const MAX_FIELD_CHARS: usize = 200;
+/// The whole block stays under this many bytes.
+pub(crate) const MAX_BLOCK_BYTES: usize = 16 * 1024;
+/// At most this many branch points are reported in `coverage.branches`.
+pub(crate) const MAX_COVERAGE_BRANCHES: usize = 500;
+
+/// What an agent wants from the facts in its prompt.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct View {
+    /// Complexity numbers per function and for the file.
+    pub(crate) complexity: bool,
+    /// Doc comments of functions and types.
+    pub(crate) docs: bool,
+    /// Branch points per function.
+    pub(crate) branches: bool,
+    /// Rule findings.
+    pub(crate) findings: bool,
+    /// Only public functions (what callers, and so tests and docs, see).
+    pub(crate) public_only: bool,
+}
+
+/// The facts block for a prompt: plain text, one item a line, bounded.
+pub(crate) fn facts_block(facts: &CodeFacts, view: View) -> String {
+    let mut out = Block::default();
+    out.line(format!(
+        "file: {} lines, {} functions ({} public), {} types",
+        facts.lines,
+        facts.functions.len(),
+        facts.public_functions().count(),
+        facts.types.len()
+    ));
+    if view.complexity {
+        out.line(format!(
+            "file complexity: cyclomatic {} (1 + every decision point), highest cognitive {}, maintainability index {:.0}/100",
+            facts.total_cyclomatic(),
+            facts.max_cognitive(),
+            facts.maintainability_index
+        ));
+    }
+    if !facts.syntax_errors.is_empty() {
+        let shown: Vec<String> = facts
+            .syntax_errors
+            .iter()
+            .take(5)
+            .map(|e| format!("line {}:{} {}", e.line, e.column, clip(&e.message)))
+            .collect();
+        out.line(format!(
+            "syntax errors ({}): {}",
+            facts.syntax_errors.len(),
+            shown.join("; ")
+        ));
+    }
+
+    let functions: Vec<&FunctionFacts> = if view.public_only {
+        facts.public_functions().collect()
+    } else {
+        facts.functions.iter().collect()
+    };
+    if !functions.is_empty() {
+        out.line(if view.public_only {
+            "public functions:".to_owned()
+        } else {
+            "functions:".to_owned()
+        });
+    }
+    let mut omitted = 0;
+    for (index, function) in functions.iter().enumerate() {
+        if index >= MAX_FUNCTIONS || !out.line(describe_function(function, view)) {
+            omitted = functions.len() - index;
+            break;
+        }
+    }
+    if omitted > 0 {
+        out.force(format!("... {omitted} more functions not shown"));
+    }
+
+    let types: Vec<_> = facts
+        .types
+        .iter()
+        .filter(|t| !view.public_only || matches!(t.visibility, crate::facts::Visibility::Public))
+        .collect();
+    if !types.is_empty() && !out.full {
+        out.line("types:".to_owned());
+        let mut omitted = 0;
+        for (index, ty) in types.iter().enumerate() {
+            let mut line = format!(
+                "- {} {} ({}), lines {}-{}",
+                clip(&ty.kind),
+                clip(&ty.name),
+                wire(&ty.visibility),
+                ty.start_line,
+                ty.end_line
+            );
+            if view.docs {
+                match &ty.doc {
+                    Some(doc) => {
+                        let _ = write!(line, "; doc: {}", clip(doc));
+                    }
+                    None => line.push_str("; undocumented"),
+                }
+            }
+            if index >= MAX_TYPES || !out.line(line) {
+                omitted = types.len() - index;
+                break;
+            }
+        }
+        if omitted > 0 {
+            out.force(format!("... {omitted} more types not shown"));
+        }
+    }
+
+    if view.findings && !facts.findings.is_empty() && !out.full {
+        out.line("rule findings:".to_owned());
+        let mut omitted = 0;
+        for (index, finding) in facts.findings.iter().enumerate() {
+            let line = format!(
+                "- line {}: {} ({}): {}",
+                finding.line,
+                finding.rule,
+                finding.severity.as_str(),
+                clip(&finding.message)
+            );
+            if index >= MAX_FINDINGS || !out.line(line) {
+                omitted = facts.findings.len() - index;
+                break;
+            }
+        }
+        if omitted > 0 {
+            out.force(format!("... {omitted} more findings not shown"));
+        }
+    }
+    out.text
+}
+
+/// One function on one line.
+fn describe_function(function: &FunctionFacts, view: View) -> String {
+    let mut line = format!(
+        "- {} [lines {}-{}, {}{}]: {}",
+        clip(&function.qualified_name()),
+        function.start_line,
+        function.end_line,
+        wire(&function.visibility),
+        if function.is_async { ", async" } else { "" },
+        clip(&function.signature)
+    );
+    if view.complexity {
+        let _ = write!(
+            line,
+            "; cyclomatic {}, cognitive {}, nesting {}",
+            function.cyclomatic, function.cognitive, function.max_nesting
+        );
+    }
+    if view.docs {
+        match &function.doc {
+            Some(doc) => {
+                let _ = write!(line, "; doc: {}", clip(doc));
+            }
+            None => line.push_str("; undocumented"),
+        }
+    }
+    if view.branches {
+        if function.branches.is_empty() {
+            line.push_str("; no branches");
+        } else {
+            let shown: Vec<String> = function
+                .branches
+                .iter()
+                .take(MAX_BRANCHES_PER_FUNCTION)
+                .map(|b| format!("{} at line {}", clip(&b.kind), b.line))
+                .collect();
+            let _ = write!(line, "; branches: {}", shown.join(", "));
+            let more = function
+                .branches
+                .len()
+                .saturating_sub(MAX_BRANCHES_PER_FUNCTION);
+            if more > 0 {
+                let _ = write!(line, " and {more} more");
+            }
+        }
+    }
+    line
+}
+
+/// The branch points of every function, as `name: kind at line N`, in source order, for
+/// `coverage.branches`.
+pub(crate) fn branch_list(facts: &CodeFacts) -> Vec<String> {
+    facts
+        .functions
+        .iter()
+        .flat_map(|f| {
+            let name = f.qualified_name();
+            f.branches
+                .iter()
+                .map(move |b| format!("{name}: {} at line {}", b.kind, b.line))
+        })
+        .take(MAX_COVERAGE_BRANCHES)
+        .collect()
+}
+
+/// `text` on one line, cut to [`MAX_FIELD_CHARS`] characters.
+pub(crate) fn clip(text: &str) -> String {
+    let flat = one_line(text);
+    match flat.char_indices().nth(MAX_FIELD_CHARS) {
+        Some((cut, _)) => format!("{}...", &flat[..cut]),
+        None => flat,
+    }
+}
+
+/// `text` with every run of whitespace (newlines included) collapsed to one space.
+pub(crate) fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The serde name of a unit enum variant.
+fn wire<T: serde::Serialize>(value: &T) -> String {
+    super::code_analysis::wire_name(value)
+}
+
+/// Text that stops growing at [`MAX_BLOCK_BYTES`].
+#[derive(Default)]
+struct Block {
+    text: String,
+    full: bool,
+}
+
+impl Block {
+    /// Appends `line` if it fits; returns whether it did.
+    fn line(&mut self, line: String) -> bool {
+        if self.full || self.text.len() + line.len() + 1 > MAX_BLOCK_BYTES {
+            self.full = true;
+            return false;
+        }
+        self.force(line);
+        true
+    }
+
+    /// Appends `line` whatever the budget (for the short "N more not shown" notes).
+    fn force(&mut self, line: String) {
+        if !self.text.is_empty() {
+            self.text.push('\n');
+        }
+        self.text.push_str(&line);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::facts::{BranchPoint, Finding, Rule, SyntaxIssue, TypeFacts, Visibility};
+
+    fn function(name: &str, line: u32) -> FunctionFacts {
+        FunctionFacts {
+            name: name.to_owned(),
+            signature: format!("fn {name}(x: u32) -> u32"),
+            start_line: line,
+            end_line: line + 2,
+            cyclomatic: 2,
+            cognitive: 1,
+            branches: vec![BranchPoint::new(line + 1, "if")],
+            ..FunctionFacts::default()
+        }
+    }
+
+    #[test]
+    fn the_block_names_signatures_complexity_docs_and_branches() {
+        let facts = CodeFacts {
+            lines: 20,
+            functions: vec![
+                FunctionFacts {
+                    doc: Some("Adds\none.".to_owned()),
+                    is_async: true,
+                    ..function("add", 1)
+                },
+                FunctionFacts {
+                    visibility: Visibility::Private,
+                    branches: Vec::new(),
+                    ..function("hidden", 10)
+                },
+            ],
+            types: vec![TypeFacts {
+                name: "Point".to_owned(),
+                kind: "struct".to_owned(),
+                start_line: 15,
+                end_line: 18,
+                doc: Some("A point.".to_owned()),
+                ..TypeFacts::default()
+            }],
+            syntax_errors: vec![SyntaxIssue::new(19, 2, "missing }")],
+            findings: vec![Finding::new(Rule::UnsafeCode, 5, "unsafe block")],
+            maintainability_index: 61.4,
+        };
+        let all = View {
+            complexity: true,
+            docs: true,
+            branches: true,
+            findings: true,
+            public_only: false,
+        };
+        let block = facts_block(&facts, all);
+        for expected in [
+            "file: 20 lines, 2 functions (1 public), 1 types",
+            "cyclomatic 3 (1 + every decision point), highest cognitive 1, maintainability index 61/100",
+            "syntax errors (1): line 19:2 missing }",
+            "- add [lines 1-3, public, async]: fn add(x: u32) -> u32; cyclomatic 2, cognitive 1, nesting 0; doc: Adds one.; branches: if at line 2",
+            "- hidden [lines 10-12, private]",
+            "undocumented; no branches",
+            "- struct Point (public), lines 15-18; doc: A point.",
+            "- line 5: unsafe-code (medium): unsafe block",
+        ] {
+            assert!(block.contains(expected), "{expected} in\n{block}");
+        }
+        let public = facts_block(
+            &facts,
+            View {
+                public_only: true,
+                ..View::default()
+            },
+        );
+        assert!(public.contains("public functions:") && !public.contains("hidden"));
+        assert!(!public.contains("cyclomatic") && !public.contains("doc:"));
+        assert_eq!(branch_list(&facts), ["add: if at line 2"]);
+    }
+
+    #[test]
+    fn a_huge_file_gives_a_bounded_block() {
+        let long = "x".repeat(10_000);
+        let facts = CodeFacts {
+            functions: (0..5_000)
+                .map(|i| FunctionFacts {
+                    signature: long.clone(),
+                    branches: (0..100).map(|l| BranchPoint::new(l, "if")).collect(),
+                    ..function(&format!("f{i}"), i)
+                })
+                .collect(),
+            types: (0..1_000)
+                .map(|i| TypeFacts {
+                    name: format!("T{i}"),
+                    ..TypeFacts::default()
+                })
+                .collect(),
+            findings: (0..1_000)
+                .map(|i| Finding::new(Rule::NestedLoops, i, "loop in loop"))
+                .collect(),
+            ..CodeFacts::default()
+        };
+        let all = View {
+            complexity: true,
+            docs: true,
+            branches: true,
+            findings: true,
+            public_only: false,
+        };
+        let block = facts_block(&facts, all);
+        assert!(block.len() < MAX_BLOCK_BYTES + 200, "{}", block.len());
+        assert!(block.contains("more functions not shown"));
+        assert!(block.contains(&format!("{}...", "x".repeat(MAX_FIELD_CHARS))));
+        assert!(block.contains("and 84 more"));
+        assert_eq!(branch_list(&facts).len(), MAX_COVERAGE_BRANCHES);
+
+        // Few, short functions: the caps on types and findings show.
+        let facts = CodeFacts {
+            functions: Vec::new(),
+            ..facts
+        };
+        let block = facts_block(&facts, all);
+        assert!(block.contains("... 960 more types not shown"), "{block}");
+        let few_types = CodeFacts {
+            types: Vec::new(),
+            ..facts
+        };
+        let block = facts_block(&few_types, all);
+        assert!(block.contains("... 960 more findings not shown"), "{block}");
+        assert_eq!(clip("a\n\n b"), "a b");
+    }
+}
