@@ -31,9 +31,10 @@ impl Agent {
     /// The agent a system message was written for, from the reply schema's title the agents
     /// embed in it or, failing that, from the role they give the model.
     fn from_system_message(text: &str) -> Option<Self> {
-        const TITLES: [(&str, Agent); 3] = [
+        const TITLES: [(&str, Agent); 4] = [
             ("TestGenerationReply", Agent::TestGeneration),
             ("DocumentationReply", Agent::Documentation),
+            ("CodeAnalysisReply", Agent::CodeAnalysis),
             ("CodeAnalysisOutput", Agent::CodeAnalysis),
         ];
         if let Some((_, agent)) = TITLES.iter().find(|(title, _)| text.contains(title)) {

@@ -25,6 +25,7 @@ pub mod config;
 pub mod limits;
 pub mod logging;
 pub mod metrics;
+pub mod no_model;
 pub mod serve;
 pub mod service;
 pub mod status;

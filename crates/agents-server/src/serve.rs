@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use agents_bus::{AuditLog, BusMetrics, BusSink, EventBus, InProcessBus, InProcessConfig, Tee};
-use agents_core::{CloudEvent, EventSink, NullSink, Provider, builtin_agents};
+use agents_core::{CloudEvent, EventSink, NullSink, Provider, grounded_agents};
+use agents_facts::TreeSitterAnalyzer;
 use agents_providers::{FallbackChain, McpProvider, OpenAiProvider, QuotaDepth, Stack};
 use agents_secrets::{SecretRef, SecretStore};
 use anyhow::Context as _;
@@ -38,6 +39,9 @@ pub async fn build_provider_with_quotas(
     secrets: &dyn SecretStore,
     events: Arc<dyn EventSink>,
 ) -> anyhow::Result<(Arc<dyn Provider>, Vec<(String, QuotaDepth)>)> {
+    if config.providers.is_empty() {
+        return Ok((Arc::new(crate::no_model::NoModel), Vec::new()));
+    }
     let mut providers: Vec<Arc<dyn Provider>> = Vec::new();
     let mut quotas = Vec::new();
     for entry in &config.providers {
@@ -249,12 +253,16 @@ pub async fn start_with_events(
     let auth = Authenticator::load(&config.auth, &secrets)
         .await
         .map_err(|e| anyhow::anyhow!("cannot load the API keys: {e}"))?;
-    if !provider.health().await.is_serving() {
+    if config.providers.is_empty() {
+        tracing::warn!("{}", crate::no_model::NO_MODEL_REASON);
+    } else if !provider.health().await.is_serving() {
         tracing::warn!(
-            "no configured provider answers its health check yet; requests will fail with UNAVAILABLE until one does"
+            "no configured provider answers its health check yet; until one does, answers are built from code facts alone (degraded: true), or fail with UNAVAILABLE for inputs with allow_degraded = false"
         );
     }
-    let agents = builtin_agents(&config.agents)?;
+    // Every agent computes code facts first (tree-sitter, agents-facts): they ground the prompt
+    // and are the whole answer when no model answers.
+    let agents = grounded_agents(&config.agents, Arc::new(TreeSitterAnalyzer::new()))?;
     let service = AgentsService::new(agents, provider, events)
         .with_auth(auth)
         .with_limits(Limiter::new(config.limits.clone()))

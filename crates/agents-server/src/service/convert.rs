@@ -35,8 +35,8 @@ pub(super) fn response(done: &AgentOutput) -> pb::ExecuteResponse {
             completion_tokens: m.usage.completion_tokens,
             latency_ms: m.latency_ms,
             provider_latency_ms: m.provider_latency_ms,
-            degraded: false,
-            degraded_reason: String::new(),
+            degraded: m.degraded,
+            degraded_reason: m.degraded_reason.clone().unwrap_or_default(),
         }),
     }
 }
