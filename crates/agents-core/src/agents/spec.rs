@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::context::{AgentContext, AgentOutput, ExecutionMetadata, millis};
+use super::context::{AgentContext, AgentOutput, ExecutionMetadata, micros, millis};
 use super::{AgentConfig, Capability};
 use crate::error::{AgentError, ProviderAttempt, ProviderError};
 use crate::events::{AgentCompleted, AgentFailed, AgentStarted, CloudEvent, EventPayload};
@@ -239,6 +239,7 @@ impl<S: AgentSpec> SpecAgent<S> {
         let generation = self.call_provider(ctx, request).await?;
         let output = self.parse_reply(input, &generation.text)?;
         let fallbacks = fallbacks(&generation.provider_id, generation.failed_attempts);
+        let elapsed = started.elapsed();
         Ok(AgentOutput {
             output,
             metadata: ExecutionMetadata {
@@ -249,8 +250,10 @@ impl<S: AgentSpec> SpecAgent<S> {
                 model: Some(generation.model),
                 fallbacks,
                 usage: generation.usage,
-                latency_ms: millis(started.elapsed()),
+                latency_ms: millis(elapsed),
                 provider_latency_ms: millis(generation.latency),
+                latency_us: micros(elapsed),
+                provider_latency_us: micros(generation.latency),
             },
         })
     }
