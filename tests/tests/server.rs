@@ -95,6 +95,12 @@ async fn lists_describes_and_executes_every_agent() {
         let metadata = response.metadata.unwrap();
         assert_eq!(metadata.provider, "fake");
         assert_eq!(metadata.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+        // Microsecond timings: the runtime's overhead is their difference.
+        assert!(metadata.provider_latency_us > 0, "{metadata:?}");
+        assert!(
+            metadata.latency_us >= metadata.provider_latency_us,
+            "{metadata:?}"
+        );
     }
     let calls: Vec<_> = fake
         .requests()

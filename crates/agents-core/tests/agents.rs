@@ -208,6 +208,8 @@ fn code_analysis_accepts_valid_input_and_returns_valid_output() {
     assert_eq!(done.metadata.model.as_deref(), Some("test-model"));
     assert_eq!(done.metadata.usage.total(), 200);
     assert_eq!(done.metadata.provider_latency_ms, 5);
+    assert_eq!(done.metadata.provider_latency_us, 5_000);
+    assert!(done.metadata.latency_us >= done.metadata.latency_ms * 1_000);
     assert_eq!(done.metadata.trace_id.len(), 32);
 }
 

@@ -129,6 +129,11 @@ pub struct ExecutionMetadata {
     /// Time spent waiting for providers, in milliseconds; `latency_ms - provider_latency_ms` is
     /// what the runtime itself cost.
     pub provider_latency_ms: u64,
+    /// `latency_ms` in microseconds.
+    pub latency_us: u64,
+    /// `provider_latency_ms` in microseconds: the runtime's own cost is well under a
+    /// millisecond, too fine for the millisecond fields.
+    pub provider_latency_us: u64,
     /// Whether code facts were computed and grounded the run (prompt, complexity, branches).
     pub grounded: bool,
     /// Why the agent has an analyzer but no facts for this run (unsupported language, parse
@@ -142,4 +147,8 @@ pub struct ExecutionMetadata {
 
 pub(crate) fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+pub(crate) fn micros(duration: Duration) -> u64 {
+    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
 }

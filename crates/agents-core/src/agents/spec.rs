@@ -22,7 +22,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::context::{AgentContext, AgentOutput, ExecutionMetadata, millis};
+use super::context::{AgentContext, AgentOutput, ExecutionMetadata, micros, millis};
 use super::{AgentConfig, Capability, Language};
 use crate::error::{AgentError, ProviderAttempt, ProviderError};
 use crate::events::{AgentCompleted, AgentFailed, AgentStarted, CloudEvent, EventPayload};
@@ -302,6 +302,8 @@ impl<S: AgentSpec> SpecAgent<S> {
             usage: Usage::default(),
             latency_ms: 0,
             provider_latency_ms: 0,
+            latency_us: 0,
+            provider_latency_us: 0,
             grounded: facts.is_some(),
             facts_error,
             degraded: false,
@@ -318,8 +320,11 @@ impl<S: AgentSpec> SpecAgent<S> {
                 let reason = degraded_reason(&attempts);
                 let output = to_output(S::offline(input, &facts, &reason, &self.config))?;
                 metadata.fallbacks = fallbacks("", attempts);
-                metadata.provider_latency_ms = millis(provider_started.elapsed());
-                metadata.latency_ms = millis(started.elapsed());
+                let (waited, elapsed) = (provider_started.elapsed(), started.elapsed());
+                metadata.provider_latency_ms = millis(waited);
+                metadata.latency_ms = millis(elapsed);
+                metadata.provider_latency_us = micros(waited);
+                metadata.latency_us = micros(elapsed);
                 metadata.degraded = true;
                 metadata.degraded_reason = Some(reason);
                 return Ok(AgentOutput { output, metadata });
@@ -331,8 +336,11 @@ impl<S: AgentSpec> SpecAgent<S> {
         metadata.provider = Some(generation.provider_id);
         metadata.model = Some(generation.model);
         metadata.usage = generation.usage;
+        let elapsed = started.elapsed();
         metadata.provider_latency_ms = millis(generation.latency);
-        metadata.latency_ms = millis(started.elapsed());
+        metadata.latency_ms = millis(elapsed);
+        metadata.provider_latency_us = micros(generation.latency);
+        metadata.latency_us = micros(elapsed);
         Ok(AgentOutput { output, metadata })
     }
 

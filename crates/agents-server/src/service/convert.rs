@@ -37,6 +37,8 @@ pub(super) fn response(done: &AgentOutput) -> pb::ExecuteResponse {
             provider_latency_ms: m.provider_latency_ms,
             degraded: m.degraded,
             degraded_reason: m.degraded_reason.clone().unwrap_or_default(),
+            latency_us: m.latency_us,
+            provider_latency_us: m.provider_latency_us,
         }),
     }
 }

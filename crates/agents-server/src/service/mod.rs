@@ -73,7 +73,7 @@ impl AgentsService {
         let (code, provider) = match result {
             Ok(done) => (
                 tonic::Code::Ok,
-                Duration::from_millis(done.metadata.provider_latency_ms),
+                Duration::from_micros(done.metadata.provider_latency_us),
             ),
             Err(error) => (status::from_agent_error(error).code(), Duration::ZERO),
         };
@@ -251,7 +251,13 @@ impl AgentService for AgentsService {
         let result = agent.execute(&ctx, input).await;
         self.record(agent.id(), started, &result);
         let done = result.map_err(|e| status::from_agent_error(&e))?;
-        Ok(Response::new(convert::response(&done)))
+        let mut response = convert::response(&done);
+        if let Some(metadata) = response.metadata.as_mut() {
+            // The whole call as the server saw it, admission and parsing included, so that
+            // latency_us - provider_latency_us is everything the runtime added.
+            metadata.latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        }
+        Ok(Response::new(response))
     }
 
     type ExecuteStreamStream = ReceiverStream<Result<pb::ExecuteStreamEvent, Status>>;

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Profiles the agents server under load with perf: the fake model (0 ms), the server with the
+# benchmark config, agents-load at RATE req/s, and `perf record` on the server meanwhile.
+#
+#   bench/profile.sh                      # 2000 req/s for 20 s
+#   RATE=3000 SECONDS_=30 bench/profile.sh
+#
+# Writes perf.data and the top symbols (self time) to bench/results/profile-<UTC>/. Needs
+# `perf` (Debian: linux-perf) and the release binaries (SKIP_BUILD=1 to use the built ones).
+# Every process this script starts is stopped by its exit trap.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BENCH=$ROOT/bench
+RATE=${RATE:-2000}
+SECONDS_=${SECONDS_:-20}
+UPSTREAM_LATENCY=${UPSTREAM_LATENCY:-0}
+SERVER_MAX_IN_FLIGHT=${SERVER_MAX_IN_FLIGHT:-1024}
+OUT=${OUT:-$BENCH/results/profile-$(date -u +%Y%m%dT%H%M%SZ)}
+BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
+mkdir -p "$OUT"
+
+command -v perf >/dev/null || { echo "perf is not installed" >&2; exit 1; }
+if [[ ${SKIP_BUILD:-0} != 1 ]]; then
+    (cd "$ROOT" && cargo build --release --locked -p agents-server -p agents-fake-model -p agents-bench)
+fi
+
+PIDS=()
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+wait_until() { # seconds command...
+    local deadline=$((SECONDS + $1)); shift
+    until "$@" >/dev/null 2>&1; do
+        ((SECONDS < deadline)) || { echo "not ready: $*" >&2; return 1; }
+        sleep 0.1
+    done
+}
+
+fake_port=$(free_port)
+"$BIN/agents-fake-model" --addr "127.0.0.1:$fake_port" --latency-ms "$UPSTREAM_LATENCY" >"$OUT/fake.log" 2>&1 &
+PIDS+=($!)
+wait_until 10 grep -q listening "$OUT/fake.log"
+
+grpc=$(free_port); metrics=$(free_port)
+sed -e "s|@GRPC_PORT@|$grpc|" -e "s|@METRICS_PORT@|$metrics|" -e "s|@AUDIT_DIR@|$OUT/audit|" \
+    -e "s|@FAKE_URL@|http://127.0.0.1:$fake_port/v1|" -e "s|@MAX_IN_FLIGHT@|$SERVER_MAX_IN_FLIGHT|g" \
+    "$BENCH/agents-server.toml" >"$OUT/agents-server.toml"
+RUST_LOG=${RUST_LOG:-warn} "$BIN/agents-server" serve --config "$OUT/agents-server.toml" >"$OUT/server.log" 2>&1 &
+server=$!
+PIDS+=("$server")
+wait_until 30 python3 -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$metrics/readyz', timeout=2)"
+
+"$BIN/agents-load" grpc --addr "http://127.0.0.1:$grpc" --agent code-analysis \
+    --payload "$BENCH/payloads/code-analysis.json" --rate "$RATE" --warmup 3s \
+    --duration "$((SECONDS_ + 2))s" --upstream-latency-ms "$UPSTREAM_LATENCY" >"$OUT/load.txt" &
+load=$!
+PIDS+=("$load")
+sleep 4
+perf record -F 499 -g -p "$server" -o "$OUT/perf.data" -- sleep "$SECONDS_" 2>"$OUT/perf-record.log"
+wait "$load" || true
+perf report -i "$OUT/perf.data" --no-children --sort dso,symbol --stdio 2>/dev/null \
+    | grep -v '^#' | grep -v '^$' | grep '%' | head -60 >"$OUT/top-self.txt" || true
+perf report -i "$OUT/perf.data" --children --sort symbol --stdio -g none 2>/dev/null \
+    | grep -v '^#' | grep -v '^$' | grep '%' | head -80 >"$OUT/top-children.txt" || true
+cat "$OUT/load.txt"
+echo "--- top symbols by self time ($OUT/top-self.txt)"
+head -40 "$OUT/top-self.txt"

@@ -1,0 +1,281 @@
+//! What a run measured: HDR histograms in microseconds, error counts by code, and the report
+//! built from them.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// The largest value a histogram holds, in microseconds (a minute); larger values are clamped.
+const MAX_US: u64 = 60_000_000;
+
+/// Error code of a request the tool did not send because `--max-in-flight` requests were
+/// already waiting: counted, never delayed, so the schedule stays open-loop.
+pub const CLIENT_BACKPRESSURE: &str = "client_backpressure";
+
+/// Error code of a request still unanswered when the run gave up waiting.
+pub const UNFINISHED: &str = "unfinished";
+
+/// How one request ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Answered successfully; `server_overhead` is the server's own time, when it says.
+    Ok {
+        /// From response metadata: the server's total minus the time at providers.
+        server_overhead: Option<Duration>,
+    },
+    /// Failed, with a code such as `RESOURCE_EXHAUSTED`, `http_429` or `transport`.
+    Error(String),
+}
+
+/// The runtime's overhead as the server reports it: its total time minus the provider's,
+/// never negative.
+pub fn server_overhead(latency_us: u64, provider_latency_us: u64) -> Option<Duration> {
+    if latency_us == 0 {
+        // An older server that does not fill the microsecond fields.
+        return None;
+    }
+    Some(Duration::from_micros(
+        latency_us.saturating_sub(provider_latency_us),
+    ))
+}
+
+/// The overhead as the client sees it: its latency minus the upstream's fixed latency, never
+/// negative. It includes the network, both gRPC/HTTP stacks and the load tool itself.
+pub fn client_overhead(latency: Duration, upstream: Duration) -> Duration {
+    latency.saturating_sub(upstream)
+}
+
+/// A histogram of microseconds, 3 significant figures, values clamped into range.
+#[derive(Debug, Clone)]
+pub struct Micros(Histogram<u64>);
+
+/// A histogram could not be created (hdrhistogram refused its bounds).
+pub type HistogramError = hdrhistogram::CreationError;
+
+impl Micros {
+    /// An empty histogram.
+    pub fn new() -> Result<Self, HistogramError> {
+        Ok(Self(Histogram::new_with_bounds(1, MAX_US, 3)?))
+    }
+
+    /// Records one value.
+    pub fn record(&mut self, value: Duration) {
+        let us = u64::try_from(value.as_micros()).unwrap_or(MAX_US);
+        self.0.saturating_record(us.clamp(1, MAX_US));
+    }
+
+    /// Percentiles of what was recorded.
+    pub fn summary(&self) -> Percentiles {
+        let h = &self.0;
+        if h.is_empty() {
+            return Percentiles::default();
+        }
+        Percentiles {
+            count: h.len(),
+            p50_us: h.value_at_quantile(0.50),
+            p90_us: h.value_at_quantile(0.90),
+            p99_us: h.value_at_quantile(0.99),
+            p999_us: h.value_at_quantile(0.999),
+            max_us: h.max(),
+            mean_us: h.mean(),
+        }
+    }
+}
+
+/// Percentiles of one histogram, in microseconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Percentiles {
+    /// Values recorded.
+    pub count: u64,
+    /// Median.
+    pub p50_us: u64,
+    /// 90th percentile.
+    pub p90_us: u64,
+    /// 99th percentile.
+    pub p99_us: u64,
+    /// 99.9th percentile.
+    pub p999_us: u64,
+    /// Largest value.
+    pub max_us: u64,
+    /// Mean.
+    pub mean_us: f64,
+}
+
+/// Everything measured in the measured window of a run.
+#[derive(Debug, Clone)]
+pub struct Recorder {
+    /// Client latency of successful requests, from each request's due time.
+    pub latency: Micros,
+    /// Client latency minus the upstream's fixed latency, successful requests only.
+    pub client_overhead: Micros,
+    /// Server-reported overhead, successful requests whose response carries it.
+    pub server_overhead: Micros,
+    /// How late the tool sent each request after its due time (its own contribution).
+    pub send_lag: Micros,
+    /// Successful requests.
+    pub ok: u64,
+    /// Failed requests by code.
+    pub errors: BTreeMap<String, u64>,
+}
+
+impl Recorder {
+    /// Nothing recorded yet.
+    pub fn new() -> Result<Self, HistogramError> {
+        Ok(Self {
+            latency: Micros::new()?,
+            client_overhead: Micros::new()?,
+            server_overhead: Micros::new()?,
+            send_lag: Micros::new()?,
+            ok: 0,
+            errors: BTreeMap::new(),
+        })
+    }
+
+    /// Records a finished request.
+    pub fn record(&mut self, outcome: &Outcome, latency: Duration, upstream: Duration) {
+        match outcome {
+            Outcome::Ok { server_overhead } => {
+                self.ok += 1;
+                self.latency.record(latency);
+                self.client_overhead
+                    .record(client_overhead(latency, upstream));
+                if let Some(overhead) = server_overhead {
+                    self.server_overhead.record(*overhead);
+                }
+            }
+            Outcome::Error(code) => self.error(code),
+        }
+    }
+
+    /// Counts a failed request.
+    pub fn error(&mut self, code: &str) {
+        *self.errors.entry(code.to_owned()).or_default() += 1;
+    }
+
+    /// The report of a run that sent `sent` measured requests.
+    pub fn report(&self, meta: RunInfo, sent: u64) -> Report {
+        let errors_total = self.errors.values().sum();
+        let secs = meta.duration_s.max(f64::MIN_POSITIVE);
+        Report {
+            sent,
+            ok: self.ok,
+            errors_total,
+            errors: self.errors.clone(),
+            ok_per_second: self.ok as f64 / secs,
+            latency: self.latency.summary(),
+            client_overhead: self.client_overhead.summary(),
+            server_overhead: self.server_overhead.summary(),
+            send_lag: self.send_lag.summary(),
+            info: meta,
+        }
+    }
+}
+
+/// What a run was asked to do.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RunInfo {
+    /// `grpc` or `openai`.
+    pub target: String,
+    /// A free-form name for tables (`agents`, `litellm`).
+    pub label: String,
+    /// Requests a second asked for.
+    pub rate: f64,
+    /// Measured window, seconds.
+    pub duration_s: f64,
+    /// Unmeasured warm-up, seconds.
+    pub warmup_s: f64,
+    /// The upstream's fixed latency subtracted for the client-side overhead, milliseconds.
+    pub upstream_latency_ms: f64,
+    /// Cap on requests in flight in the tool.
+    pub max_in_flight: usize,
+    /// Connections (gRPC channels or HTTP clients) the requests are spread over.
+    pub connections: usize,
+}
+
+/// The result of a run, as printed and as `--json`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    /// What was asked.
+    pub info: RunInfo,
+    /// Measured requests due (sent or refused by the tool's in-flight cap).
+    pub sent: u64,
+    /// Successful requests.
+    pub ok: u64,
+    /// Failed requests.
+    pub errors_total: u64,
+    /// Failed requests by code.
+    pub errors: BTreeMap<String, u64>,
+    /// Successful requests a second over the measured window.
+    pub ok_per_second: f64,
+    /// Client latency of successful requests, from their due time.
+    pub latency: Percentiles,
+    /// Client latency minus the upstream's fixed latency.
+    pub client_overhead: Percentiles,
+    /// Server-reported overhead (empty for peers, which do not report it).
+    pub server_overhead: Percentiles,
+    /// How late the tool itself sent requests.
+    pub send_lag: Percentiles,
+}
+
+fn ms(us: u64) -> String {
+    format!("{:.3}", us as f64 / 1000.0)
+}
+
+impl Report {
+    /// A human-readable table.
+    pub fn table(&self) -> String {
+        let i = &self.info;
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "{} ({}) at {} req/s for {:.1}s (warm-up {:.1}s), {} connections, in-flight cap {}, upstream {} ms",
+            i.label,
+            i.target,
+            i.rate,
+            i.duration_s,
+            i.warmup_s,
+            i.connections,
+            i.max_in_flight,
+            i.upstream_latency_ms
+        );
+        let _ = writeln!(
+            out,
+            "sent {}  ok {}  errors {}  throughput {:.1} ok/s",
+            self.sent, self.ok, self.errors_total, self.ok_per_second
+        );
+        for (code, count) in &self.errors {
+            let _ = writeln!(out, "  error {code}: {count}");
+        }
+        let _ = writeln!(
+            out,
+            "{:<18} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            "ms", "p50", "p90", "p99", "p99.9", "max", "count"
+        );
+        let rows = [
+            ("latency", &self.latency),
+            ("client overhead", &self.client_overhead),
+            ("server overhead", &self.server_overhead),
+            ("tool send lag", &self.send_lag),
+        ];
+        for (name, p) in rows {
+            if p.count == 0 {
+                continue;
+            }
+            let _ = writeln!(
+                out,
+                "{:<18} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+                name,
+                ms(p.p50_us),
+                ms(p.p90_us),
+                ms(p.p99_us),
+                ms(p.p999_us),
+                ms(p.max_us),
+                p.count
+            );
+        }
+        out
+    }
+}

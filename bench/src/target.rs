@@ -1,0 +1,229 @@
+//! What the tool sends requests to: our gRPC `Execute`, or an OpenAI-compatible HTTP endpoint
+//! (the peers).
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::transport::{Channel, Endpoint};
+
+use crate::pb;
+use crate::pb::agent_service_client::AgentServiceClient;
+use crate::stats::{Outcome, server_overhead};
+
+/// Error code of a request that outlived `--timeout-ms` in the tool.
+pub const CLIENT_TIMEOUT: &str = "client_timeout";
+
+/// A target to send requests to.
+#[derive(Debug)]
+pub enum Target {
+    /// `agents.v1.AgentService/Execute`.
+    Grpc(GrpcTarget),
+    /// `POST /v1/chat/completions` of an OpenAI-compatible server.
+    OpenAi(OpenAiTarget),
+}
+
+impl Target {
+    /// Sends request number `i` and waits for its answer.
+    pub async fn call(&self, i: u64) -> Outcome {
+        match self {
+            Self::Grpc(target) => target.call(i).await,
+            Self::OpenAi(target) => target.call(i).await,
+        }
+    }
+}
+
+/// Our server's `Execute`, over several HTTP/2 connections.
+#[derive(Debug)]
+pub struct GrpcTarget {
+    clients: Vec<AgentServiceClient<Channel>>,
+    agent: String,
+    input: String,
+    authorization: Option<MetadataValue<Ascii>>,
+    timeout: Duration,
+}
+
+impl GrpcTarget {
+    /// Opens `connections` channels to `addr` (`http://host:port`), each its own HTTP/2
+    /// connection, so that one connection's flow control or one server task is not the limit.
+    pub async fn connect(
+        addr: &str,
+        connections: usize,
+        agent: String,
+        input: String,
+        api_key: Option<&str>,
+        timeout: Duration,
+    ) -> anyhow::Result<Self> {
+        let endpoint = Endpoint::from_shared(addr.to_owned())
+            .with_context(|| format!("`{addr}` is not a URL such as http://127.0.0.1:50051"))?
+            .tcp_nodelay(true)
+            .connect_timeout(Duration::from_secs(5));
+        let mut clients = Vec::with_capacity(connections);
+        for _ in 0..connections.max(1) {
+            let channel = endpoint
+                .connect()
+                .await
+                .with_context(|| format!("cannot connect to {addr}"))?;
+            clients.push(
+                AgentServiceClient::new(channel)
+                    .max_decoding_message_size(64 * 1024 * 1024)
+                    .max_encoding_message_size(64 * 1024 * 1024),
+            );
+        }
+        let authorization = api_key
+            .map(|key| format!("Bearer {key}").parse())
+            .transpose()
+            .context("the API key is not a valid header value")?;
+        Ok(Self {
+            clients,
+            agent,
+            input,
+            authorization,
+            timeout,
+        })
+    }
+
+    async fn call(&self, i: u64) -> Outcome {
+        let index = usize::try_from(i).unwrap_or(0) % self.clients.len().max(1);
+        let Some(client) = self.clients.get(index) else {
+            return Outcome::Error("no_connection".into());
+        };
+        let mut client = client.clone();
+        let mut request = tonic::Request::new(pb::ExecuteRequest {
+            agent_id: self.agent.clone(),
+            input_json: self.input.clone(),
+            request_id: String::new(),
+        });
+        // The server gets the same deadline (grpc-timeout).
+        request.set_timeout(self.timeout);
+        if let Some(value) = &self.authorization {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        match tokio::time::timeout(self.timeout, client.execute(request)).await {
+            Err(_) => Outcome::Error(CLIENT_TIMEOUT.into()),
+            Ok(Err(status)) => Outcome::Error(code_name(status.code()).into()),
+            Ok(Ok(response)) => Outcome::Ok {
+                server_overhead: response
+                    .into_inner()
+                    .metadata
+                    .and_then(|m| server_overhead(m.latency_us, m.provider_latency_us)),
+            },
+        }
+    }
+}
+
+/// A gRPC status code as the protocol spells it (`RESOURCE_EXHAUSTED`).
+pub fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code;
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+/// An OpenAI-compatible `POST .../chat/completions`, over several HTTP/1.1 connection pools.
+#[derive(Debug)]
+pub struct OpenAiTarget {
+    clients: Vec<reqwest::Client>,
+    url: reqwest::Url,
+    body: bytes::Bytes,
+    headers: http::HeaderMap,
+    timeout: Duration,
+}
+
+impl OpenAiTarget {
+    /// `connections` HTTP clients (each with its own pool) posting `body` to `url` with
+    /// `headers` (`Name: value` each).
+    pub fn new(
+        url: &str,
+        connections: usize,
+        body: Vec<u8>,
+        headers: &[String],
+        timeout: Duration,
+    ) -> anyhow::Result<Self> {
+        let url = reqwest::Url::parse(url).with_context(|| {
+            format!("`{url}` is not a URL such as http://127.0.0.1:4000/v1/chat/completions")
+        })?;
+        let mut map = http::HeaderMap::new();
+        map.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+        for header in headers {
+            let (name, value) = header
+                .split_once(':')
+                .with_context(|| format!("header `{header}` is not `Name: value`"))?;
+            let name: http::HeaderName = name
+                .trim()
+                .parse()
+                .with_context(|| format!("bad header name in `{header}`"))?;
+            let value: http::HeaderValue = value
+                .trim()
+                .parse()
+                .with_context(|| format!("bad header value for `{name}`"))?;
+            map.insert(name, value);
+        }
+        let clients = (0..connections.max(1))
+            .map(|_| {
+                reqwest::Client::builder()
+                    .tcp_nodelay(true)
+                    .timeout(timeout)
+                    .build()
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .context("cannot build the HTTP client")?;
+        Ok(Self {
+            clients,
+            url,
+            body: body.into(),
+            headers: map,
+            timeout,
+        })
+    }
+
+    async fn call(&self, i: u64) -> Outcome {
+        let index = usize::try_from(i).unwrap_or(0) % self.clients.len().max(1);
+        let Some(client) = self.clients.get(index) else {
+            return Outcome::Error("no_connection".into());
+        };
+        let send = async {
+            let response = client
+                .post(self.url.clone())
+                .headers(self.headers.clone())
+                .body(self.body.clone())
+                .send()
+                .await?;
+            let status = response.status();
+            // Read the whole body: the answer is not complete before it.
+            response.bytes().await?;
+            Ok::<_, reqwest::Error>(status)
+        };
+        match tokio::time::timeout(self.timeout, send).await {
+            Err(_) => Outcome::Error(CLIENT_TIMEOUT.into()),
+            Ok(Err(error)) if error.is_timeout() => Outcome::Error(CLIENT_TIMEOUT.into()),
+            Ok(Err(error)) if error.is_connect() => Outcome::Error("connect".into()),
+            Ok(Err(_)) => Outcome::Error("transport".into()),
+            Ok(Ok(status)) if status.is_success() => Outcome::Ok {
+                server_overhead: None,
+            },
+            Ok(Ok(status)) => Outcome::Error(format!("http_{}", status.as_u16())),
+        }
+    }
+}
