@@ -35,6 +35,14 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Pulls queued tasks from NATS JetStream (`[tasks]`) and runs them with the configured
+    /// agents and providers (`[worker]`: concurrency, agents, grace period) until SIGINT or
+    /// SIGTERM; then finishes or hands back the running tasks.
+    Worker {
+        /// A TOML config file; without one, the embedded defaults.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Validates a config file (with `AGENTS_` overrides applied) and prints every error with
     /// its key. Exits 1 when there is one.
     CheckConfig {
@@ -116,6 +124,18 @@ fn execute(cli: Cli, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
                 .enable_all()
                 .build()?;
             runtime.block_on(crate::serve::run_until_signal(config))?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Worker { config } => {
+            let config = load_config(config.as_deref())?;
+            crate::logging::init();
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            let result = runtime.block_on(crate::worker::run_until_signal(config));
+            // Tasks are finished or handed back by now; nothing left may hold the exit.
+            runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+            result?;
             return Ok(ExitCode::SUCCESS);
         }
         Command::CheckConfig { file } => {
@@ -208,7 +228,10 @@ fn execute(cli: Cli, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         Command::Schemas { dir, check } => {
             return write_or_check_schemas(&config, &dir, check, out);
         }
-        Command::Serve { .. } | Command::CheckConfig { .. } | Command::Audit { .. } => {}
+        Command::Serve { .. }
+        | Command::Worker { .. }
+        | Command::CheckConfig { .. }
+        | Command::Audit { .. } => {}
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod serve;
 pub mod service;
 pub mod status;
+pub mod worker;
 
 /// Types and service stubs generated from `proto/agents/v1/agents.proto`.
 #[allow(

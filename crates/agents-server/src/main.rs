@@ -6,7 +6,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = agents_server::cli::Cli::parse();
-    let stdout = std::io::stdout();
-    let stderr = std::io::stderr();
-    agents_server::cli::run(cli, &mut stdout.lock(), &mut stderr.lock())
+    // Unlocked handles: a lock held here for the whole run would block every log line written
+    // from another thread (the runtime's workers) for ever.
+    agents_server::cli::run(cli, &mut std::io::stdout(), &mut std::io::stderr())
 }

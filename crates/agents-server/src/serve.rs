@@ -121,15 +121,15 @@ impl Running {
 /// Where the server's events go: a bounded, non-blocking sink in front of the audit log and
 /// the in-process bus.
 #[derive(Debug)]
-struct EventPipeline {
+pub(crate) struct EventPipeline {
     sink: Arc<BusSink>,
-    bus: Arc<dyn EventBus>,
+    pub(crate) bus: Arc<dyn EventBus>,
     in_process: Arc<InProcessBus>,
 }
 
 impl EventPipeline {
     /// Built inside the runtime: the sink's publisher is a task.
-    fn open(config: &BusConfig) -> anyhow::Result<Self> {
+    pub(crate) fn open(config: &BusConfig) -> anyhow::Result<Self> {
         let in_process = Arc::new(InProcessBus::new(InProcessConfig::default())?);
         let bus: Arc<dyn EventBus> = match &config.audit {
             // The audit log is the primary: an event counts as delivered once it is written.
@@ -149,7 +149,7 @@ impl EventPipeline {
         })
     }
 
-    async fn close(&self, timeout: Duration) {
+    pub(crate) async fn close(&self, timeout: Duration) {
         if !self.sink.close(timeout).await {
             tracing::warn!(
                 ?timeout,
@@ -177,6 +177,53 @@ impl EventSink for FanOut {
     }
 }
 
+/// What `serve` and `worker` both build from the config: the event pipeline (audit log and
+/// in-process bus), metrics fed by events and bus counters, secrets, the provider chain and
+/// the agents.
+pub(crate) struct Runtime {
+    pub(crate) pipeline: EventPipeline,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) events: Arc<dyn EventSink>,
+    pub(crate) secrets: agents_secrets::CachedStore,
+    pub(crate) provider: Arc<dyn Provider>,
+    pub(crate) agents: Vec<Arc<dyn agents_core::Agent>>,
+}
+
+impl Runtime {
+    /// Built inside the runtime (the event pipeline's publisher is a task).
+    pub(crate) async fn build(
+        config: &ServerConfig,
+        extra: Arc<dyn EventSink>,
+    ) -> anyhow::Result<Self> {
+        let pipeline = EventPipeline::open(&config.bus)?;
+        let metrics = Arc::new(Metrics::new());
+        let bus_metrics = pipeline.bus.metrics();
+        metrics.set_bus_source(move || bus_metrics.snapshot().pairs());
+        let events: Arc<dyn EventSink> =
+            Arc::new(FanOut(vec![pipeline.sink.clone(), metrics.sink(), extra]));
+        let secrets = config
+            .secrets
+            .build()
+            .await
+            .context("cannot set up the secret stores")?;
+        let provider = build_provider(config, &secrets, events.clone()).await?;
+        if !provider.health().await.is_serving() {
+            tracing::warn!(
+                "no configured provider answers its health check yet; requests will fail with UNAVAILABLE until one does"
+            );
+        }
+        let agents = builtin_agents(&config.agents)?;
+        Ok(Self {
+            pipeline,
+            metrics,
+            events,
+            secrets,
+            provider,
+            agents,
+        })
+    }
+}
+
 /// Starts serving `config` (binding its address; port 0 picks a free one) and returns at once.
 pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
     start_with_events(config, Arc::new(NullSink)).await
@@ -188,31 +235,24 @@ pub async fn start_with_events(
     extra: Arc<dyn EventSink>,
 ) -> anyhow::Result<Running> {
     check_exposure(&config)?;
-    let pipeline = EventPipeline::open(&config.bus)?;
-    let metrics = Arc::new(Metrics::new());
-    let bus_metrics = pipeline.bus.metrics();
-    metrics.set_bus_source(move || bus_metrics.snapshot().pairs());
-    let events: Arc<dyn EventSink> =
-        Arc::new(FanOut(vec![pipeline.sink.clone(), metrics.sink(), extra]));
-    let secrets = config
-        .secrets
-        .build()
-        .await
-        .context("cannot set up the secret stores")?;
-    let provider = build_provider(&config, &secrets, events.clone()).await?;
+    let Runtime {
+        pipeline,
+        metrics,
+        events,
+        secrets,
+        provider,
+        agents,
+    } = Runtime::build(&config, extra).await?;
     let auth = Authenticator::load(&config.auth, &secrets)
         .await
         .map_err(|e| anyhow::anyhow!("cannot load the API keys: {e}"))?;
-    if !provider.health().await.is_serving() {
-        tracing::warn!(
-            "no configured provider answers its health check yet; requests will fail with UNAVAILABLE until one does"
-        );
-    }
-    let agents = builtin_agents(&config.agents)?;
-    let service = AgentsService::new(agents, provider, events)
+    let mut service = AgentsService::new(agents, provider, events)
         .with_auth(auth)
         .with_limits(Limiter::new(config.limits.clone()))
         .with_metrics(metrics.clone());
+    if config.tasks.uses_queue() {
+        service = service.with_queue(crate::worker::QueueDispatch::connect(&config.tasks).await?);
+    }
     let ready = Arc::new(AtomicBool::new(false));
     let (metrics_addr, metrics_stop) = match config.server.metrics_listen {
         Some(listen) => {
@@ -319,7 +359,7 @@ pub async fn run_until_signal(config: ServerConfig) -> anyhow::Result<()> {
     running.shutdown().await
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
