@@ -107,4 +107,7 @@ pub use nats::{EventStreamConfig, NatsBus, NatsConfig, StreamStats};
 #[cfg(feature = "nats")]
 pub use outbox::OutboxConfig;
 #[cfg(feature = "nats")]
-pub use tasks::{Task, TaskOutcome, TaskQueue, TaskQueueConfig, TaskWorker};
+pub use tasks::{
+    Cancellations, Change, Created, JetStreamTaskStore, Task, TaskOutcome, TaskQueue,
+    TaskQueueConfig, TaskRecord, TaskState, TaskStore, TaskWorker, is_valid_task_id,
+};

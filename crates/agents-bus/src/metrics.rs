@@ -84,6 +84,12 @@ metrics! {
     tasks_submitted,
     /// Tasks moved to the dead-letter subject after their last delivery failed.
     tasks_dead_lettered,
+    /// Deliveries of a task after its first (a worker failed it, gave it back or was lost).
+    tasks_redelivered,
+    /// Deliveries acknowledged without running, because the task's effect was already recorded.
+    tasks_skipped,
+    /// Tasks waiting for or held by this process's agents' workers, at the last count (a gauge).
+    tasks_queue_depth,
 }
 
 impl BusMetrics {
@@ -123,6 +129,6 @@ mod tests {
         let pairs = snapshot.pairs();
         assert_eq!(pairs[0], ("published", 1));
         assert!(pairs.contains(&("lagged", 5)));
-        assert_eq!(pairs.len(), 19);
+        assert_eq!(pairs.len(), 22);
     }
 }

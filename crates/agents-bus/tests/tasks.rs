@@ -5,7 +5,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use agents_bus::{BusMetrics, Delivery, TaskOutcome, TaskQueue, TaskQueueConfig};
+use agents_bus::{
+    BusMetrics, Created, Delivery, TaskOutcome, TaskQueue, TaskQueueConfig, TaskRecord, TaskState,
+    TaskStore,
+};
+use futures_util::StreamExt;
 
 async fn queue(
     peer: &agents_testkit::Peer,
@@ -136,4 +140,177 @@ async fn a_failing_task_is_retried_then_dead_lettered() {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_hands_out_at_most_what_was_asked_with_headers() {
+    let Some(peer) = agents_testkit::nats() else {
+        return;
+    };
+    let (queue, metrics) = queue(&peer, TaskQueueConfig::default()).await;
+    for i in 0..5 {
+        queue
+            .submit_with_headers(
+                "tests",
+                &format!("h{i}"),
+                b"{}".to_vec(),
+                &[(
+                    "traceparent",
+                    "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+                )],
+            )
+            .await
+            .unwrap();
+    }
+    let mut worker = queue.worker("tests").await.unwrap();
+    let batch = worker.fetch(2, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(batch.len(), 2);
+    assert_eq!(
+        batch[0].header("traceparent"),
+        Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+    );
+    assert_eq!(batch[0].header("missing"), None);
+    // Two held by this worker, three waiting: the depth counts both.
+    assert_eq!(queue.refresh_depth(&["tests".into()]).await.unwrap(), 5);
+    assert_eq!(metrics.snapshot().tasks_queue_depth, 5);
+    let mut batch = batch.into_iter();
+    batch.next().unwrap().skip().await.unwrap();
+    // A released task comes back at once, as a redelivery.
+    let released = batch.next().unwrap();
+    let released_id = released.id().to_owned();
+    released.release().await.unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < 4 {
+        for task in worker.fetch(4, Duration::from_secs(5)).await.unwrap() {
+            seen.push((task.id().to_owned(), task.attempt()));
+            task.complete().await.unwrap();
+        }
+    }
+    assert!(seen.contains(&(released_id, 2)), "{seen:?}");
+    let snapshot = metrics.snapshot();
+    assert_eq!((snapshot.tasks_skipped, snapshot.tasks_redelivered), (1, 1));
+    // Nothing left: an empty batch after the wait.
+    assert!(
+        worker
+            .fetch(3, Duration::from_millis(200))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_state_store_records_completion_once_under_racing_writers() {
+    let Some(peer) = agents_testkit::nats() else {
+        return;
+    };
+    let (queue, _) = queue(&peer, TaskQueueConfig::default()).await;
+    let store = Arc::new(queue.state_store().await.unwrap());
+    let record = TaskRecord::submitted("race", "tests", Some("acme".into()));
+    assert!(matches!(
+        store.create(&record).await.unwrap(),
+        Created::New(_)
+    ));
+    // A second submit finds the first record.
+    let again = TaskRecord::submitted("race", "tests", Some("other".into()));
+    match store.create(&again).await.unwrap() {
+        Created::Existing(existing) => assert_eq!(existing.tenant.as_deref(), Some("acme")),
+        other => panic!("{other:?}"),
+    }
+    // Eight workers finish the same task at once: exactly one records its result.
+    let mut racers = Vec::new();
+    for i in 0..8 {
+        let store = store.clone();
+        racers.push(tokio::spawn(async move {
+            let start = |r: &mut TaskRecord| r.start(1, "w");
+            store.update("race", &start).await.unwrap();
+            let result = serde_json::json!({"by": i});
+            let complete = move |r: &mut TaskRecord| r.complete(result.clone());
+            store.update("race", &complete).await.unwrap().unwrap().1
+        }));
+    }
+    let mut winners = 0;
+    for racer in racers {
+        if racer.await.unwrap() {
+            winners += 1;
+        }
+    }
+    assert_eq!(winners, 1);
+    let stored = store.get("race").await.unwrap().unwrap();
+    assert_eq!(stored.state, TaskState::Completed);
+    // Finished is final: a late cancel changes nothing.
+    let cancel = |r: &mut TaskRecord| r.cancel("late");
+    let (after, changed) = store.update("race", &cancel).await.unwrap().unwrap();
+    assert!(!changed);
+    assert_eq!(after.result, stored.result);
+    assert!(store.update("missing", &cancel).await.unwrap().is_none());
+    assert!(store.get("no.such.key").await.unwrap().is_none());
+    assert!(
+        store
+            .create(&TaskRecord::submitted("a b", "t", None))
+            .await
+            .is_err()
+    );
+    store.remove("race").await.unwrap();
+    assert!(store.get("race").await.unwrap().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancellations_reach_every_watcher() {
+    let Some(peer) = agents_testkit::nats() else {
+        return;
+    };
+    let (queue, _) = queue(&peer, TaskQueueConfig::default()).await;
+    let store = queue.state_store().await.unwrap();
+    let mut first = store.cancellations().await.unwrap();
+    let mut second = store.cancellations().await.unwrap();
+    store.request_cancel("stop-me").await.unwrap();
+    for watch in [&mut first, &mut second] {
+        let id = tokio::time::timeout(Duration::from_secs(30), watch.next())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(id, "stop-me");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_whose_worker_is_lost_on_its_last_delivery_is_dead_lettered() {
+    let Some(peer) = agents_testkit::nats() else {
+        return;
+    };
+    let config = TaskQueueConfig::default()
+        .with_max_deliver(1)
+        .with_ack_wait_ms(300);
+    let (queue, metrics) = queue(&peer, config).await;
+    let store: Arc<dyn TaskStore> = Arc::new(queue.state_store().await.unwrap());
+    let sweeper = queue.sweep_lost_tasks(store.clone()).await.unwrap();
+    store
+        .create(&TaskRecord::submitted("lost", "tests", None))
+        .await
+        .unwrap();
+    queue
+        .submit("tests", "lost", b"input".to_vec())
+        .await
+        .unwrap();
+    let mut worker = queue.worker("tests").await.unwrap();
+    // Taken and never answered, as by a worker killed with SIGKILL.
+    let held = next(&mut worker).await;
+    std::mem::forget(held);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let record = store.get("lost").await.unwrap().unwrap();
+        if record.state == TaskState::DeadLettered && queue.waiting().await.unwrap() == 0 {
+            assert_eq!(record.error_kind.as_deref(), Some("worker_lost"));
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not dead-lettered: {record:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(queue.dead_letters().await.unwrap(), 1);
+    assert_eq!(metrics.snapshot().tasks_dead_lettered, 1);
+    sweeper.abort();
 }

@@ -160,7 +160,10 @@ pub(crate) async fn handle(
                 let chat = ChatRequest::of(&json);
                 let (seq, behavior) = shared.record(log(json), true);
                 match behavior {
-                    Some(behavior) => act(&behavior, &chat, seq, &shared.stop).await,
+                    Some(behavior) => {
+                        let _answering = Answering::new(&shared);
+                        act(&behavior, &chat, seq, &shared.stop).await
+                    }
                     None => Err(Abort),
                 }
             }
@@ -195,6 +198,27 @@ pub(crate) async fn handle(
             shared.record(log(json.unwrap_or(Value::Null)), false);
             Ok(error(StatusCode::NOT_FOUND, &message))
         }
+    }
+}
+
+/// Counts a chat request in [`Shared::answering`] while it lives: hyper drops the request's
+/// future when the client closes the connection, and the count goes down with it.
+struct Answering<'a>(&'a Shared);
+
+impl<'a> Answering<'a> {
+    fn new(shared: &'a Shared) -> Self {
+        shared
+            .answering
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Self(shared)
+    }
+}
+
+impl Drop for Answering<'_> {
+    fn drop(&mut self) {
+        self.0
+            .answering
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 

@@ -49,6 +49,8 @@ impl RecordedRequest {
 #[derive(Debug)]
 pub(crate) struct Shared {
     state: Mutex<State>,
+    /// Chat requests being answered now (a client that hangs up ends its request).
+    pub(crate) answering: std::sync::atomic::AtomicUsize,
     /// Stops every connection and every waiting behaviour.
     pub(crate) stop: CancellationToken,
 }
@@ -134,6 +136,7 @@ impl FakeModel {
                 requests: VecDeque::new(),
                 count: 0,
             }),
+            answering: std::sync::atomic::AtomicUsize::new(0),
             stop: CancellationToken::new(),
         });
         let tasks = TaskTracker::new();
@@ -184,6 +187,15 @@ impl FakeModel {
     /// bounded log no longer keeps and those received while the log was off.
     pub fn request_count(&self) -> usize {
         self.shared.lock().count
+    }
+
+    /// Chat requests being answered right now: received, and neither answered nor abandoned
+    /// by a client that closed its connection. A test checks with it that a cancelled call
+    /// really stopped at the model.
+    pub fn answering(&self) -> usize {
+        self.shared
+            .answering
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Stops the server and waits until every connection is closed.

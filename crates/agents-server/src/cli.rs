@@ -39,6 +39,14 @@ enum Command {
     ///
     /// `agents-server call code-analysis --file src/main.rs --stream`
     Call(Box<crate::client::CallArgs>),
+    /// Pulls queued tasks from NATS JetStream (`[tasks]`) and runs them with the configured
+    /// agents and providers (`[worker]`: concurrency, agents, grace period) until SIGINT or
+    /// SIGTERM; then finishes or hands back the running tasks.
+    Worker {
+        /// A TOML config file; without one, the embedded defaults.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Validates a config file (with `AGENTS_` overrides applied) and prints every error with
     /// its key. Exits 1 when there is one.
     CheckConfig {
@@ -124,6 +132,18 @@ fn execute(cli: Cli, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
                 .enable_all()
                 .build()?;
             runtime.block_on(crate::serve::run_until_signal(config))?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Worker { config } => {
+            let config = load_config(config.as_deref())?;
+            // Like `serve`, the worker installs its subscriber from `[telemetry]`.
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            let result = runtime.block_on(crate::worker::run_until_signal(config));
+            // Tasks are finished or handed back by now; nothing left may hold the exit.
+            runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+            result?;
             return Ok(ExitCode::SUCCESS);
         }
         Command::CheckConfig { file } => {
@@ -217,6 +237,7 @@ fn execute(cli: Cli, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
             return write_or_check_schemas(&config, &dir, check, out);
         }
         Command::Serve { .. }
+        | Command::Worker { .. }
         | Command::CheckConfig { .. }
         | Command::Audit { .. }
         | Command::Call(_) => {}

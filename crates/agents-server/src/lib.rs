@@ -31,6 +31,7 @@ pub mod service;
 pub mod status;
 pub mod telemetry;
 pub mod tls;
+pub mod worker;
 
 /// Types and service stubs generated from `proto/agents/v1/agents.proto`.
 #[allow(

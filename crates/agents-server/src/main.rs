@@ -6,9 +6,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = agents_server::cli::Cli::parse();
-    let stdout = std::io::stdout();
-    let mut stderr = std::io::stderr();
-    // stderr is not locked for the whole run: the spinner of `call --stream` draws on it from
-    // its own thread.
-    agents_server::cli::run(cli, &mut stdout.lock(), &mut stderr)
+    // Unlocked handles: a lock held here for the whole run would block every log line written
+    // from another thread (the runtime's workers) for ever.
+    agents_server::cli::run(cli, &mut std::io::stdout(), &mut std::io::stderr())
 }

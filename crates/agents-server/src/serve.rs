@@ -134,9 +134,9 @@ impl Running {
 /// Where the server's events go: a bounded, non-blocking sink in front of the audit log and
 /// the in-process bus.
 #[derive(Debug)]
-struct EventPipeline {
+pub(crate) struct EventPipeline {
     sink: Arc<BusSink>,
-    bus: Arc<dyn EventBus>,
+    pub(crate) bus: Arc<dyn EventBus>,
     in_process: Arc<InProcessBus>,
     /// The audit log's own counters, when there is one.
     audit: Option<Arc<BusMetrics>>,
@@ -163,7 +163,7 @@ impl EventPipeline {
     }
 
     /// Built inside the runtime: the sink's publisher is a task.
-    fn open(config: &BusConfig) -> anyhow::Result<Self> {
+    pub(crate) fn open(config: &BusConfig) -> anyhow::Result<Self> {
         let in_process = Arc::new(InProcessBus::new(InProcessConfig::default())?);
         let mut audit_metrics = None;
         let bus: Arc<dyn EventBus> = match &config.audit {
@@ -186,7 +186,7 @@ impl EventPipeline {
         })
     }
 
-    async fn close(&self, timeout: Duration) {
+    pub(crate) async fn close(&self, timeout: Duration) {
         if !self.sink.close(timeout).await {
             tracing::warn!(
                 ?timeout,
@@ -214,6 +214,67 @@ impl EventSink for FanOut {
     }
 }
 
+/// What `serve` and `worker` both build from the config: the event pipeline (audit log and
+/// in-process bus), metrics fed by events and bus counters, secrets, the provider chain and
+/// the agents.
+pub(crate) struct Runtime {
+    pub(crate) pipeline: EventPipeline,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) events: Arc<dyn EventSink>,
+    pub(crate) secrets: agents_secrets::CachedStore,
+    pub(crate) provider: Arc<dyn Provider>,
+    pub(crate) agents: Vec<Arc<dyn agents_core::Agent>>,
+}
+
+impl Runtime {
+    /// Built inside the runtime (the event pipeline's publisher is a task).
+    pub(crate) async fn build(
+        config: &ServerConfig,
+        extra: Arc<dyn EventSink>,
+    ) -> anyhow::Result<Self> {
+        let pipeline = EventPipeline::open(&config.bus)?;
+        let metrics = Arc::new(Metrics::new());
+        pipeline.export_metrics(&metrics);
+        let events: Arc<dyn EventSink> =
+            Arc::new(FanOut(vec![pipeline.sink.clone(), metrics.sink(), extra]));
+        let secrets = config
+            .secrets
+            .build()
+            .await
+            .context("cannot set up the secret stores")?;
+        let (provider, quotas) =
+            build_provider_with_quotas(config, &secrets, events.clone()).await?;
+        metrics.set_quota_source(move || {
+            quotas
+                .iter()
+                .map(|(provider, quota)| QuotaSample {
+                    provider: provider.clone(),
+                    in_flight: quota.in_flight() as u64,
+                    waiting: quota.waiting() as u64,
+                })
+                .collect()
+        });
+        if config.providers.is_empty() {
+            tracing::warn!("{}", crate::no_model::NO_MODEL_REASON);
+        } else if !provider.health().await.is_serving() {
+            tracing::warn!(
+                "no configured provider answers its health check yet; until one does, answers are built from code facts alone (degraded: true), or fail with UNAVAILABLE for inputs with allow_degraded = false"
+            );
+        }
+        // Every agent computes code facts first (tree-sitter, agents-facts): they ground the
+        // prompt and are the whole answer when no model answers.
+        let agents = grounded_agents(&config.agents, Arc::new(TreeSitterAnalyzer::new()))?;
+        Ok(Self {
+            pipeline,
+            metrics,
+            events,
+            secrets,
+            provider,
+            agents,
+        })
+    }
+}
+
 /// Starts serving `config` (binding its address; port 0 picks a free one) and returns at once.
 pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
     start_with_events(config, Arc::new(NullSink)).await
@@ -225,48 +286,28 @@ pub async fn start_with_events(
     extra: Arc<dyn EventSink>,
 ) -> anyhow::Result<Running> {
     check_exposure(&config)?;
-    let pipeline = EventPipeline::open(&config.bus)?;
-    let metrics = Arc::new(Metrics::new());
-    pipeline.export_metrics(&metrics);
-    let events: Arc<dyn EventSink> =
-        Arc::new(FanOut(vec![pipeline.sink.clone(), metrics.sink(), extra]));
-    let secrets = config
-        .secrets
-        .build()
-        .await
-        .context("cannot set up the secret stores")?;
+    let Runtime {
+        pipeline,
+        metrics,
+        events,
+        secrets,
+        provider,
+        agents,
+    } = Runtime::build(&config, extra).await?;
     let tls = match &config.server.tls {
         Some(tls) => Some(tls.load(&secrets).await?),
         None => None,
     };
-    let (provider, quotas) = build_provider_with_quotas(&config, &secrets, events.clone()).await?;
-    metrics.set_quota_source(move || {
-        quotas
-            .iter()
-            .map(|(provider, quota)| QuotaSample {
-                provider: provider.clone(),
-                in_flight: quota.in_flight() as u64,
-                waiting: quota.waiting() as u64,
-            })
-            .collect()
-    });
     let auth = Authenticator::load(&config.auth, &secrets)
         .await
         .map_err(|e| anyhow::anyhow!("cannot load the API keys: {e}"))?;
-    if config.providers.is_empty() {
-        tracing::warn!("{}", crate::no_model::NO_MODEL_REASON);
-    } else if !provider.health().await.is_serving() {
-        tracing::warn!(
-            "no configured provider answers its health check yet; until one does, answers are built from code facts alone (degraded: true), or fail with UNAVAILABLE for inputs with allow_degraded = false"
-        );
-    }
-    // Every agent computes code facts first (tree-sitter, agents-facts): they ground the prompt
-    // and are the whole answer when no model answers.
-    let agents = grounded_agents(&config.agents, Arc::new(TreeSitterAnalyzer::new()))?;
-    let service = AgentsService::new(agents, provider, events)
+    let mut service = AgentsService::new(agents, provider, events)
         .with_auth(auth)
         .with_limits(Limiter::new(config.limits.clone()))
         .with_metrics(metrics.clone());
+    if config.tasks.uses_queue() {
+        service = service.with_queue(crate::worker::QueueDispatch::connect(&config.tasks).await?);
+    }
     let ready = Arc::new(AtomicBool::new(false));
     let (metrics_addr, metrics_stop) = match config.server.metrics_listen {
         Some(listen) => {
@@ -399,7 +440,7 @@ pub async fn run_until_signal(config: ServerConfig) -> anyhow::Result<()> {
 }
 
 /// Resolves on SIGINT or SIGTERM; the SIGTERM handler is installed when this returns.
-fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
+pub(crate) fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
     #[cfg(unix)]
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("cannot listen for SIGTERM")?;

@@ -51,6 +51,20 @@ pub fn from_agent_error(error: &AgentError) -> Status {
     }
 }
 
+/// The status for a failure of the task queue or its state bucket.
+pub fn from_bus_error(error: &agents_bus::Error) -> Status {
+    use agents_bus::ErrorKind;
+    let message = format!("the task queue failed: {error}");
+    match error.kind() {
+        ErrorKind::Full => Status::resource_exhausted(message),
+        ErrorKind::InvalidEvent => Status::invalid_argument(message),
+        ErrorKind::Timeout | ErrorKind::Transport | ErrorKind::Closed | ErrorKind::Io => {
+            Status::unavailable(format!("{message}; retry later"))
+        }
+        _ => Status::internal(message),
+    }
+}
+
 /// The status for a request whose body is not valid JSON.
 pub fn invalid_json(field: &str, error: &serde_json::Error) -> Status {
     let message = format!(

@@ -28,6 +28,11 @@ pub struct TaskQueueConfig {
     pub duplicate_window_secs: u64,
     /// Longest wait for the server to store a submitted task.
     pub publish_timeout_ms: u64,
+    /// The key-value bucket holding each task's state and result (`task.<id>`) and cancel
+    /// requests (`cancel.<id>`).
+    pub state_bucket: String,
+    /// Largest stored state record (with its result), in bytes; a bigger result fails the task.
+    pub max_state_bytes: u32,
 }
 
 impl Default for TaskQueueConfig {
@@ -43,6 +48,8 @@ impl Default for TaskQueueConfig {
             max_age_secs: 7 * 24 * 3600,
             duplicate_window_secs: 600,
             publish_timeout_ms: 2_000,
+            state_bucket: "AGENTS_TASK_STATE".into(),
+            max_state_bytes: 1024 * 1024,
         }
     }
 }
@@ -60,6 +67,18 @@ impl TaskQueueConfig {
         self
     }
 
+    /// Sets the state bucket.
+    pub fn with_state_bucket(mut self, bucket: impl Into<String>) -> Self {
+        self.state_bucket = bucket.into();
+        self
+    }
+
+    /// How often a worker holding a task should send a heartbeat: a third of the ack wait, so
+    /// two may be lost before the task is redelivered.
+    pub fn heartbeat_interval(&self) -> Duration {
+        Duration::from_millis((self.ack_wait_ms / 3).max(1))
+    }
+
     pub(crate) fn ack_wait(&self) -> Duration {
         Duration::from_millis(self.ack_wait_ms)
     }
@@ -74,6 +93,7 @@ impl TaskQueueConfig {
         for (path, name) in [
             ("stream", &self.stream),
             ("dead_letter_stream", &self.dead_letter_stream),
+            ("state_bucket", &self.state_bucket),
         ] {
             if !plain(name) {
                 return Err(ConfigError::new(
@@ -113,6 +133,7 @@ impl TaskQueueConfig {
             ("max_age_secs", self.max_age_secs),
             ("duplicate_window_secs", self.duplicate_window_secs),
             ("publish_timeout_ms", self.publish_timeout_ms),
+            ("max_state_bytes", u64::from(self.max_state_bytes)),
         ] {
             if value == 0 {
                 return Err(ConfigError::new(path, "must be at least 1"));
@@ -174,6 +195,14 @@ mod tests {
             ..base()
         };
         assert_eq!(path(huge), Err("max_bytes".into()));
+        assert_eq!(
+            path(base().with_state_bucket("a.b")),
+            Err("state_bucket".into())
+        );
+        assert_eq!(
+            base().with_ack_wait_ms(3_000).heartbeat_interval(),
+            Duration::from_secs(1)
+        );
         assert_eq!(
             base().with_ack_wait_ms(5).ack_wait(),
             Duration::from_millis(5)

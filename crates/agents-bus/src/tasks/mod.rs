@@ -13,6 +13,11 @@
 
 mod config;
 mod queue;
+mod state;
 
 pub use config::TaskQueueConfig;
 pub use queue::{Task, TaskOutcome, TaskQueue, TaskWorker};
+pub use state::{
+    Cancellations, Change, Created, JetStreamTaskStore, TaskRecord, TaskState, TaskStore,
+    is_valid_task_id,
+};

@@ -9,7 +9,7 @@ use async_nats::jetstream::stream::{self, DiscardPolicy, RetentionPolicy, Storag
 use async_nats::jetstream::{self, AckKind, Context};
 use futures_util::StreamExt;
 
-use super::TaskQueueConfig;
+use super::{JetStreamTaskStore, TaskQueueConfig};
 use crate::{BusMetrics, Delivery, Error};
 
 /// Header of a dead letter: why the task was given up.
@@ -18,6 +18,8 @@ const REASON_HEADER: &str = "Agents-Dead-Reason";
 const DELIVERIES_HEADER: &str = "Agents-Deliveries";
 /// Header of a dead letter: the task id (also its `Nats-Msg-Id`).
 const TASK_HEADER: &str = "Agents-Task-Id";
+/// Header of a dead letter: the stable kind of the last error.
+const KIND_HEADER: &str = "Agents-Dead-Kind";
 
 /// Submits tasks to the JetStream work queue and hands out workers (see the
 /// [crate docs](crate#features)). Clones share the connection.
@@ -110,15 +112,30 @@ impl TaskQueue {
         task_id: &str,
         payload: Vec<u8>,
     ) -> Result<Delivery, Error> {
+        self.submit_with_headers(agent, task_id, payload, &[]).await
+    }
+
+    /// [`submit`](Self::submit) with extra message headers (e.g. `traceparent`, `Agents-Tenant`),
+    /// which the worker reads back with [`Task::header`].
+    pub async fn submit_with_headers(
+        &self,
+        agent: &str,
+        task_id: &str,
+        payload: Vec<u8>,
+        headers: &[(&str, &str)],
+    ) -> Result<Delivery, Error> {
         Self::check_agent(agent)?;
         if task_id.is_empty() {
             return Err(Error::InvalidEvent {
                 reason: "a task needs a non-empty id",
             });
         }
-        let publish = PublishMessage::build()
+        let mut publish = PublishMessage::build()
             .payload(payload.into())
             .message_id(task_id);
+        for (name, value) in headers {
+            publish = publish.header(*name, *value);
+        }
         let subject = format!("{}.{agent}", self.config.subject_prefix);
         let ack = self
             .js
@@ -147,19 +164,48 @@ impl TaskQueue {
             max_deliver: i64::from(self.config.max_deliver),
             ..Default::default()
         };
-        let consumer: pull::Stream = self
+        let consumer = self
             .js
             .create_consumer_on_stream(config, self.config.stream.as_str())
             .await
-            .map_err(|e| Error::transport("create a task consumer", &e))?
-            .messages()
-            .await
-            .map_err(|e| Error::transport("pull tasks", &e))?;
+            .map_err(|e| Error::transport("create a task consumer", &e))?;
         Ok(TaskWorker {
-            messages: consumer,
+            consumer,
+            messages: None,
             queue: self.clone(),
             agent: agent.to_owned(),
         })
+    }
+
+    /// The task state store in this queue's bucket (`state_bucket`), created if missing.
+    pub async fn state_store(&self) -> Result<JetStreamTaskStore, Error> {
+        JetStreamTaskStore::open(&self.js, &self.config).await
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &TaskQueueConfig {
+        &self.config
+    }
+
+    /// Counts the tasks waiting for `agents`' workers (not yet delivered, or due again) into
+    /// the `tasks_queue_depth` gauge, and returns it.
+    pub async fn refresh_depth(&self, agents: &[String]) -> Result<u64, Error> {
+        let mut depth = 0;
+        for agent in agents {
+            Self::check_agent(agent)?;
+            let mut consumer: consumer::PullConsumer = self
+                .js
+                .get_consumer_from_stream(format!("worker-{agent}"), self.config.stream.as_str())
+                .await
+                .map_err(|e| Error::transport("find a task consumer", &e))?;
+            let info = consumer
+                .info()
+                .await
+                .map_err(|e| Error::transport("read a task consumer", &e))?;
+            depth += info.num_pending + info.num_ack_pending as u64;
+        }
+        BusMetrics::set(&self.metrics.tasks_queue_depth, depth);
+        Ok(depth)
     }
 
     /// Tasks waiting or in progress, over all agents.
@@ -188,7 +234,8 @@ impl TaskQueue {
 
 /// Pulls one agent's tasks.
 pub struct TaskWorker {
-    messages: pull::Stream,
+    consumer: consumer::PullConsumer,
+    messages: Option<pull::Stream>,
     queue: TaskQueue,
     agent: String,
 }
@@ -202,13 +249,68 @@ impl std::fmt::Debug for TaskWorker {
 }
 
 impl TaskWorker {
+    /// The agent whose tasks it pulls.
+    pub fn agent(&self) -> &str {
+        &self.agent
+    }
+
     /// The next task, waiting as long as it takes; `Some(Err(_))` for a transient pull error
     /// (the worker can go on calling `next`).
+    ///
+    /// This keeps a batch of tasks buffered in the process (their ack wait running); a worker
+    /// that runs a fixed number at a time should [`fetch`](Self::fetch) instead.
     pub async fn next(&mut self) -> Option<Result<Task, Error>> {
-        let message = match self.messages.next().await? {
+        let messages = match &mut self.messages {
+            Some(messages) => messages,
+            None => match self.consumer.messages().await {
+                Ok(messages) => self.messages.insert(messages),
+                Err(error) => return Some(Err(Error::transport("pull tasks", &error))),
+            },
+        };
+        let message = match messages.next().await? {
             Ok(message) => message,
             Err(error) => return Some(Err(Error::transport("pull a task", &error))),
         };
+        Some(Ok(self.task(message)))
+    }
+
+    /// Up to `max` tasks, waiting at most `wait` for the first: a worker asks for as many as
+    /// it has free slots, so no task waits in its buffer while its ack wait runs out. An empty
+    /// vector means none came in time.
+    pub async fn fetch(&mut self, max: usize, wait: Duration) -> Result<Vec<Task>, Error> {
+        let wait = wait.max(Duration::from_millis(10));
+        let batch = self
+            .consumer
+            .fetch()
+            .max_messages(max.max(1))
+            .expires(wait)
+            .messages()
+            .await
+            .map_err(|e| Error::transport("pull tasks", &e))?;
+        // The server ends the batch after `wait`; the client bound covers a server that went
+        // away mid-request.
+        let bound = wait + Duration::from_secs(5);
+        let collected = tokio::time::timeout(bound, batch.collect::<Vec<_>>())
+            .await
+            .map_err(|_| Error::Timeout {
+                operation: "pull tasks",
+                after_ms: u64::try_from(bound.as_millis()).unwrap_or(u64::MAX),
+            })?;
+        let mut tasks = Vec::with_capacity(collected.len());
+        for message in collected {
+            match message {
+                Ok(message) => tasks.push(self.task(message)),
+                // Tasks already received are handed out; the rest are redelivered later.
+                Err(error) if tasks.is_empty() => {
+                    return Err(Error::transport("pull a task", &error));
+                }
+                Err(_) => break,
+            }
+        }
+        Ok(tasks)
+    }
+
+    fn task(&self, message: jetstream::Message) -> Task {
         let (attempt, sequence) = match message.info() {
             Ok(info) => (
                 u32::try_from(info.delivered).unwrap_or(u32::MAX),
@@ -221,13 +323,16 @@ impl TaskWorker {
             .as_ref()
             .and_then(|h| h.get("Nats-Msg-Id"))
             .map_or_else(|| format!("seq-{sequence}"), |v| v.as_str().to_owned());
-        Some(Ok(Task {
+        if attempt > 1 {
+            BusMetrics::inc(&self.queue.metrics.tasks_redelivered);
+        }
+        Task {
             id,
             agent: self.agent.clone(),
             attempt,
             message,
             queue: self.queue.clone(),
-        }))
+        }
     }
 }
 
@@ -264,6 +369,15 @@ impl Task {
         self.attempt
     }
 
+    /// A header given at submit (e.g. `traceparent`).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(name))
+            .map(|v| v.as_str())
+    }
+
     /// Whether failing now dead-letters the task.
     pub fn is_last_attempt(&self) -> bool {
         self.attempt >= self.queue.config.max_deliver
@@ -286,11 +400,47 @@ impl Task {
             .map_err(|e| Error::transport("complete a task", &e))
     }
 
+    /// Acknowledges a delivery whose effect is already recorded (a redelivery of a finished or
+    /// cancelled task) without running it again.
+    pub async fn skip(self) -> Result<(), Error> {
+        BusMetrics::inc(&self.queue.metrics.tasks_skipped);
+        self.complete().await
+    }
+
+    /// Hands the task back unfinished (a worker shutting down): it is delivered again at once,
+    /// to another worker. This counts as a delivery.
+    pub async fn release(self) -> Result<(), Error> {
+        self.message
+            .ack_with(AckKind::Nak(None))
+            .await
+            .map_err(|e| Error::transport("release a task", &e))
+    }
+
+    /// Removes a task that must not run again (e.g. its input is invalid) without
+    /// dead-lettering it; the state record says why.
+    pub async fn terminate(self) -> Result<(), Error> {
+        self.message
+            .ack_with(AckKind::Term)
+            .await
+            .map_err(|e| Error::transport("terminate a task", &e))
+    }
+
     /// Gives this attempt up: the task is delivered again after `retry_after` (or at once),
     /// or, on its last delivery, moved to the dead-letter subject `<prefix>.<agent>` with the
     /// (redacted) `reason` and the delivery count in headers.
     pub async fn fail(
         self,
+        reason: &str,
+        retry_after: Option<Duration>,
+    ) -> Result<TaskOutcome, Error> {
+        self.fail_with_kind("error", reason, retry_after).await
+    }
+
+    /// [`fail`](Self::fail), also naming the error's stable `kind` in the dead letter's
+    /// `Agents-Dead-Kind` header.
+    pub async fn fail_with_kind(
+        self,
+        kind: &str,
         reason: &str,
         retry_after: Option<Duration>,
     ) -> Result<TaskOutcome, Error> {
@@ -308,6 +458,7 @@ impl Task {
             .message_id(&self.id)
             .header(TASK_HEADER, self.id.as_str())
             .header(REASON_HEADER, reason.as_str())
+            .header(KIND_HEADER, kind)
             .header(DELIVERIES_HEADER, self.attempt.to_string().as_str());
         let subject = format!("{}.{}", queue.config.dead_letter_prefix, self.agent);
         queue
@@ -324,5 +475,127 @@ impl Task {
         BusMetrics::inc(&queue.metrics.tasks_dead_lettered);
         tracing::warn!(task_id = %self.id, agent = %self.agent, deliveries = self.attempt, "task dead-lettered");
         Ok(TaskOutcome::DeadLettered)
+    }
+}
+
+/// The body of a `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES` advisory (the fields we read).
+#[derive(Debug, serde::Deserialize)]
+struct MaxDeliveries {
+    stream_seq: u64,
+    #[serde(default)]
+    deliveries: u64,
+}
+
+impl TaskQueue {
+    /// Watches the server's max-deliveries advisories for this queue's stream and dead-letters
+    /// the tasks they name: the tasks whose last delivery ended without an answer (the worker
+    /// holding it was killed, or lost its connection, on the last attempt). Such a task is left
+    /// in the work queue by JetStream and delivered to nobody; this moves it to the dead-letter
+    /// stream with its state record (`dead_lettered`, kind `worker_lost`) and removes it.
+    ///
+    /// Every worker process may run one: they share a queue group, so each advisory is handled
+    /// once. Runs until the connection is closed; returns once subscribed.
+    pub async fn sweep_lost_tasks(
+        &self,
+        store: Arc<dyn super::TaskStore>,
+    ) -> Result<tokio::task::JoinHandle<()>, Error> {
+        let subject = format!(
+            "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{}.*",
+            self.config.stream
+        );
+        let mut advisories = self
+            .js
+            .client()
+            .queue_subscribe(subject, "agents-task-sweepers".to_owned())
+            .await
+            .map_err(|e| Error::transport("watch max-deliveries advisories", &e))?;
+        let queue = self.clone();
+        Ok(tokio::spawn(async move {
+            while let Some(message) = advisories.next().await {
+                let Ok(advisory) = serde_json::from_slice::<MaxDeliveries>(&message.payload) else {
+                    continue;
+                };
+                if let Err(error) = queue.bury(store.as_ref(), &advisory).await {
+                    tracing::warn!(%error, sequence = advisory.stream_seq, "a task past its deliveries was not dead-lettered; it stays in the work queue");
+                }
+            }
+        }))
+    }
+
+    async fn bury(
+        &self,
+        store: &dyn super::TaskStore,
+        advisory: &MaxDeliveries,
+    ) -> Result<(), Error> {
+        let stream = self
+            .js
+            .get_stream(self.config.stream.as_str())
+            .await
+            .map_err(|e| Error::transport("get the task stream", &e))?;
+        let Ok(message) = stream.get_raw_message(advisory.stream_seq).await else {
+            // Already gone: completed, terminated or dead-lettered in the meantime.
+            return Ok(());
+        };
+        let id = message.headers.get("Nats-Msg-Id").map_or_else(
+            || format!("seq-{}", advisory.stream_seq),
+            |v| v.as_str().to_owned(),
+        );
+        let agent = message
+            .subject
+            .as_str()
+            .strip_prefix(&format!("{}.", self.config.subject_prefix))
+            .unwrap_or("unknown")
+            .to_owned();
+        let deliveries = u32::try_from(advisory.deliveries).unwrap_or(u32::MAX);
+        let lost = format!(
+            "delivered {deliveries} times without an answer: the worker holding it was lost"
+        );
+        // The record decides: a finished task whose ack was lost is only removed.
+        let record = if super::is_valid_task_id(&id) {
+            let change = |r: &mut super::TaskRecord| r.dead_letter("worker_lost", &lost);
+            store.update(&id, &change).await?.map(|(record, _)| record)
+        } else {
+            None
+        };
+        let bury = record
+            .as_ref()
+            .is_none_or(|r| r.state == super::TaskState::DeadLettered);
+        if bury {
+            let (kind, reason) = record
+                .as_ref()
+                .map(|r| {
+                    (
+                        r.error_kind.clone().unwrap_or_else(|| "worker_lost".into()),
+                        r.error_message.clone().unwrap_or_else(|| lost.clone()),
+                    )
+                })
+                .unwrap_or_else(|| ("worker_lost".into(), lost.clone()));
+            let reason = Redactor::global()
+                .redact(&reason)
+                .replace(['\r', '\n'], " ");
+            let publish = PublishMessage::build()
+                .payload(message.payload.clone())
+                .message_id(&id)
+                .header(TASK_HEADER, id.as_str())
+                .header(REASON_HEADER, reason.as_str())
+                .header(KIND_HEADER, kind.as_str())
+                .header(DELIVERIES_HEADER, deliveries.to_string().as_str());
+            self.js
+                .send_publish(
+                    format!("{}.{agent}", self.config.dead_letter_prefix),
+                    publish,
+                )
+                .await
+                .map_err(|e| Error::transport("dead-letter a task", &e))?
+                .await
+                .map_err(|e| Error::transport("dead-letter a task", &e))?;
+            BusMetrics::inc(&self.metrics.tasks_dead_lettered);
+            tracing::warn!(task_id = %id, %agent, deliveries, "task dead-lettered after its worker was lost");
+        }
+        stream
+            .delete_message(advisory.stream_seq)
+            .await
+            .map_err(|e| Error::transport("remove a dead task from the work queue", &e))?;
+        Ok(())
     }
 }

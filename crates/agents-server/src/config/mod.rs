@@ -5,9 +5,11 @@
 
 mod env;
 mod model;
+mod queue;
 
 pub use env::apply_env_overrides;
 pub use model::{BusConfig, ListenConfig, ProviderEntry, ServerConfig};
+pub use queue::{Dispatch, TasksConfig, WorkerConfig};
 
 pub use crate::telemetry::{LogFormat, TelemetryConfig};
 

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use agents_bus::AuditConfig;
 use agents_secrets::SecretsConfig;
 
+use super::queue::{TasksConfig, WorkerConfig};
 use crate::auth::AuthConfig;
 use crate::limits::LimitsConfig;
 use crate::telemetry::TelemetryConfig;
@@ -45,6 +46,12 @@ pub struct ServerConfig {
     /// Spans (OTLP export, sampling) and the log format.
     #[serde(default)]
     pub telemetry: TelemetryConfig,
+    /// How SubmitTask dispatches (inline or the JetStream queue), per agent.
+    #[serde(default)]
+    pub tasks: TasksConfig,
+    /// The `agents-server worker` process.
+    #[serde(default)]
+    pub worker: WorkerConfig,
 }
 
 /// Where the runtime's CloudEvents go: an in-process bus, and the durable audit log.
@@ -173,6 +180,8 @@ impl ServerConfig {
                 .map_err(|e| e.within("secrets"))
                 .err(),
         );
+        errors.extend(self.tasks.validate());
+        errors.extend(self.worker.validate());
         if self.bus.queue_capacity == 0 {
             errors.push(ConfigError::new("bus.queue_capacity", "must be at least 1"));
         }

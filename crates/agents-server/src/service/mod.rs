@@ -39,6 +39,8 @@ pub struct AgentsService {
     auth: Arc<Authenticator>,
     limits: Limiter,
     metrics: Arc<Metrics>,
+    /// The JetStream queue, for agents with `dispatch = "queue"`.
+    queue: Option<Arc<crate::worker::QueueDispatch>>,
 }
 
 impl AgentsService {
@@ -59,7 +61,14 @@ impl AgentsService {
             auth: Arc::new(Authenticator::disabled()),
             limits: Limiter::new(crate::limits::LimitsConfig::default()),
             metrics: Arc::new(Metrics::new()),
+            queue: None,
         }
+    }
+
+    /// Sends the tasks of the agents it handles to the JetStream queue.
+    pub fn with_queue(mut self, queue: Arc<crate::worker::QueueDispatch>) -> Self {
+        self.queue = Some(queue);
+        self
     }
 
     /// Sets where request metrics go.
@@ -328,6 +337,19 @@ impl AgentService for AgentsService {
         agent
             .validate_input(&input)
             .map_err(|e| status::from_agent_error(&e))?;
+        if let Some(queue) = self.queue.as_ref().filter(|q| q.handles(agent.id())) {
+            let response = queue
+                .submit(
+                    agent.id(),
+                    &ctx.request_id,
+                    &input,
+                    principal.tenant(),
+                    &ctx.trace,
+                    self.events.as_ref(),
+                )
+                .await?;
+            return Ok(Response::new(response));
+        }
         let task_id = self.tasks.submit(agent, ctx, input)?;
         Ok(Response::new(pb::SubmitTaskResponse {
             task_id,
@@ -340,9 +362,17 @@ impl AgentService for AgentsService {
         request: Request<pb::GetTaskRequest>,
     ) -> Result<Response<pb::Task>, Status> {
         let principal = self.authorize(request.metadata(), Role::Read)?;
-        self.tasks
-            .get(&request.get_ref().task_id, principal.tenant())
-            .map(Response::new)
+        let found = self
+            .tasks
+            .get(&request.get_ref().task_id, principal.tenant());
+        if let (Err(_), Some(queue)) = (&found, &self.queue)
+            && let Some(task) = queue
+                .get(&request.get_ref().task_id, principal.tenant())
+                .await?
+        {
+            return Ok(Response::new(task));
+        }
+        found.map(Response::new)
     }
 
     async fn cancel_task(
@@ -350,9 +380,17 @@ impl AgentService for AgentsService {
         request: Request<pb::CancelTaskRequest>,
     ) -> Result<Response<pb::Task>, Status> {
         let principal = self.authorize(request.metadata(), Role::Execute)?;
-        self.tasks
-            .cancel(&request.get_ref().task_id, principal.tenant())
-            .map(Response::new)
+        let found = self
+            .tasks
+            .cancel(&request.get_ref().task_id, principal.tenant());
+        if let (Err(_), Some(queue)) = (&found, &self.queue)
+            && let Some(task) = queue
+                .cancel(&request.get_ref().task_id, principal.tenant())
+                .await?
+        {
+            return Ok(Response::new(task));
+        }
+        found.map(Response::new)
     }
 }
 

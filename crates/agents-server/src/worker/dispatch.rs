@@ -1,0 +1,183 @@
+//! The server's side of queued tasks: SubmitTask, GetTask and CancelTask over JetStream.
+
+use std::sync::Arc;
+
+use agents_bus::{
+    BusMetrics, Created, JetStreamTaskStore, TaskQueue, TaskRecord, TaskStore, is_valid_task_id,
+};
+use agents_core::{CloudEvent, EventSink, TaskQueued, TraceContext};
+use anyhow::Context as _;
+use tonic::Status;
+
+use super::{TENANT_HEADER, record};
+use crate::config::{Dispatch, TasksConfig};
+use crate::pb;
+use crate::status;
+
+/// Submits tasks of the agents dispatched to the queue, and reads and cancels them.
+#[derive(Debug)]
+pub struct QueueDispatch {
+    queue: TaskQueue,
+    store: Arc<dyn TaskStore>,
+    config: TasksConfig,
+}
+
+/// Connects to NATS (reconnecting for ever after the first connection) and sets up the
+/// queue's streams and state bucket.
+pub(super) async fn connect(
+    config: &TasksConfig,
+    name: &str,
+    metrics: Arc<BusMetrics>,
+) -> anyhow::Result<(TaskQueue, Arc<JetStreamTaskStore>)> {
+    let client = async_nats::ConnectOptions::new()
+        .name(name)
+        .max_reconnects(None)
+        .connect(config.nats_url.as_str())
+        .await
+        .with_context(|| {
+            "cannot connect to NATS at tasks.nats_url; start nats-server with JetStream (-js) there, or set AGENTS_TASKS__NATS_URL"
+        })?;
+    let queue = TaskQueue::new(client, config.queue.clone(), metrics)
+        .await
+        .context("cannot set up the task streams; is JetStream enabled (nats-server -js)?")?;
+    let store = Arc::new(
+        queue
+            .state_store()
+            .await
+            .context("cannot set up the task state bucket")?,
+    );
+    Ok((queue, store))
+}
+
+impl QueueDispatch {
+    /// Connects to the queue of `config`.
+    pub async fn connect(config: &TasksConfig) -> anyhow::Result<Arc<Self>> {
+        let (queue, store) = connect(config, "agents-server", Arc::new(BusMetrics::new())).await?;
+        Ok(Arc::new(Self {
+            queue,
+            store,
+            config: config.clone(),
+        }))
+    }
+
+    /// Whether `agent`'s tasks go to the queue.
+    pub fn handles(&self, agent: &str) -> bool {
+        self.config.dispatch_of(agent) == Dispatch::Queue
+    }
+
+    /// Records and queues a task; a retried submit (same id, same tenant) returns the task
+    /// as it is and queues it at most once.
+    pub(crate) async fn submit(
+        &self,
+        agent: &str,
+        task_id: &str,
+        input: &serde_json::Value,
+        tenant: &str,
+        trace: &TraceContext,
+        events: &dyn EventSink,
+    ) -> Result<pb::SubmitTaskResponse, Status> {
+        if !is_valid_task_id(task_id) {
+            return Err(Status::invalid_argument(
+                "task_id must be 1 to 128 letters, digits, `-` and `_` for queued agents; leave it empty to get one",
+            ));
+        }
+        let record = TaskRecord::submitted(task_id, agent, Some(tenant.to_owned()));
+        let record = match self
+            .store
+            .create(&record)
+            .await
+            .map_err(|e| status::from_bus_error(&e))?
+        {
+            Created::New(record) => record,
+            Created::Existing(existing) if existing.tenant.as_deref() == Some(tenant) => existing,
+            // Another tenant's id is not revealed: it is refused like any clash.
+            Created::Existing(_) => {
+                return Err(Status::already_exists(format!(
+                    "task id `{task_id}` is taken; submit with another id"
+                )));
+            }
+            _ => return Err(Status::internal("unexpected task store answer")),
+        };
+        if record.state == agents_bus::TaskState::Submitted {
+            // Published again on a retry: the stream's de-duplication keeps one copy.
+            let mut headers = vec![
+                (TENANT_HEADER, tenant),
+                ("traceparent", trace.traceparent()),
+            ];
+            if let Some(state) = trace.tracestate() {
+                headers.push(("tracestate", state));
+            }
+            let payload = input.to_string().into_bytes();
+            if let Err(error) = self
+                .queue
+                .submit_with_headers(agent, task_id, payload, &headers)
+                .await
+            {
+                if record.attempts == 0 {
+                    let _ = self.store.remove(task_id).await;
+                }
+                return Err(status::from_bus_error(&error));
+            }
+            let mut queued = TaskQueued::default();
+            queued.task_id = task_id.to_owned();
+            queued.agent_id = agent.to_owned();
+            queued.tenant = Some(tenant.to_owned());
+            events.emit(
+                CloudEvent::new(format!("/agents/{agent}"), &queued)
+                    .with_trace(trace.traceparent(), trace.tracestate().map(str::to_owned)),
+            );
+        }
+        Ok(pb::SubmitTaskResponse {
+            task_id: task_id.to_owned(),
+            state: record::state(record.state) as i32,
+        })
+    }
+
+    /// The task, if it exists and belongs to `tenant`.
+    pub(crate) async fn get(
+        &self,
+        task_id: &str,
+        tenant: &str,
+    ) -> Result<Option<pb::Task>, Status> {
+        let record = self
+            .store
+            .get(task_id)
+            .await
+            .map_err(|e| status::from_bus_error(&e))?;
+        Ok(record
+            .filter(|r| r.tenant.as_deref() == Some(tenant))
+            .map(|r| record::task(&r)))
+    }
+
+    /// Cancels the task if it has not finished, and tells the worker holding it to stop.
+    pub(crate) async fn cancel(
+        &self,
+        task_id: &str,
+        tenant: &str,
+    ) -> Result<Option<pb::Task>, Status> {
+        let Some(existing) = self.get(task_id, tenant).await? else {
+            return Ok(None);
+        };
+        if existing.state != pb::TaskState::Submitted as i32
+            && existing.state != pb::TaskState::Working as i32
+        {
+            return Ok(Some(existing));
+        }
+        let change = |r: &mut TaskRecord| r.cancel("cancelled by CancelTask");
+        let updated = self
+            .store
+            .update(task_id, &change)
+            .await
+            .map_err(|e| status::from_bus_error(&e))?;
+        let Some((record, changed)) = updated else {
+            return Ok(None);
+        };
+        if changed {
+            self.store
+                .request_cancel(task_id)
+                .await
+                .map_err(|e| status::from_bus_error(&e))?;
+        }
+        Ok(Some(record::task(&record)))
+    }
+}

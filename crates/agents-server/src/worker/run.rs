@@ -1,0 +1,586 @@
+//! `agents-server worker`: pulls tasks, runs them with the server's agents and providers,
+//! records the outcome and publishes the `task.*` events.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use agents_bus::{Task, TaskOutcome, TaskQueue, TaskRecord, TaskState, TaskStore, TaskWorker};
+use agents_core::{
+    Agent, AgentContext, AgentError, CancellationToken, CloudEvent, EventPayload, EventSink,
+    NullSink, Provider, TaskCompleted, TaskDeadLettered, TaskFailed, TaskStarted, TraceContext,
+};
+use anyhow::Context as _;
+use tokio::sync::Semaphore;
+
+use super::{TENANT_HEADER, dispatch, record};
+use crate::auth::ANONYMOUS_TENANT;
+use crate::config::{ServerConfig, WorkerConfig};
+use crate::metrics::Metrics;
+use crate::serve::{EventPipeline, Runtime};
+use crate::status;
+
+/// Pause after a failed pull or consumer setup before trying again (NATS down).
+const PULL_RETRY: Duration = Duration::from_millis(500);
+/// How often the queue depth gauge is refreshed.
+const DEPTH_EVERY: Duration = Duration::from_secs(5);
+
+/// A running worker; [`shutdown`](Self::shutdown) stops it gracefully.
+#[derive(Debug)]
+pub struct Worker {
+    shared: Arc<Shared>,
+    pullers: Vec<tokio::task::JoinHandle<()>>,
+    background: Vec<tokio::task::JoinHandle<()>>,
+    pipeline: EventPipeline,
+    metrics_stop: Option<tokio::sync::oneshot::Sender<()>>,
+    /// Where `/metrics`, `/healthz` and `/readyz` answer, when enabled.
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    ready: Arc<AtomicBool>,
+}
+
+/// What every task handler shares.
+struct Shared {
+    name: String,
+    config: WorkerConfig,
+    agents: HashMap<String, Arc<dyn Agent>>,
+    provider: Arc<dyn Provider>,
+    events: Arc<dyn EventSink>,
+    metrics: Arc<Metrics>,
+    store: Arc<dyn TaskStore>,
+    slots: Arc<Semaphore>,
+    /// How often a running task's ack wait is restarted.
+    heartbeat: Duration,
+    /// Cancelled when the worker stops pulling.
+    stop: CancellationToken,
+    /// Cancelled when the grace period is over: running tasks stop and are handed back.
+    abandon: CancellationToken,
+    /// The cancel token of each running task, by task id.
+    running: Mutex<HashMap<String, CancellationToken>>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("name", &self.name)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+fn default_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "worker".to_owned());
+    format!("{host}-{}", std::process::id())
+}
+
+/// Resident memory of this process in MiB (Linux), for the memory hint.
+fn resident_mib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024)
+}
+
+impl Worker {
+    /// Connects, sets up the queue, and starts pulling the configured agents' tasks.
+    pub async fn start(config: ServerConfig) -> anyhow::Result<Self> {
+        let Runtime {
+            pipeline,
+            metrics,
+            events,
+            provider,
+            agents,
+            ..
+        } = Runtime::build(&config, Arc::new(NullSink)).await?;
+        let worker_config = config.worker.clone();
+        let name = worker_config.name.clone().unwrap_or_else(default_name);
+        let all: Vec<String> = agents.iter().map(|a| a.id().to_owned()).collect();
+        let served = if worker_config.agents.is_empty() {
+            all.clone()
+        } else {
+            for agent in &worker_config.agents {
+                if !all.contains(agent) {
+                    anyhow::bail!(
+                        "worker.agents names `{agent}`, which is not an agent; the agents are: {}",
+                        all.join(", ")
+                    );
+                }
+            }
+            worker_config.agents.clone()
+        };
+        let (queue, store) =
+            dispatch::connect(&config.tasks, &name, pipeline.bus.metrics()).await?;
+        let store: Arc<dyn TaskStore> = store;
+        let shared = Arc::new(Shared {
+            name,
+            slots: Arc::new(Semaphore::new(worker_config.concurrency)),
+            heartbeat: config.tasks.queue.heartbeat_interval(),
+            config: worker_config,
+            agents: agents.into_iter().map(|a| (a.id().to_owned(), a)).collect(),
+            provider,
+            events,
+            metrics: metrics.clone(),
+            store: store.clone(),
+            stop: CancellationToken::new(),
+            abandon: CancellationToken::new(),
+            running: Mutex::new(HashMap::new()),
+        });
+        let mut background = vec![
+            queue
+                .sweep_lost_tasks(store)
+                .await
+                .context("cannot watch the max-deliveries advisories")?,
+            tokio::spawn(watch_cancellations(shared.clone())),
+            tokio::spawn(refresh_depth(queue.clone(), served.clone(), shared.clone())),
+        ];
+        let mut pullers = Vec::new();
+        for agent in &served {
+            let worker = queue
+                .worker(agent)
+                .await
+                .with_context(|| format!("cannot create the task consumer of `{agent}`"))?;
+            pullers.push(tokio::spawn(pull(shared.clone(), worker)));
+        }
+        let ready = Arc::new(AtomicBool::new(true));
+        let (metrics_addr, metrics_stop) = match shared.config.metrics_listen {
+            Some(listen) => {
+                let listener = tokio::net::TcpListener::bind(listen)
+                    .await
+                    .with_context(|| format!("cannot serve worker metrics on {listen}"))?;
+                let addr = listener.local_addr()?;
+                let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+                let http = crate::metrics::serve_http(listener, metrics, ready.clone(), async {
+                    let _ = stopped.await;
+                });
+                background.push(tokio::spawn(async move {
+                    if let Err(error) = http.await {
+                        tracing::warn!(%error, "the worker metrics endpoint stopped");
+                    }
+                }));
+                (Some(addr), Some(stop))
+            }
+            None => (None, None),
+        };
+        tracing::info!(worker = %shared.name, agents = ?served, concurrency = shared.config.concurrency, "agents worker pulling tasks");
+        Ok(Self {
+            shared,
+            pullers,
+            background,
+            pipeline,
+            metrics_stop,
+            metrics_addr,
+            ready,
+        })
+    }
+
+    /// Stops pulling, lets running tasks finish within `worker.shutdown_grace_ms`, stops and
+    /// hands back the rest, then flushes the events.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        self.ready.store(false, Ordering::SeqCst);
+        self.shared.stop.cancel();
+        for puller in self.pullers.drain(..) {
+            let _ = puller.await;
+        }
+        let all = u32::try_from(self.shared.config.concurrency).unwrap_or(u32::MAX);
+        let grace = Duration::from_millis(self.shared.config.shutdown_grace_ms);
+        let finished = tokio::time::timeout(grace, self.shared.slots.acquire_many(all)).await;
+        if finished.is_err() {
+            tracing::warn!(
+                ?grace,
+                "tasks still running after the grace period are stopped and handed back to the queue"
+            );
+            self.shared.abandon.cancel();
+            // Handing back takes one round trip per task.
+            let _ =
+                tokio::time::timeout(Duration::from_secs(10), self.shared.slots.acquire_many(all))
+                    .await;
+        }
+        for task in self.background.drain(..) {
+            task.abort();
+        }
+        self.pipeline.close(grace).await;
+        if let Some(stop) = self.metrics_stop.take() {
+            let _ = stop.send(());
+        }
+        Ok(())
+    }
+}
+
+/// Runs a worker until SIGINT or SIGTERM, then shuts it down gracefully.
+pub async fn run_until_signal(config: ServerConfig) -> anyhow::Result<()> {
+    let telemetry = crate::telemetry::init(&config.telemetry)?;
+    // Before the first pull: a supervisor's SIGTERM must find the handler in place.
+    let signal = crate::serve::shutdown_signal()?;
+    let served = async {
+        let worker = Worker::start(config).await?;
+        eprintln!("agents-server worker {} pulling tasks", worker.shared.name);
+        signal.await;
+        eprintln!("shutting down: finishing running tasks");
+        worker.shutdown().await
+    }
+    .await;
+    if let Err(error) = telemetry.shutdown().await {
+        tracing::warn!("{error:#}");
+    }
+    served
+}
+
+async fn sleep_or_stop(shared: &Shared, pause: Duration) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep(pause) => true,
+        () = shared.stop.cancelled() => false,
+    }
+}
+
+/// Pulls one agent's tasks while there are free slots, until told to stop.
+async fn pull(shared: Arc<Shared>, mut worker: TaskWorker) {
+    let wait = Duration::from_millis(shared.config.pull_wait_ms);
+    while !shared.stop.is_cancelled() {
+        if let Some(limit) = shared.config.memory_limit_mib
+            && resident_mib().is_some_and(|rss| rss >= limit)
+        {
+            // Over the memory hint: let running tasks finish before taking more.
+            if !sleep_or_stop(&shared, Duration::from_millis(100)).await {
+                break;
+            }
+            continue;
+        }
+        let first = tokio::select! {
+            permit = shared.slots.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            () = shared.stop.cancelled() => break,
+        };
+        let mut permits = vec![first];
+        while let Ok(permit) = shared.slots.clone().try_acquire_owned() {
+            permits.push(permit);
+        }
+        let tasks = tokio::select! {
+            tasks = worker.fetch(permits.len(), wait) => tasks,
+            () = shared.stop.cancelled() => break,
+        };
+        match tasks {
+            Ok(tasks) => {
+                for task in tasks {
+                    let Some(permit) = permits.pop() else { break };
+                    let shared = shared.clone();
+                    tokio::spawn(async move {
+                        handle(&shared, task).await;
+                        drop(permit);
+                    });
+                }
+            }
+            Err(error) => {
+                tracing::debug!(%error, agent = worker.agent(), "pulling tasks failed; retrying");
+                drop(permits);
+                if !sleep_or_stop(&shared, PULL_RETRY).await {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Stops the runs whose cancellation is requested, for as long as the worker runs.
+async fn watch_cancellations(shared: Arc<Shared>) {
+    use futures_util::StreamExt;
+    loop {
+        match shared.store.cancellations().await {
+            Ok(mut ids) => {
+                while let Some(id) = ids.next().await {
+                    let token = shared
+                        .running
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .get(&id)
+                        .cloned();
+                    if let Some(token) = token {
+                        tracing::info!(task_id = %id, "task cancelled while running; stopping it");
+                        token.cancel();
+                    }
+                }
+            }
+            Err(error) => tracing::debug!(%error, "watching cancellations failed; retrying"),
+        }
+        if !sleep_or_stop(&shared, PULL_RETRY).await {
+            return;
+        }
+    }
+}
+
+async fn refresh_depth(queue: TaskQueue, agents: Vec<String>, shared: Arc<Shared>) {
+    loop {
+        if let Err(error) = queue.refresh_depth(&agents).await {
+            tracing::debug!(%error, "reading the queue depth failed");
+        }
+        if !sleep_or_stop(&shared, DEPTH_EVERY).await {
+            return;
+        }
+    }
+}
+
+impl Shared {
+    fn emit<P: EventPayload>(&self, agent: &str, trace: &TraceContext, payload: &P) {
+        self.events.emit(
+            CloudEvent::new(format!("/agents/{agent}"), payload)
+                .with_trace(trace.traceparent(), trace.tracestate().map(str::to_owned)),
+        );
+    }
+
+    async fn update(&self, id: &str, change: agents_bus::Change<'_>) -> Option<(TaskRecord, bool)> {
+        match self.store.update(id, change).await {
+            Ok(updated) => updated,
+            Err(error) => {
+                tracing::warn!(task_id = %id, error = %status::from_bus_error(&error).message(), "updating a task record failed");
+                None
+            }
+        }
+    }
+}
+
+/// Why a run ended.
+enum Ended {
+    Done(Box<Result<agents_core::AgentOutput, AgentError>>),
+    /// The worker is shutting down and gave the task back.
+    HandedBack,
+}
+
+/// Runs one delivery of a task, from its record to its acknowledgement.
+async fn handle(shared: &Shared, task: Task) {
+    let id = task.id().to_owned();
+    let agent_id = task.agent().to_owned();
+    let attempt = task.attempt();
+    let trace = TraceContext::parse_or_new(task.header("traceparent"), task.header("tracestate"));
+    let tenant = task
+        .header(TENANT_HEADER)
+        .unwrap_or(ANONYMOUS_TENANT)
+        .to_owned();
+
+    // 1. The record: created here for a task published straight to NATS (A2A).
+    let existing = match shared.store.get(&id).await {
+        Ok(existing) => existing,
+        Err(error) => {
+            // The store is unreachable: leave the task to be redelivered after the ack wait.
+            tracing::warn!(task_id = %id, %error, "cannot read the task record; the task will be redelivered");
+            return;
+        }
+    };
+    if existing.is_none() {
+        let record = TaskRecord::submitted(&id, &agent_id, Some(tenant.clone()));
+        if let Err(error) = shared.store.create(&record).await {
+            tracing::warn!(task_id = %id, %error, "cannot create the task record; the task will be redelivered");
+            return;
+        }
+    }
+    if existing.as_ref().is_some_and(|r| r.state.is_finished()) {
+        // Its effect is recorded (a redelivery after a lost ack, or a cancelled task).
+        let _ = task.skip().await;
+        return;
+    }
+    // 2. Working, unless it finished in the meantime.
+    let worker = shared.name.clone();
+    let start = move |r: &mut TaskRecord| r.start(attempt, &worker);
+    match shared.update(&id, &start).await {
+        Some((_, true)) => {}
+        Some((_, false)) => {
+            let _ = task.skip().await;
+            return;
+        }
+        None => return,
+    }
+    let Some(agent) = shared.agents.get(&agent_id).cloned() else {
+        let message = format!("this worker has no agent `{agent_id}`");
+        finish_failed(shared, task, &trace, "unknown_agent", &message).await;
+        return;
+    };
+    let input: serde_json::Value = match serde_json::from_slice(task.payload()) {
+        Ok(input) => input,
+        Err(error) => {
+            let message = format!("the task payload is not a JSON document: {error}");
+            finish_failed(shared, task, &trace, "invalid_input", &message).await;
+            return;
+        }
+    };
+    let mut started = TaskStarted::default();
+    started.task_id = id.clone();
+    started.agent_id = agent_id.clone();
+    started.worker = shared.name.clone();
+    started.attempt = attempt;
+    shared.emit(&agent_id, &trace, &started);
+
+    // 3. Run, with heartbeats, stoppable by CancelTask and by the end of the grace period.
+    let cancel = CancellationToken::new();
+    shared
+        .running
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(id.clone(), cancel.clone());
+    // A cancel that landed between the start and the registration above.
+    if let Ok(Some(record)) = shared.store.get(&id).await
+        && record.state == TaskState::Canceled
+    {
+        cancel.cancel();
+    }
+    let ctx = AgentContext::new(shared.provider.clone())
+        .with_request_id(id.clone())
+        .with_trace(trace.clone())
+        .with_tenant(tenant)
+        .with_events(shared.events.clone())
+        .with_cancel(cancel.clone());
+    let began = Instant::now();
+    let ended = {
+        let run = agent.execute(&ctx, input);
+        tokio::pin!(run);
+        let mut beat = tokio::time::interval(shared.heartbeat);
+        beat.tick().await;
+        loop {
+            tokio::select! {
+                result = &mut run => break Ended::Done(Box::new(result)),
+                // Dropping the run drops the provider call, whatever the agent does with
+                // the token.
+                () = cancel.cancelled() => break Ended::Done(Box::new(Err(AgentError::Cancelled))),
+                _ = beat.tick() => {
+                    if let Err(error) = task.heartbeat().await {
+                        tracing::debug!(task_id = %id, %error, "a heartbeat failed");
+                    }
+                    // The durable path for a cancel whose signal this worker missed.
+                    if let Ok(Some(record)) = shared.store.get(&id).await
+                        && record.state == TaskState::Canceled
+                    {
+                        cancel.cancel();
+                    }
+                }
+                () = shared.abandon.cancelled() => {
+                    cancel.cancel();
+                    break Ended::HandedBack;
+                }
+            }
+        }
+    };
+    shared
+        .running
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .remove(&id);
+
+    // 4. Record the outcome, then acknowledge.
+    let result = match ended {
+        Ended::HandedBack => {
+            let back = |r: &mut TaskRecord| {
+                r.fail(
+                    "shutdown",
+                    "the worker shut down; the task was handed back",
+                    true,
+                )
+            };
+            shared.update(&id, &back).await;
+            let _ = task.release().await;
+            return;
+        }
+        Ended::Done(result) => *result,
+    };
+    let code = match &result {
+        Ok(_) => tonic::Code::Ok,
+        Err(error) => status::from_agent_error(error).code(),
+    };
+    let provider_time = result
+        .as_ref()
+        .map(|d| Duration::from_millis(d.metadata.provider_latency_ms))
+        .unwrap_or_default();
+    shared
+        .metrics
+        .record_request(&agent_id, code, began.elapsed(), provider_time);
+    match result {
+        Ok(done) => {
+            let stored = record::result_json(&done);
+            let complete = move |r: &mut TaskRecord| r.complete(stored.clone());
+            if let Some((_, true)) = shared.update(&id, &complete).await {
+                let mut completed = TaskCompleted::default();
+                completed.task_id = id.clone();
+                completed.agent_id = agent_id.clone();
+                completed.worker = shared.name.clone();
+                completed.latency_ms =
+                    u64::try_from(began.elapsed().as_millis()).unwrap_or(u64::MAX);
+                shared.emit(&agent_id, &trace, &completed);
+            } else if !matches!(shared.store.get(&id).await, Ok(Some(r)) if r.state.is_finished()) {
+                // Not recorded (store unreachable): leave it to be redelivered.
+                return;
+            }
+            if let Err(error) = task.complete().await {
+                tracing::debug!(task_id = %id, %error, "acknowledging a completed task failed; its redelivery will be skipped");
+            }
+        }
+        Err(AgentError::Cancelled) if cancel.is_cancelled() => {
+            // The record says `canceled` already (CancelTask wrote it first).
+            let _ = task.skip().await;
+        }
+        Err(error) if error.is_retryable() => {
+            let kind = error.kind().as_str().to_owned();
+            let message = error.to_string();
+            let mut failed = TaskFailed::default();
+            failed.task_id = id.clone();
+            failed.agent_id = agent_id.clone();
+            failed.error_kind = kind.clone();
+            failed.message = message.clone();
+            failed.attempt = attempt;
+            shared.emit(&agent_id, &trace, &failed);
+            if task.is_last_attempt() {
+                let reason =
+                    format!("failed on all {attempt} deliveries; the last error: {message}");
+                let dead = |r: &mut TaskRecord| r.dead_letter(&kind, &reason);
+                shared.update(&id, &dead).await;
+                if let Ok(TaskOutcome::DeadLettered) =
+                    task.fail_with_kind(&kind, &reason, None).await
+                {
+                    let mut dead = TaskDeadLettered::default();
+                    dead.task_id = id.clone();
+                    dead.agent_id = agent_id.clone();
+                    dead.deliveries = attempt;
+                    dead.reason = reason;
+                    shared.emit(&agent_id, &trace, &dead);
+                }
+            } else {
+                let retry = |r: &mut TaskRecord| r.fail(&kind, &message, true);
+                shared.update(&id, &retry).await;
+                let backoff = Duration::from_millis(
+                    shared
+                        .config
+                        .retry_backoff_ms
+                        .saturating_mul(u64::from(attempt)),
+                );
+                let _ = task.fail_with_kind(&kind, &message, Some(backoff)).await;
+            }
+        }
+        Err(error) => {
+            let kind = error.kind().as_str().to_owned();
+            finish_failed(shared, task, &trace, &kind, &error.to_string()).await;
+        }
+    }
+}
+
+/// A failure retrying cannot help: recorded as `failed`, and the task removed.
+async fn finish_failed(
+    shared: &Shared,
+    task: Task,
+    trace: &TraceContext,
+    kind: &str,
+    message: &str,
+) {
+    let id = task.id().to_owned();
+    let agent_id = task.agent().to_owned();
+    let fail = |r: &mut TaskRecord| r.fail(kind, message, false);
+    shared.update(&id, &fail).await;
+    let mut failed = TaskFailed::default();
+    failed.task_id = id;
+    failed.agent_id = agent_id.clone();
+    failed.error_kind = kind.to_owned();
+    failed.message = message.to_owned();
+    failed.attempt = task.attempt();
+    shared.emit(&agent_id, trace, &failed);
+    let _ = task.terminate().await;
+}
