@@ -47,7 +47,12 @@ fn packages() -> BTreeMap<String, Value> {
 }
 
 /// Test-only crates: `publish = false`, never a dependency of production code.
-const TEST_ONLY: [&str; 3] = ["agents-fake-model", "agents-testkit", "agents-tests"];
+const TEST_ONLY: [&str; 4] = [
+    "agents-fake-model",
+    "agents-testkit",
+    "agents-tests",
+    "agents-bench",
+];
 
 /// The workspace crates a package depends on, in any section (normal, dev, build).
 fn workspace_dependencies(package: &Value) -> Vec<String> {
@@ -92,6 +97,7 @@ fn dependencies_point_down_only() {
                 "agents-providers",
                 "agents-bus",
                 "agents-secrets",
+                "agents-facts",
             ],
         ),
     ];

@@ -72,7 +72,7 @@ async fn calls_an_agent_in_text_json_and_stream_modes() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("Complexity: cyclomatic 3, cognitive 2"),
+        stdout.contains("Complexity: cyclomatic 2, cognitive 1"),
         "{stdout}"
     );
     assert!(

@@ -45,6 +45,13 @@ fn execute(agent: &str, input: serde_json::Value) -> pb::ExecuteRequest {
     }
 }
 
+/// An input that wants a model's answer or an error, never a degraded answer from code facts.
+fn strict_input() -> serde_json::Value {
+    let mut input = rust_input();
+    input["allow_degraded"] = false.into();
+    input
+}
+
 fn rust_input() -> serde_json::Value {
     serde_json::json!({"source_code": "pub fn id<T>(x: T) -> T { x }", "language": "rust"})
 }
@@ -271,8 +278,10 @@ async fn errors_have_the_codes_clients_act_on() {
         retry_after: None,
         message: "down".into(),
     });
+    // With a degraded answer refused, all providers down is UNAVAILABLE (offline answers are
+    // tested in offline.rs).
     let status = client
-        .execute(execute("code-analysis", rust_input()))
+        .execute(execute("code-analysis", strict_input()))
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
@@ -283,7 +292,7 @@ async fn errors_have_the_codes_clients_act_on() {
         message: "busy".into(),
     });
     let status = client
-        .execute(execute("code-analysis", rust_input()))
+        .execute(execute("code-analysis", strict_input()))
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::Unavailable);
@@ -293,7 +302,7 @@ async fn errors_have_the_codes_clients_act_on() {
     );
 
     fake.push(Behavior::Hang);
-    let mut request = Request::new(execute("code-analysis", rust_input()));
+    let mut request = Request::new(execute("code-analysis", strict_input()));
     request.set_timeout(Duration::from_millis(300));
     let status = client.execute(request).await.unwrap_err();
     assert!(

@@ -197,10 +197,18 @@ fn chat_calls(fake: &FakeModel) -> usize {
 }
 
 async fn submit(client: &mut AgentServiceClient<Channel>, id: &str) -> pb::SubmitTaskResponse {
+    submit_input(client, id, input()).await
+}
+
+async fn submit_input(
+    client: &mut AgentServiceClient<Channel>,
+    id: &str,
+    input: serde_json::Value,
+) -> pb::SubmitTaskResponse {
     client
         .submit_task(pb::SubmitTaskRequest {
             agent_id: AGENT.into(),
-            input_json: input().to_string(),
+            input_json: input.to_string(),
             task_id: id.into(),
         })
         .await
@@ -408,7 +416,10 @@ async fn a_task_that_always_fails_is_dead_lettered_with_its_reason() {
     });
     let (running, mut client) = cluster.server().await;
     cluster.worker("f1", "concurrency = 2");
-    submit(&mut client, "doomed").await;
+    // A degraded answer from code facts would complete it: this task wants a model or nothing.
+    let mut strict = input();
+    strict["allow_degraded"] = false.into();
+    submit_input(&mut client, "doomed", strict.clone()).await;
     let tasks =
         wait_all_finished(&mut client, &["doomed".to_owned()], Duration::from_secs(60)).await;
     let task = &tasks["doomed"];
@@ -442,7 +453,7 @@ async fn a_task_that_always_fails_is_dead_lettered_with_its_reason() {
             .contains("failed on all 3 deliveries")
     );
     let payload: serde_json::Value = serde_json::from_slice(&letter.payload).unwrap();
-    assert_eq!(payload, input());
+    assert_eq!(payload, strict);
     assert_eq!(chat_calls(&cluster.fake), 3);
     cluster.stop_worker(0);
     running.shutdown().await.unwrap();

@@ -150,7 +150,7 @@ async fn each_failure_maps_to_its_error() {
         (status(404, None), |e| {
             matches!(
                 e,
-                ProviderError::BadRequest {
+                ProviderError::Unsupported {
                     status: Some(404),
                     ..
                 }

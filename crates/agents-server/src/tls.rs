@@ -122,6 +122,7 @@ impl TlsConfig {
     /// A file that cannot be read or holds no certificate or key, or a key reference that
     /// does not resolve, each naming its `server.tls` key.
     pub async fn load(&self, secrets: &dyn SecretStore) -> anyhow::Result<ServerTlsConfig> {
+        install_crypto_provider();
         let at = |key: &str| format!("server.tls.{key}");
         let cert = read(&self.cert)
             .and_then(|pem| certs(&pem, &self.cert).map(|_| pem))
@@ -194,6 +195,15 @@ fn key(pem: &[u8], path: &Path) -> Result<(), String> {
             path.display()
         )
     })
+}
+
+/// Makes aws-lc-rs the process's rustls crypto provider, once; later calls do nothing.
+///
+/// Both aws-lc-rs (reqwest, tonic, the AWS SDK) and ring (async-nats) are compiled in, and with
+/// two providers rustls refuses to pick one by itself: the first TLS handshake would panic.
+pub fn install_crypto_provider() {
+    // Err means a provider is installed already (ours, or the embedding program's): keep it.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
 
 #[cfg(test)]

@@ -63,6 +63,7 @@ fn read(path: &Path, what: &str) -> Result<Vec<u8>, Failure> {
 }
 
 fn tls(args: &CallArgs) -> Result<ClientTlsConfig, Failure> {
+    crate::tls::install_crypto_provider();
     let mut tls = ClientTlsConfig::new();
     tls = match &args.tls_ca {
         Some(ca) => tls.ca_certificate(Certificate::from_pem(read(ca, "CA certificate")?)),
