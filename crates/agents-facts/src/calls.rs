@@ -3,6 +3,7 @@
 
 use tree_sitter::Node;
 
+use crate::names::NodeNames;
 use crate::text::{named_children, text};
 
 /// Call-like node kinds across the nine grammars.
@@ -58,18 +59,18 @@ impl Call<'_, '_> {
 
 /// `node` as a call, if it is one.
 pub(crate) fn call<'t, 's>(node: Node<'t>, src: &'s str) -> Option<Call<'t, 's>> {
-    let kind = node.kind();
+    let kind = node.kind_name();
     if !CALL_KINDS.contains(&kind) {
         return None;
     }
     let callee = ["function", "method", "macro", "constructor", "type", "name"]
         .iter()
-        .find_map(|f| node.child_by_field_name(f))?;
+        .find_map(|f| node.child_by_field(f))?;
     let mut object_node = ["object", "receiver", "scope"]
         .iter()
-        .find_map(|f| node.child_by_field_name(f));
+        .find_map(|f| node.child_by_field(f));
     let mut name_node = callee;
-    if MEMBER_KINDS.contains(&callee.kind()) {
+    if MEMBER_KINDS.contains(&callee.kind_name()) {
         let parts = named_children(callee);
         if let (Some(first), Some(last)) = (parts.first(), parts.last())
             && parts.len() > 1
@@ -80,19 +81,19 @@ pub(crate) fn call<'t, 's>(node: Node<'t>, src: &'s str) -> Option<Call<'t, 's>>
     }
     let mut args = Vec::new();
     let mut keywords = Vec::new();
-    let arguments = node.child_by_field_name("arguments").or_else(|| {
+    let arguments = node.child_by_field("arguments").or_else(|| {
         (kind == "macro_invocation")
             .then(|| last_named(node))
             .flatten()
     });
     if let Some(arguments) = arguments {
         for arg in named_children(arguments) {
-            match arg.kind() {
+            match arg.kind_name() {
                 "keyword_argument" | "pair" => {
                     if let (Some(k), Some(v)) = (
-                        arg.child_by_field_name("name")
-                            .or_else(|| arg.child_by_field_name("key")),
-                        arg.child_by_field_name("value"),
+                        arg.child_by_field("name")
+                            .or_else(|| arg.child_by_field("key")),
+                        arg.child_by_field("value"),
                     ) {
                         keywords.push((text(k, src), v));
                     }

@@ -7,6 +7,7 @@ use tree_sitter::Node;
 use crate::complexity;
 use crate::halstead::Halstead;
 use crate::lang::{Flow, Lang, Scope};
+use crate::names::NodeNames;
 use crate::rules;
 use crate::syntax;
 use crate::text::{self, line};
@@ -202,7 +203,7 @@ impl<'t, 's> Visitor<'t> for Collector<'s> {
     }
 
     fn is_wrapper(&self, node: Node<'t>) -> bool {
-        self.lang.wrappers().contains(&node.kind())
+        self.lang.wrappers().contains(&node.kind_name())
     }
 
     fn section_marker(&self, node: Node<'t>) -> Option<Visibility> {

@@ -74,6 +74,7 @@ mod collect;
 mod complexity;
 mod halstead;
 mod lang;
+mod names;
 mod rules;
 mod strings;
 mod syntax;

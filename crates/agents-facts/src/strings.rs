@@ -4,6 +4,7 @@
 use tree_sitter::Node;
 
 use crate::lang::Lang;
+use crate::names::NodeNames;
 use crate::text::{literal_body, named_children, text};
 
 /// At most this many nodes are looked at to decide about one expression: a 100,000-operand
@@ -23,24 +24,24 @@ fn is_fixed_part(kind: &str) -> bool {
 
 /// Whether `node` is a string literal of the language.
 pub(crate) fn is_string(lang: &dyn Lang, node: Node<'_>) -> bool {
-    lang.strings().contains(&node.kind())
+    lang.strings().contains(&node.kind_name())
 }
 
 /// Whether a string literal interpolates code (`${x}`, `#{x}`, f-strings, `"$x"` in PHP).
 pub(crate) fn is_interpolated(node: Node<'_>) -> bool {
     named_children(node)
         .iter()
-        .any(|c| !is_fixed_part(c.kind()))
+        .any(|c| !is_fixed_part(c.kind_name()))
 }
 
 /// Whether `node` is a binary concatenation (`+`, or `.` in PHP).
 pub(crate) fn is_concat(lang: &dyn Lang, node: Node<'_>) -> bool {
     matches!(
-        node.kind(),
+        node.kind_name(),
         "binary_expression" | "binary_operator" | "binary"
     ) && node
-        .child_by_field_name("operator")
-        .is_some_and(|op| lang.concat_ops().contains(&op.kind()))
+        .child_by_field("operator")
+        .is_some_and(|op| lang.concat_ops().contains(&op.kind_name()))
 }
 
 /// Whether `node` is a literal: a string without interpolation, a number, `true`, `null`, or a
@@ -54,7 +55,7 @@ pub(crate) fn is_literal(lang: &dyn Lang, node: Node<'_>) -> bool {
         if seen > MAX_NODES {
             return false;
         }
-        let kind = node.kind();
+        let kind = node.kind_name();
         if is_string(lang, node) {
             if is_interpolated(node) {
                 return false;
@@ -127,7 +128,7 @@ pub(crate) fn concat_operands<'t>(lang: &dyn Lang, node: Node<'t>) -> Option<Vec
         if seen > MAX_NODES {
             return None;
         }
-        if is_concat(lang, node) || node.kind() == "parenthesized_expression" {
+        if is_concat(lang, node) || node.kind_name() == "parenthesized_expression" {
             let mut children = named_children(node);
             children.reverse();
             pending.extend(children);

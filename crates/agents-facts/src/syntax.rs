@@ -7,6 +7,7 @@
 use agents_core::facts::SyntaxIssue;
 use tree_sitter::Node;
 
+use crate::names::NodeNames;
 use crate::text::line;
 use crate::walk::Frame;
 
@@ -23,9 +24,9 @@ pub(crate) fn check(
 ) {
     let message = if node.is_missing() {
         if node.is_named() {
-            format!("missing {}", node.kind().replace('_', " "))
+            format!("missing {}", node.kind_name().replace('_', " "))
         } else {
-            format!("missing `{}`", node.kind())
+            format!("missing `{}`", node.kind_name())
         }
     } else if node.is_error() && !frame.in_error {
         frame.in_error = true;
@@ -48,8 +49,8 @@ fn unexpected(node: Node<'_>) -> String {
     while let Some(child) = first.child(0) {
         first = child;
     }
-    if !first.is_named() && first.kind().len() <= 12 && !first.kind().is_empty() {
-        format!("unexpected `{}`", first.kind())
+    if !first.is_named() && first.kind_name().len() <= 12 && !first.kind_name().is_empty() {
+        format!("unexpected `{}`", first.kind_name())
     } else {
         "unexpected code".to_owned()
     }

@@ -3,6 +3,7 @@
 //! Nothing here indexes a string directly: positions come from the parser, and a slice that
 //! does not fall on character boundaries yields an empty string instead of a panic.
 
+use crate::names::NodeNames;
 use agents_core::facts::ParameterFacts;
 use tree_sitter::{Node, Point};
 
@@ -16,7 +17,7 @@ pub(crate) fn text<'s>(node: Node<'_>, src: &'s str) -> &'s str {
 
 /// The text of `node`'s field `field`.
 pub(crate) fn field_text<'s>(node: Node<'_>, field: &str, src: &'s str) -> Option<&'s str> {
-    node.child_by_field_name(field).map(|n| text(n, src))
+    node.child_by_field(field).map(|n| text(n, src))
 }
 
 /// A 1-based line number.
@@ -174,14 +175,14 @@ pub(crate) fn literal_body(literal: &str) -> &str {
 pub(crate) fn has_keyword(node: Node<'_>, keyword: &str, src: &str) -> bool {
     let mut cursor = node.walk();
     for child in node.children(&mut cursor) {
-        if child.kind() == keyword {
+        if child.kind_name() == keyword {
             return true;
         }
-        if child.kind().contains("modifier") {
+        if child.kind_name().contains("modifier") {
             let mut inner = child.walk();
             if child
                 .children(&mut inner)
-                .any(|c| c.kind() == keyword || text(c, src) == keyword)
+                .any(|c| c.kind_name() == keyword || text(c, src) == keyword)
                 || text(child, src) == keyword
             {
                 return true;

@@ -155,7 +155,7 @@ fn enter<'t, V: Visitor<'t>>(
     trivia: &[Node<'t>],
 ) {
     let node = cursor.node();
-    let field = cursor.field_name();
+    let field = crate::names::field_name(cursor);
     let Some(parent) = stack.last().copied() else {
         return;
     };

@@ -5,6 +5,7 @@ use tree_sitter::Node;
 
 use super::{Flow, FnDecl, Lang, Scope, SinkArgs};
 use crate::calls::Call;
+use crate::names::NodeNames;
 use crate::text::{collapse, field_text, leading_doc, line, named_children, text};
 
 /// C#.
@@ -33,7 +34,7 @@ impl Lang for CSharp {
         _grandparent: Option<Node<'t>>,
         src: &str,
     ) -> Option<FnDecl<'t>> {
-        match node.kind() {
+        match node.kind_name() {
             "method_declaration"
             | "constructor_declaration"
             | "destructor_declaration"
@@ -48,12 +49,12 @@ impl Lang for CSharp {
     }
 
     fn type_decl(&self, node: Node<'_>, src: &str) -> Option<(String, &'static str)> {
-        let kind = TYPES.iter().find(|(k, _)| *k == node.kind())?.1;
+        let kind = TYPES.iter().find(|(k, _)| *k == node.kind_name())?.1;
         Some((field_text(node, "name", src)?.to_owned(), kind))
     }
 
     fn parameters(&self, inner: Node<'_>, src: &str) -> Vec<ParameterFacts> {
-        let Some(list) = inner.child_by_field_name("parameters") else {
+        let Some(list) = inner.child_by_field("parameters") else {
             return Vec::new();
         };
         let mut out = Vec::new();
@@ -61,10 +62,12 @@ impl Lang for CSharp {
         let mut params_type: Option<String> = None;
         for (i, child) in list.children(&mut cursor).enumerate() {
             let field = list.field_name_for_child(u32::try_from(i).unwrap_or(u32::MAX));
-            match (child.kind(), field) {
+            match (child.kind_name(), field) {
                 ("parameter", _) => {
                     let mut inner_cursor = child.walk();
-                    let optional = child.children(&mut inner_cursor).any(|c| c.kind() == "=");
+                    let optional = child
+                        .children(&mut inner_cursor)
+                        .any(|c| c.kind_name() == "=");
                     out.push(crate::text::parameter(
                         field_text(child, "name", src).unwrap_or_default(),
                         field_text(child, "type", src).map(collapse),
@@ -87,7 +90,7 @@ impl Lang for CSharp {
     fn return_type(&self, inner: Node<'_>, src: &str) -> Option<String> {
         field_text(inner, "returns", src)
             .or_else(|| {
-                (inner.kind() == "local_function_statement")
+                (inner.kind_name() == "local_function_statement")
                     .then(|| field_text(inner, "type", src))
                     .flatten()
             })
@@ -95,10 +98,10 @@ impl Lang for CSharp {
     }
 
     fn body<'t>(&self, inner: Node<'t>) -> Option<Node<'t>> {
-        inner.child_by_field_name("body").or_else(|| {
+        inner.child_by_field("body").or_else(|| {
             named_children(inner)
                 .into_iter()
-                .find(|c| c.kind() == "arrow_expression_clause")
+                .find(|c| c.kind_name() == "arrow_expression_clause")
         })
     }
 
@@ -132,8 +135,8 @@ impl Lang for CSharp {
         field: Option<&str>,
         _src: &str,
     ) -> Option<Flow> {
-        let in_if_else = parent.kind() == "if_statement" && field == Some("alternative");
-        Some(match node.kind() {
+        let in_if_else = parent.kind_name() == "if_statement" && field == Some("alternative");
+        Some(match node.kind_name() {
             "if_statement" if in_if_else => Flow::ElseIf,
             "if_statement" => Flow::If,
             _ if in_if_else => Flow::Else,
@@ -143,13 +146,19 @@ impl Lang for CSharp {
             "switch_statement" | "switch_expression" => Flow::Switch,
             "switch_section" => {
                 let mut cursor = node.walk();
-                if node.children(&mut cursor).any(|c| c.kind() == "default") {
+                if node
+                    .children(&mut cursor)
+                    .any(|c| c.kind_name() == "default")
+                {
                     return None;
                 }
                 Flow::Case("case")
             }
             "switch_expression_arm" => {
-                if node.named_child(0).is_some_and(|p| p.kind() == "discard") {
+                if node
+                    .named_child(0)
+                    .is_some_and(|p| p.kind_name() == "discard")
+                {
                     return None;
                 }
                 Flow::Case("case")
@@ -157,7 +166,7 @@ impl Lang for CSharp {
             "catch_clause" => Flow::Catch,
             "conditional_expression" => Flow::Ternary,
             "binary_expression" => {
-                let op = node.child_by_field_name("operator")?.kind();
+                let op = node.child_by_field("operator")?.kind_name();
                 if !matches!(op, "&&" | "||" | "??") {
                     return None;
                 }
@@ -177,10 +186,10 @@ impl Lang for CSharp {
         }
         let words: Vec<&str> = named_children(node)
             .into_iter()
-            .filter(|c| c.kind() == "modifier")
+            .filter(|c| c.kind_name() == "modifier")
             .map(|m| text(m, src))
             .collect();
-        let is_type = TYPES.iter().any(|(k, _)| *k == node.kind());
+        let is_type = TYPES.iter().any(|(k, _)| *k == node.kind_name());
         if words.contains(&"public") {
             Visibility::Public
         } else if words.contains(&"protected") {
@@ -202,7 +211,7 @@ impl Lang for CSharp {
     // --- rules ---
 
     fn catch_is_empty(&self, node: Node<'_>, _src: &str) -> bool {
-        node.child_by_field_name("body")
+        node.child_by_field("body")
             .is_some_and(|b| b.named_child_count() == 0)
     }
 

@@ -5,6 +5,7 @@ use tree_sitter::Node;
 
 use super::{Flow, FnDecl, Lang, Scope, SinkArgs};
 use crate::calls::Call;
+use crate::names::NodeNames;
 use crate::text::{collapse, field_text, leading_doc, line, named_children, text};
 
 /// Go.
@@ -34,7 +35,7 @@ impl Lang for Go {
         _grandparent: Option<Node<'t>>,
         src: &str,
     ) -> Option<FnDecl<'t>> {
-        match node.kind() {
+        match node.kind_name() {
             "function_declaration" => Some(FnDecl::plain(
                 field_text(node, "name", src)?.to_owned(),
                 node,
@@ -42,9 +43,9 @@ impl Lang for Go {
             "method_declaration" => {
                 let mut decl = FnDecl::plain(field_text(node, "name", src)?.to_owned(), node);
                 decl.container = node
-                    .child_by_field_name("receiver")
+                    .child_by_field("receiver")
                     .and_then(|r| r.named_child(0))
-                    .and_then(|p| p.child_by_field_name("type"))
+                    .and_then(|p| p.child_by_field("type"))
                     .map(|t| {
                         let name = text(t, src).trim_start_matches('*');
                         name.split('[').next().unwrap_or(name).trim().to_owned()
@@ -56,8 +57,8 @@ impl Lang for Go {
     }
 
     fn type_decl(&self, node: Node<'_>, src: &str) -> Option<(String, &'static str)> {
-        let kind = match node.kind() {
-            "type_spec" => match node.child_by_field_name("type").map(|t| t.kind()) {
+        let kind = match node.kind_name() {
+            "type_spec" => match node.child_by_field("type").map(|t| t.kind_name()) {
                 Some("struct_type") => "struct",
                 Some("interface_type") => "interface",
                 _ => "type",
@@ -69,13 +70,13 @@ impl Lang for Go {
     }
 
     fn parameters(&self, inner: Node<'_>, src: &str) -> Vec<ParameterFacts> {
-        let Some(list) = inner.child_by_field_name("parameters") else {
+        let Some(list) = inner.child_by_field("parameters") else {
             return Vec::new();
         };
         let mut out = Vec::new();
         for child in named_children(list) {
-            let variadic = child.kind() == "variadic_parameter_declaration";
-            if !variadic && child.kind() != "parameter_declaration" {
+            let variadic = child.kind_name() == "variadic_parameter_declaration";
+            if !variadic && child.kind_name() != "parameter_declaration" {
                 continue;
             }
             let type_name = field_text(child, "type", src).map(|t| {
@@ -140,8 +141,8 @@ impl Lang for Go {
         field: Option<&str>,
         _src: &str,
     ) -> Option<Flow> {
-        let in_if_else = parent.kind() == "if_statement" && field == Some("alternative");
-        Some(match node.kind() {
+        let in_if_else = parent.kind_name() == "if_statement" && field == Some("alternative");
+        Some(match node.kind_name() {
             "if_statement" if in_if_else => Flow::ElseIf,
             "if_statement" => Flow::If,
             _ if in_if_else => Flow::Else,
@@ -151,7 +152,7 @@ impl Lang for Go {
             }
             "expression_case" | "type_case" | "communication_case" => Flow::Case("case"),
             "binary_expression" => {
-                let op = node.child_by_field_name("operator")?.kind();
+                let op = node.child_by_field("operator")?.kind_name();
                 if !matches!(op, "&&" | "||") {
                     return None;
                 }

@@ -5,6 +5,7 @@ use tree_sitter::Node;
 
 use super::{Flow, FnDecl, Lang, Scope, SinkArgs};
 use crate::calls::Call;
+use crate::names::NodeNames;
 use crate::text::{collapse, field_text, leading_doc, line, named_children, text};
 
 /// Java.
@@ -24,11 +25,11 @@ impl Lang for Java {
         _grandparent: Option<Node<'t>>,
         src: &str,
     ) -> Option<FnDecl<'t>> {
-        match node.kind() {
+        match node.kind_name() {
             "method_declaration"
             | "constructor_declaration"
             | "compact_constructor_declaration" => {
-                node.child_by_field_name("body")?;
+                node.child_by_field("body")?;
                 Some(FnDecl::plain(
                     field_text(node, "name", src)?.to_owned(),
                     node,
@@ -39,7 +40,7 @@ impl Lang for Java {
     }
 
     fn type_decl(&self, node: Node<'_>, src: &str) -> Option<(String, &'static str)> {
-        let kind = match node.kind() {
+        let kind = match node.kind_name() {
             "class_declaration" => "class",
             "interface_declaration" => "interface",
             "enum_declaration" => "enum",
@@ -51,12 +52,12 @@ impl Lang for Java {
     }
 
     fn parameters(&self, inner: Node<'_>, src: &str) -> Vec<ParameterFacts> {
-        let Some(list) = inner.child_by_field_name("parameters") else {
+        let Some(list) = inner.child_by_field("parameters") else {
             return Vec::new();
         };
         let mut out = Vec::new();
         for child in named_children(list) {
-            let (name, type_name) = match child.kind() {
+            let (name, type_name) = match child.kind_name() {
                 "formal_parameter" => (
                     field_text(child, "name", src)
                         .unwrap_or_default()
@@ -67,13 +68,15 @@ impl Lang for Java {
                     let parts = named_children(child);
                     let name = parts
                         .iter()
-                        .find(|p| p.kind() == "variable_declarator")
+                        .find(|p| p.kind_name() == "variable_declarator")
                         .and_then(|d| field_text(*d, "name", src))
                         .unwrap_or_default()
                         .to_owned();
                     let type_name = parts
                         .iter()
-                        .find(|p| p.kind() != "variable_declarator" && p.kind() != "modifiers")
+                        .find(|p| {
+                            p.kind_name() != "variable_declarator" && p.kind_name() != "modifiers"
+                        })
                         .map(|t| format!("{}...", collapse(text(*t, src))));
                     (name, type_name)
                 }
@@ -115,8 +118,8 @@ impl Lang for Java {
         field: Option<&str>,
         src: &str,
     ) -> Option<Flow> {
-        let in_if_else = parent.kind() == "if_statement" && field == Some("alternative");
-        Some(match node.kind() {
+        let in_if_else = parent.kind_name() == "if_statement" && field == Some("alternative");
+        Some(match node.kind_name() {
             "if_statement" if in_if_else => Flow::ElseIf,
             "if_statement" => Flow::If,
             _ if in_if_else => Flow::Else,
@@ -126,7 +129,8 @@ impl Lang for Java {
             "switch_expression" | "switch_statement" => Flow::Switch,
             "switch_block_statement_group" | "switch_rule" => {
                 let default = named_children(node).iter().any(|c| {
-                    c.kind() == "switch_label" && text(*c, src).trim_start().starts_with("default")
+                    c.kind_name() == "switch_label"
+                        && text(*c, src).trim_start().starts_with("default")
                 });
                 if default {
                     return None;
@@ -136,7 +140,7 @@ impl Lang for Java {
             "catch_clause" => Flow::Catch,
             "ternary_expression" => Flow::Ternary,
             "binary_expression" => {
-                let op = node.child_by_field_name("operator")?.kind();
+                let op = node.child_by_field("operator")?.kind_name();
                 if !matches!(op, "&&" | "||") {
                     return None;
                 }
@@ -156,7 +160,7 @@ impl Lang for Java {
         }
         let modifiers = named_children(node)
             .into_iter()
-            .find(|c| c.kind() == "modifiers")
+            .find(|c| c.kind_name() == "modifiers")
             .map_or("", |m| text(m, src));
         let words: Vec<&str> = modifiers.split_whitespace().collect();
         if words.contains(&"public") {
@@ -176,7 +180,7 @@ impl Lang for Java {
     // --- rules ---
 
     fn catch_is_empty(&self, node: Node<'_>, _src: &str) -> bool {
-        node.child_by_field_name("body")
+        node.child_by_field("body")
             .is_some_and(|b| b.named_child_count() == 0)
     }
 

@@ -5,6 +5,7 @@ use tree_sitter::Node;
 
 use super::{Flow, FnDecl, Lang, Scope, SinkArgs};
 use crate::calls::Call;
+use crate::names::NodeNames;
 use crate::text::{collapse, field_text, leading_doc, named_children, text, type_text};
 
 /// JavaScript.
@@ -27,9 +28,9 @@ pub(super) fn function<'t>(
     grandparent: Option<Node<'t>>,
     src: &str,
 ) -> Option<FnDecl<'t>> {
-    match node.kind() {
+    match node.kind_name() {
         "function_declaration" | "generator_function_declaration" | "method_definition" => {
-            node.child_by_field_name("body")?;
+            node.child_by_field("body")?;
             Some(FnDecl::plain(
                 field_text(node, "name", src)?.to_owned(),
                 node,
@@ -37,11 +38,14 @@ pub(super) fn function<'t>(
         }
         kind if FUNCTION_VALUES.contains(&kind) => {
             let parent = parent?;
-            let (name, outer) = match parent.kind() {
+            let (name, outer) = match parent.kind_name() {
                 "variable_declarator" => {
                     let outer = grandparent
                         .filter(|g| {
-                            matches!(g.kind(), "lexical_declaration" | "variable_declaration")
+                            matches!(
+                                g.kind_name(),
+                                "lexical_declaration" | "variable_declaration"
+                            )
                         })
                         .unwrap_or(parent);
                     (field_text(parent, "name", src)?, outer)
@@ -66,18 +70,18 @@ pub(super) fn function<'t>(
 
 pub(super) fn parameters(inner: Node<'_>, src: &str) -> Vec<ParameterFacts> {
     let Some(list) = inner
-        .child_by_field_name("parameters")
-        .or_else(|| inner.child_by_field_name("parameter"))
+        .child_by_field("parameters")
+        .or_else(|| inner.child_by_field("parameter"))
     else {
         return Vec::new();
     };
-    if list.kind() == "identifier" {
+    if list.kind_name() == "identifier" {
         // `x => x + 1`
         return vec![param(text(list, src), None, false)];
     }
     let mut out = Vec::new();
     for child in named_children(list) {
-        let (name, type_name, optional) = match child.kind() {
+        let (name, type_name, optional) = match child.kind_name() {
             "identifier" => (collapse(text(child, src)), None, false),
             "assignment_pattern" => (
                 collapse(field_text(child, "left", src).unwrap_or_default()),
@@ -89,9 +93,9 @@ pub(super) fn parameters(inner: Node<'_>, src: &str) -> Vec<ParameterFacts> {
                 if name == "this" {
                     continue;
                 }
-                let type_name = child.child_by_field_name("type").map(|t| type_text(t, src));
-                let optional = child.kind() == "optional_parameter"
-                    || child.child_by_field_name("value").is_some();
+                let type_name = child.child_by_field("type").map(|t| type_text(t, src));
+                let optional = child.kind_name() == "optional_parameter"
+                    || child.child_by_field("value").is_some();
                 (name, type_name, optional)
             }
             kind if kind.contains("comment") || kind == "decorator" => continue,
@@ -121,13 +125,13 @@ pub(super) fn doc(decl: Node<'_>, leading: &[Node<'_>], src: &str) -> Option<Str
 // --- decision points ---
 
 pub(super) fn flow(node: Node<'_>, parent: Node<'_>) -> Option<Flow> {
-    Some(match node.kind() {
-        "if_statement" if parent.kind() == "else_clause" => Flow::ElseIf,
+    Some(match node.kind_name() {
+        "if_statement" if parent.kind_name() == "else_clause" => Flow::ElseIf,
         "if_statement" => Flow::If,
         "else_clause" => {
             if named_children(node)
                 .iter()
-                .any(|c| c.kind() == "if_statement")
+                .any(|c| c.kind_name() == "if_statement")
             {
                 return None;
             }
@@ -141,13 +145,13 @@ pub(super) fn flow(node: Node<'_>, parent: Node<'_>) -> Option<Flow> {
         "catch_clause" => Flow::Catch,
         "ternary_expression" => Flow::Ternary,
         "binary_expression" => {
-            let op = node.child_by_field_name("operator")?.kind();
+            let op = node.child_by_field("operator")?.kind_name();
             if !matches!(op, "&&" | "||" | "??") {
                 return None;
             }
             Flow::Logical(op)
         }
-        "break_statement" | "continue_statement" if node.child_by_field_name("label").is_some() => {
+        "break_statement" | "continue_statement" if node.child_by_field("label").is_some() => {
             Flow::Jump
         }
         kind if FUNCTION_VALUES.contains(&kind) => Flow::Lambda,
@@ -163,7 +167,7 @@ pub(super) fn visibility(node: Node<'_>, name: &str, scope: Scope, src: &str) ->
     }
     let mut cursor = node.walk();
     for child in node.children(&mut cursor) {
-        if child.kind() == "accessibility_modifier" {
+        if child.kind_name() == "accessibility_modifier" {
             return match text(child, src) {
                 "private" => Visibility::Private,
                 "protected" => Visibility::Protected,
@@ -177,7 +181,7 @@ pub(super) fn visibility(node: Node<'_>, name: &str, scope: Scope, src: &str) ->
 // --- rules ---
 
 pub(super) fn catch_is_empty(node: Node<'_>) -> bool {
-    node.child_by_field_name("body")
+    node.child_by_field("body")
         .is_some_and(|b| b.named_child_count() == 0)
 }
 
@@ -210,7 +214,7 @@ impl Lang for JavaScript {
     }
 
     fn type_decl(&self, node: Node<'_>, src: &str) -> Option<(String, &'static str)> {
-        (node.kind() == "class_declaration")
+        (node.kind_name() == "class_declaration")
             .then(|| field_text(node, "name", src))
             .flatten()
             .map(|n| (n.to_owned(), "class"))

@@ -10,6 +10,7 @@ use agents_core::facts::{ParameterFacts, Visibility};
 use tree_sitter::Node;
 
 use crate::calls::Call;
+use crate::names::NodeNames;
 
 #[cfg(feature = "csharp")]
 mod csharp;
@@ -165,7 +166,7 @@ pub(crate) trait Lang: Sync {
     }
     /// The body, where the signature ends.
     fn body<'t>(&self, inner: Node<'t>) -> Option<Node<'t>> {
-        inner.child_by_field_name("body")
+        inner.child_by_field("body")
     }
     /// Kinds whose first declaration inherits their leading comments (`export_statement`).
     fn wrappers(&self) -> &'static [&'static str] {
@@ -176,7 +177,7 @@ pub(crate) trait Lang: Sync {
 
     /// Whether `node` belongs to the run of comments and attributes before a declaration.
     fn is_trivia(&self, node: Node<'_>) -> bool {
-        node.kind().contains("comment")
+        node.kind_name().contains("comment")
     }
     /// The doc comment of a declaration, from the comments and attributes right before it
     /// (`leading`, in source order) or from its body (docstrings).

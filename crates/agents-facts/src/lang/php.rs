@@ -5,6 +5,7 @@ use tree_sitter::Node;
 
 use super::{Flow, FnDecl, Lang, Scope, SinkArgs};
 use crate::calls::Call;
+use crate::names::NodeNames;
 use crate::text::{collapse, field_text, leading_doc, line, named_children, text, type_text};
 
 /// PHP.
@@ -42,9 +43,9 @@ impl Lang for Php {
         _grandparent: Option<Node<'t>>,
         src: &str,
     ) -> Option<FnDecl<'t>> {
-        match node.kind() {
+        match node.kind_name() {
             "function_definition" | "method_declaration" => {
-                node.child_by_field_name("body")?;
+                node.child_by_field("body")?;
                 Some(FnDecl::plain(
                     field_text(node, "name", src)?.to_owned(),
                     node,
@@ -55,7 +56,7 @@ impl Lang for Php {
     }
 
     fn type_decl(&self, node: Node<'_>, src: &str) -> Option<(String, &'static str)> {
-        let kind = match node.kind() {
+        let kind = match node.kind_name() {
             "class_declaration" => "class",
             "interface_declaration" => "interface",
             "trait_declaration" => "trait",
@@ -66,18 +67,18 @@ impl Lang for Php {
     }
 
     fn parameters(&self, inner: Node<'_>, src: &str) -> Vec<ParameterFacts> {
-        let Some(list) = inner.child_by_field_name("parameters") else {
+        let Some(list) = inner.child_by_field("parameters") else {
             return Vec::new();
         };
         named_children(list)
             .into_iter()
-            .filter(|p| p.kind().ends_with("parameter"))
+            .filter(|p| p.kind_name().ends_with("parameter"))
             .map(|p| {
                 crate::text::parameter(
                     field_text(p, "name", src).unwrap_or_default(),
-                    p.child_by_field_name("type").map(|t| type_text(t, src)),
-                    p.child_by_field_name("default_value").is_some()
-                        || p.kind() == "variadic_parameter",
+                    p.child_by_field("type").map(|t| type_text(t, src)),
+                    p.child_by_field("default_value").is_some()
+                        || p.kind_name() == "variadic_parameter",
                 )
             })
             .collect()
@@ -85,7 +86,7 @@ impl Lang for Php {
 
     fn return_type(&self, inner: Node<'_>, src: &str) -> Option<String> {
         inner
-            .child_by_field_name("return_type")
+            .child_by_field("return_type")
             .map(|t| type_text(t, src))
     }
 
@@ -103,7 +104,7 @@ impl Lang for Php {
             line(decl.start_position()),
             src,
             |c| c.starts_with("/**") && !c.starts_with("/**/"),
-            |n| n.kind() == "attribute_list",
+            |n| n.kind_name() == "attribute_list",
         )
     }
 
@@ -116,14 +117,14 @@ impl Lang for Php {
         _field: Option<&str>,
         _src: &str,
     ) -> Option<Flow> {
-        Some(match node.kind() {
-            "if_statement" if parent.kind() == "else_clause" => Flow::ElseIf,
+        Some(match node.kind_name() {
+            "if_statement" if parent.kind_name() == "else_clause" => Flow::ElseIf,
             "if_statement" => Flow::If,
             "else_if_clause" => Flow::ElseIf,
             "else_clause" => {
                 if node
-                    .child_by_field_name("body")
-                    .is_some_and(|b| b.kind() == "if_statement")
+                    .child_by_field("body")
+                    .is_some_and(|b| b.kind_name() == "if_statement")
                 {
                     return None;
                 }
@@ -137,7 +138,7 @@ impl Lang for Php {
             "catch_clause" => Flow::Catch,
             "conditional_expression" => Flow::Ternary,
             "binary_expression" => {
-                let op = node.child_by_field_name("operator")?.kind();
+                let op = node.child_by_field("operator")?.kind_name();
                 if !matches!(op, "&&" | "||" | "??" | "and" | "or") {
                     return None;
                 }
@@ -158,7 +159,7 @@ impl Lang for Php {
         }
         let modifier = named_children(node)
             .into_iter()
-            .find(|c| c.kind() == "visibility_modifier")
+            .find(|c| c.kind_name() == "visibility_modifier")
             .map(|m| collapse(text(m, src)));
         match modifier.as_deref() {
             Some("private") => Visibility::Private,
@@ -171,7 +172,7 @@ impl Lang for Php {
     // --- rules ---
 
     fn catch_is_empty(&self, node: Node<'_>, _src: &str) -> bool {
-        node.child_by_field_name("body")
+        node.child_by_field("body")
             .is_some_and(|b| b.named_child_count() == 0)
     }
 

@@ -5,6 +5,7 @@ use tree_sitter::Node;
 
 use super::{Flow, FnDecl, Lang, Scope, SinkArgs};
 use crate::calls::Call;
+use crate::names::NodeNames;
 use crate::text::{collapse, docstring, field_text, named_children, text};
 
 /// Python.
@@ -27,26 +28,26 @@ impl Lang for Python {
         _grandparent: Option<Node<'t>>,
         src: &str,
     ) -> Option<FnDecl<'t>> {
-        (node.kind() == "function_definition")
+        (node.kind_name() == "function_definition")
             .then(|| field_text(node, "name", src))
             .flatten()
             .map(|name| FnDecl::plain(name.to_owned(), node))
     }
 
     fn type_decl(&self, node: Node<'_>, src: &str) -> Option<(String, &'static str)> {
-        (node.kind() == "class_definition")
+        (node.kind_name() == "class_definition")
             .then(|| field_text(node, "name", src))
             .flatten()
             .map(|n| (n.to_owned(), "class"))
     }
 
     fn parameters(&self, inner: Node<'_>, src: &str) -> Vec<ParameterFacts> {
-        let Some(list) = inner.child_by_field_name("parameters") else {
+        let Some(list) = inner.child_by_field("parameters") else {
             return Vec::new();
         };
         let mut out = Vec::new();
         for (i, child) in named_children(list).into_iter().enumerate() {
-            let (name, type_name, optional) = match child.kind() {
+            let (name, type_name, optional) = match child.kind_name() {
                 "identifier" => {
                     let name = text(child, src);
                     if i == 0 && matches!(name, "self" | "cls") {
@@ -89,12 +90,12 @@ impl Lang for Python {
         src: &str,
     ) -> Option<String> {
         // The docstring: a string as the first statement of the body.
-        let body = inner.child_by_field_name("body")?;
+        let body = inner.child_by_field("body")?;
         let first = body.named_child(0)?;
-        let string = (first.kind() == "expression_statement")
+        let string = (first.kind_name() == "expression_statement")
             .then(|| first.named_child(0))
             .flatten()
-            .filter(|s| s.kind() == "string")?;
+            .filter(|s| s.kind_name() == "string")?;
         docstring(text(string, src))
     }
 
@@ -107,10 +108,10 @@ impl Lang for Python {
         _field: Option<&str>,
         src: &str,
     ) -> Option<Flow> {
-        Some(match node.kind() {
+        Some(match node.kind_name() {
             "if_statement" => Flow::If,
             "elif_clause" => Flow::ElseIf,
-            "else_clause" if parent.kind() == "if_statement" => Flow::Else,
+            "else_clause" if parent.kind_name() == "if_statement" => Flow::Else,
             "for_statement" => Flow::Loop("for"),
             "while_statement" => Flow::Loop("while"),
             "except_clause" | "except_group_clause" => Flow::Catch,
@@ -118,14 +119,14 @@ impl Lang for Python {
             "case_clause" => {
                 let pattern = named_children(node)
                     .into_iter()
-                    .find(|c| c.kind() == "case_pattern");
+                    .find(|c| c.kind_name() == "case_pattern");
                 if pattern.is_some_and(|p| text(p, src).trim() == "_") {
                     return None;
                 }
                 Flow::Case("case")
             }
             "conditional_expression" => Flow::Ternary,
-            "boolean_operator" => Flow::Logical(node.child_by_field_name("operator")?.kind()),
+            "boolean_operator" => Flow::Logical(node.child_by_field("operator")?.kind_name()),
             "for_in_clause" => Flow::Decision("for"),
             "if_clause" => Flow::Decision("if"),
             "lambda" => Flow::Lambda,
@@ -150,11 +151,11 @@ impl Lang for Python {
         // `except: pass` does nothing either.
         named_children(node)
             .into_iter()
-            .rfind(|c| c.kind() == "block")
+            .rfind(|c| c.kind_name() == "block")
             .is_none_or(|block| {
                 named_children(block)
                     .iter()
-                    .all(|s| s.kind() == "pass_statement")
+                    .all(|s| s.kind_name() == "pass_statement")
             })
     }
 

@@ -5,6 +5,7 @@ use tree_sitter::Node;
 
 use super::{Flow, FnDecl, Lang, Scope, SinkArgs};
 use crate::calls::Call;
+use crate::names::NodeNames;
 use crate::text::{field_text, leading_doc, line, named_children, text};
 
 /// Ruby.
@@ -33,14 +34,14 @@ impl Lang for Ruby {
         grandparent: Option<Node<'t>>,
         src: &str,
     ) -> Option<FnDecl<'t>> {
-        if !matches!(node.kind(), "method" | "singleton_method") {
+        if !matches!(node.kind_name(), "method" | "singleton_method") {
             return None;
         }
         let mut decl = FnDecl::plain(field_text(node, "name", src)?.to_owned(), node);
         // `private def helper`: the call carries the visibility.
-        if parent.is_some_and(|p| p.kind() == "argument_list")
+        if parent.is_some_and(|p| p.kind_name() == "argument_list")
             && let Some(call) = grandparent.filter(|g| {
-                g.kind() == "call"
+                g.kind_name() == "call"
                     && field_text(*g, "method", src)
                         .and_then(visibility_word)
                         .is_some()
@@ -52,7 +53,7 @@ impl Lang for Ruby {
     }
 
     fn type_decl(&self, node: Node<'_>, src: &str) -> Option<(String, &'static str)> {
-        let kind = match node.kind() {
+        let kind = match node.kind_name() {
             "class" => "class",
             "module" => "module",
             _ => return None,
@@ -61,19 +62,18 @@ impl Lang for Ruby {
     }
 
     fn parameters(&self, inner: Node<'_>, src: &str) -> Vec<ParameterFacts> {
-        let Some(list) = inner.child_by_field_name("parameters") else {
+        let Some(list) = inner.child_by_field("parameters") else {
             return Vec::new();
         };
         let mut out = Vec::new();
         for child in named_children(list) {
             let name = field_text(child, "name", src).unwrap_or_else(|| text(child, src));
-            let (name, optional) = match child.kind() {
+            let (name, optional) = match child.kind_name() {
                 "identifier" => (name.to_owned(), false),
                 "optional_parameter" => (name.to_owned(), true),
-                "keyword_parameter" => (
-                    format!("{name}:"),
-                    child.child_by_field_name("value").is_some(),
-                ),
+                "keyword_parameter" => {
+                    (format!("{name}:"), child.child_by_field("value").is_some())
+                }
                 "splat_parameter" => (format!("*{name}"), true),
                 "hash_splat_parameter" => (format!("**{name}"), true),
                 "block_parameter" => (format!("&{name}"), true),
@@ -118,10 +118,10 @@ impl Lang for Ruby {
         _field: Option<&str>,
         _src: &str,
     ) -> Option<Flow> {
-        Some(match node.kind() {
+        Some(match node.kind_name() {
             "if" | "unless" | "if_modifier" | "unless_modifier" => Flow::If,
             "elsif" => Flow::ElseIf,
-            "else" if matches!(parent.kind(), "if" | "unless" | "elsif") => Flow::Else,
+            "else" if matches!(parent.kind_name(), "if" | "unless" | "elsif") => Flow::Else,
             "while" | "while_modifier" => Flow::Loop("while"),
             "until" | "until_modifier" => Flow::Loop("until"),
             "for" => Flow::Loop("for"),
@@ -130,7 +130,7 @@ impl Lang for Ruby {
             "rescue" => Flow::Catch,
             "conditional" => Flow::Ternary,
             "binary" => {
-                let op = node.child_by_field_name("operator")?.kind();
+                let op = node.child_by_field("operator")?.kind_name();
                 if !matches!(op, "&&" | "||" | "and" | "or") {
                     return None;
                 }
@@ -147,12 +147,12 @@ impl Lang for Ruby {
         if scope.in_function {
             return Visibility::Private;
         }
-        if node.kind() == "call" {
+        if node.kind_name() == "call" {
             return field_text(node, "method", src)
                 .and_then(visibility_word)
                 .unwrap_or(Visibility::Public);
         }
-        if node.kind() == "singleton_method" {
+        if node.kind_name() == "singleton_method" {
             return Visibility::Public;
         }
         scope.section.unwrap_or(Visibility::Public)
@@ -160,7 +160,7 @@ impl Lang for Ruby {
 
     fn section_marker(&self, node: Node<'_>, src: &str) -> Option<Visibility> {
         // A bare `private` line makes the methods after it private.
-        (node.kind() == "identifier")
+        (node.kind_name() == "identifier")
             .then(|| visibility_word(text(node, src)))
             .flatten()
     }
@@ -168,7 +168,8 @@ impl Lang for Ruby {
     // --- rules ---
 
     fn catch_is_empty(&self, node: Node<'_>, _src: &str) -> bool {
-        node.kind() == "rescue" && !named_children(node).iter().any(|c| c.kind() == "then")
+        node.kind_name() == "rescue"
+            && !named_children(node).iter().any(|c| c.kind_name() == "then")
     }
 
     fn strings(&self) -> &'static [&'static str] {

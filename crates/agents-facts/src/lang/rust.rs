@@ -5,6 +5,7 @@ use tree_sitter::Node;
 
 use super::{Flow, FnDecl, Lang, Scope, SinkArgs};
 use crate::calls::Call;
+use crate::names::NodeNames;
 use crate::text::{collapse, field_text, leading_doc, line, named_children, text};
 
 /// Rust.
@@ -36,14 +37,14 @@ impl Lang for Rust {
         _grandparent: Option<Node<'t>>,
         src: &str,
     ) -> Option<FnDecl<'t>> {
-        (node.kind() == "function_item")
+        (node.kind_name() == "function_item")
             .then(|| field_text(node, "name", src))
             .flatten()
             .map(|name| FnDecl::plain(name.to_owned(), node))
     }
 
     fn type_decl(&self, node: Node<'_>, src: &str) -> Option<(String, &'static str)> {
-        let kind = match node.kind() {
+        let kind = match node.kind_name() {
             "struct_item" => "struct",
             "enum_item" => "enum",
             "union_item" => "union",
@@ -56,15 +57,15 @@ impl Lang for Rust {
     }
 
     fn container(&self, node: Node<'_>, src: &str) -> Option<(String, &'static str)> {
-        if node.kind() != "impl_item" {
+        if node.kind_name() != "impl_item" {
             return None;
         }
-        let ty = node.child_by_field_name("type")?;
+        let ty = node.child_by_field("type")?;
         // `impl<T> Stack<T>` belongs to `Stack`.
         let name = ty
-            .child_by_field_name("type")
+            .child_by_field("type")
             .map_or_else(|| text(ty, src), |t| text(t, src));
-        let kind = if node.child_by_field_name("trait").is_some() {
+        let kind = if node.child_by_field("trait").is_some() {
             "trait impl"
         } else {
             "impl"
@@ -73,12 +74,12 @@ impl Lang for Rust {
     }
 
     fn parameters(&self, inner: Node<'_>, src: &str) -> Vec<ParameterFacts> {
-        let Some(list) = inner.child_by_field_name("parameters") else {
+        let Some(list) = inner.child_by_field("parameters") else {
             return Vec::new();
         };
         named_children(list)
             .into_iter()
-            .filter(|p| p.kind() == "parameter")
+            .filter(|p| p.kind_name() == "parameter")
             .map(|p| {
                 crate::text::parameter(
                     collapse(field_text(p, "pattern", src).unwrap_or_default()),
@@ -96,7 +97,7 @@ impl Lang for Rust {
     // --- doc comments ---
 
     fn is_trivia(&self, node: Node<'_>) -> bool {
-        node.kind().contains("comment") || node.kind() == "attribute_item"
+        node.kind_name().contains("comment") || node.kind_name() == "attribute_item"
     }
 
     fn doc(
@@ -115,7 +116,7 @@ impl Lang for Rust {
                 (c.starts_with("///") && !c.starts_with("////"))
                     || (c.starts_with("/**") && !c.starts_with("/***") && !c.starts_with("/**/"))
             },
-            |n| n.kind() == "attribute_item",
+            |n| n.kind_name() == "attribute_item",
         )
     }
 
@@ -128,13 +129,13 @@ impl Lang for Rust {
         _field: Option<&str>,
         src: &str,
     ) -> Option<Flow> {
-        Some(match node.kind() {
-            "if_expression" if parent.kind() == "else_clause" => Flow::ElseIf,
+        Some(match node.kind_name() {
+            "if_expression" if parent.kind_name() == "else_clause" => Flow::ElseIf,
             "if_expression" => Flow::If,
             "else_clause" => {
                 if named_children(node)
                     .iter()
-                    .any(|c| c.kind() == "if_expression")
+                    .any(|c| c.kind_name() == "if_expression")
                 {
                     return None;
                 }
@@ -151,7 +152,7 @@ impl Lang for Rust {
                 Flow::Case("match arm")
             }
             "binary_expression" => {
-                let op = node.child_by_field_name("operator")?.kind();
+                let op = node.child_by_field("operator")?.kind_name();
                 if !matches!(op, "&&" | "||") {
                     return None;
                 }
@@ -159,7 +160,9 @@ impl Lang for Rust {
             }
             "closure_expression" => Flow::Lambda,
             "break_expression" | "continue_expression"
-                if named_children(node).iter().any(|c| c.kind() == "label") =>
+                if named_children(node)
+                    .iter()
+                    .any(|c| c.kind_name() == "label") =>
             {
                 Flow::Jump
             }
@@ -175,7 +178,7 @@ impl Lang for Rust {
         }
         let modifier = named_children(node)
             .into_iter()
-            .find(|c| c.kind() == "visibility_modifier")
+            .find(|c| c.kind_name() == "visibility_modifier")
             .map(|m| collapse(text(m, src)).replace(' ', ""));
         match modifier.as_deref() {
             Some("pub") => Visibility::Public,
@@ -203,15 +206,15 @@ impl Lang for Rust {
     }
 
     fn allows_unwrap(&self, node: Node<'_>, leading: &[Node<'_>], src: &str) -> bool {
-        if !node.kind().ends_with("_item") {
+        if !node.kind_name().ends_with("_item") {
             return false;
         }
-        if node.kind() == "function_item" && field_text(node, "name", src) == Some("main") {
+        if node.kind_name() == "function_item" && field_text(node, "name", src) == Some("main") {
             return true;
         }
         leading
             .iter()
-            .any(|a| a.kind() == "attribute_item" && is_test_attribute(text(*a, src)))
+            .any(|a| a.kind_name() == "attribute_item" && is_test_attribute(text(*a, src)))
     }
 
     fn is_rust(&self) -> bool {

@@ -7,6 +7,7 @@ use tree_sitter::Node;
 use super::javascript;
 use super::{Flow, FnDecl, Lang, Scope, SinkArgs};
 use crate::calls::Call;
+use crate::names::NodeNames;
 use crate::text::{field_text, type_text};
 
 /// TypeScript.
@@ -36,7 +37,7 @@ impl Lang for TypeScript {
     }
 
     fn type_decl(&self, node: Node<'_>, src: &str) -> Option<(String, &'static str)> {
-        let kind = match node.kind() {
+        let kind = match node.kind_name() {
             "class_declaration" | "abstract_class_declaration" => "class",
             "interface_declaration" => "interface",
             "type_alias_declaration" => "type",
@@ -53,7 +54,7 @@ impl Lang for TypeScript {
 
     fn return_type(&self, inner: Node<'_>, src: &str) -> Option<String> {
         inner
-            .child_by_field_name("return_type")
+            .child_by_field("return_type")
             .map(|t| type_text(t, src))
     }
 

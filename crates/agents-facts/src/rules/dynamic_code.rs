@@ -6,20 +6,27 @@
 use agents_core::facts::{Finding, Rule};
 use tree_sitter::Node;
 
-use crate::calls;
+use crate::calls::Call;
 use crate::lang::{Lang, SinkArgs};
+use crate::names::NodeNames;
 use crate::strings::{is_interpolated, is_literal};
 use crate::text::line;
 
-pub(super) fn check(lang: &dyn Lang, node: Node<'_>, src: &str, findings: &mut Vec<Finding>) {
-    if lang.shell_literals().contains(&node.kind()) && is_interpolated(node) {
+pub(super) fn check(
+    lang: &dyn Lang,
+    node: Node<'_>,
+    call: Option<&Call<'_, '_>>,
+    src: &str,
+    findings: &mut Vec<Finding>,
+) {
+    if lang.shell_literals().contains(&node.kind_name()) && is_interpolated(node) {
         findings.push(finding(node, "this backtick command"));
         return;
     }
-    let Some(call) = calls::call(node, src) else {
+    let Some(call) = call else {
         return;
     };
-    let Some(args) = lang.exec_sink(&call, src) else {
+    let Some(args) = lang.exec_sink(call, src) else {
         return;
     };
     let dynamic = match args {

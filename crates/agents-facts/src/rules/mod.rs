@@ -9,6 +9,7 @@ mod sql;
 use agents_core::facts::{Finding, Rule};
 use tree_sitter::Node;
 
+use crate::calls;
 use crate::lang::Lang;
 use crate::text::line;
 use crate::walk::Frame;
@@ -22,10 +23,12 @@ pub(crate) fn check(
     src: &str,
     findings: &mut Vec<Finding>,
 ) {
-    dynamic_code::check(lang, node, src, findings);
-    sql::check(lang, node, parent, src, findings);
+    // One call shape for all three rules: building it is the costly part of a rule.
+    let call = calls::call(node, src);
+    dynamic_code::check(lang, node, call.as_ref(), src, findings);
+    sql::check(lang, node, parent, call.as_ref(), src, findings);
     if lang.is_rust() {
-        rust::check(node, frame, src, findings);
+        rust::check(node, frame, call.as_ref(), src, findings);
     }
 }
 

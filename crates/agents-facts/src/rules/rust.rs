@@ -3,13 +3,20 @@
 use agents_core::facts::{Finding, Rule};
 use tree_sitter::Node;
 
-use crate::calls;
+use crate::calls::Call;
+use crate::names::NodeNames;
 use crate::text::{line, text};
 use crate::walk::Frame;
 
-pub(super) fn check(node: Node<'_>, frame: &Frame<'_>, src: &str, findings: &mut Vec<Finding>) {
+pub(super) fn check(
+    node: Node<'_>,
+    frame: &Frame<'_>,
+    call: Option<&Call<'_, '_>>,
+    src: &str,
+    findings: &mut Vec<Finding>,
+) {
     let at = line(node.start_position());
-    let unsafe_what = match node.kind() {
+    let unsafe_what = match node.kind_name() {
         "unsafe_block" => Some("An `unsafe` block"),
         "function_item" | "function_signature_item" if has_unsafe(node, src) => {
             Some("An `unsafe fn`")
@@ -29,12 +36,12 @@ pub(super) fn check(node: Node<'_>, frame: &Frame<'_>, src: &str, findings: &mut
     if frame.allow_unwrap {
         return;
     }
-    let Some(call) = calls::call(node, src) else {
+    let Some(call) = call else {
         return;
     };
     let is_method = node
-        .child_by_field_name("function")
-        .is_some_and(|f| f.kind() == "field_expression");
+        .child_by_field("function")
+        .is_some_and(|f| f.kind_name() == "field_expression");
     if is_method && matches!(call.name, "unwrap" | "expect") {
         findings.push(Finding::new(
             Rule::UnwrapInLibrary,
@@ -48,7 +55,7 @@ pub(super) fn check(node: Node<'_>, frame: &Frame<'_>, src: &str, findings: &mut
 fn has_unsafe(node: Node<'_>, src: &str) -> bool {
     let mut cursor = node.walk();
     for child in node.children(&mut cursor) {
-        match child.kind() {
+        match child.kind_name() {
             "unsafe" => return true,
             "function_modifiers" if text(child, src).split_whitespace().any(|w| w == "unsafe") => {
                 return true;

@@ -7,8 +7,9 @@
 use agents_core::facts::{Finding, Rule};
 use tree_sitter::Node;
 
-use crate::calls;
+use crate::calls::Call;
 use crate::lang::Lang;
+use crate::names::NodeNames;
 use crate::strings::{
     concat_operands, is_concat, is_interpolated, is_literal, is_sql_literal, is_string,
     looks_like_sql,
@@ -24,31 +25,32 @@ pub(super) fn check(
     lang: &dyn Lang,
     node: Node<'_>,
     parent: Option<Node<'_>>,
+    call: Option<&Call<'_, '_>>,
     src: &str,
     findings: &mut Vec<Finding>,
 ) {
     let built = if is_concat(lang, node) {
         // Only the top of a chain: `"SELECT " + a + b` is one finding.
-        let top =
-            !parent.is_some_and(|p| is_concat(lang, p) || p.kind() == "parenthesized_expression");
+        let top = !parent
+            .is_some_and(|p| is_concat(lang, p) || p.kind_name() == "parenthesized_expression");
         top && concat_operands(lang, node).is_some_and(|ops| {
             ops.iter().any(|o| is_sql_literal(lang, *o, src))
                 && ops.iter().any(|o| !is_literal(lang, *o))
         })
     } else if is_string(lang, node) {
         is_interpolated(node) && looks_like_sql(text(node, src))
-    } else if node.kind() == "binary_operator" {
+    } else if node.kind_name() == "binary_operator" {
         // Python's `"... %s" % value`.
-        node.child_by_field_name("operator")
-            .is_some_and(|o| o.kind() == "%")
+        node.child_by_field("operator")
+            .is_some_and(|o| o.kind_name() == "%")
             && node
-                .child_by_field_name("left")
+                .child_by_field("left")
                 .is_some_and(|l| is_sql_literal(lang, l, src))
             && node
-                .child_by_field_name("right")
+                .child_by_field("right")
                 .is_some_and(|r| !is_literal(lang, r))
     } else {
-        formatted(lang, node, src)
+        call.is_some_and(|call| formatted(lang, node, call, src))
     };
     if built {
         findings.push(Finding::new(
@@ -60,10 +62,7 @@ pub(super) fn check(
 }
 
 /// `format!("SELECT … {}", x)`, `String.format`, `fmt.Sprintf`, `"SELECT … {}".format(x)`.
-fn formatted(lang: &dyn Lang, node: Node<'_>, src: &str) -> bool {
-    let Some(call) = calls::call(node, src) else {
-        return false;
-    };
+fn formatted(lang: &dyn Lang, node: Node<'_>, call: &Call<'_, '_>, src: &str) -> bool {
     let name = call.name.trim_end_matches('!');
     if !FORMATTERS.contains(&name) {
         return false;
@@ -78,7 +77,8 @@ fn formatted(lang: &dyn Lang, node: Node<'_>, src: &str) -> bool {
     if !is_sql_literal(lang, *template, src) {
         return false;
     }
-    let inline = node.kind() == "macro_invocation" && has_inline_argument(text(*template, src));
+    let inline =
+        node.kind_name() == "macro_invocation" && has_inline_argument(text(*template, src));
     inline || rest.iter().any(|a| !is_literal(lang, *a))
 }
 

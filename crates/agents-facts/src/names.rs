@@ -1,0 +1,158 @@
+//! Node kind and field names by number.
+//!
+//! Why this exists: tree-sitter's `Node::kind()` and `TreeCursor::field_name()` turn a C string
+//! into `&str` on every call (a `strlen` and a UTF-8 check), and `child_by_field_name` compares
+//! the name with every field of the grammar (`strncmp`). The walk asks these questions several
+//! times per node, and together they cost as much as the parse itself. The names never change
+//! for a grammar, so each thread looks them up once per grammar and then answers by index.
+
+use std::cell::Cell;
+use std::sync::Mutex;
+
+use tree_sitter::{Language, Node, TreeCursor};
+
+/// The names of one grammar, indexed by kind id and field id.
+#[derive(Debug)]
+struct Names {
+    language: Language,
+    kinds: Vec<&'static str>,
+    /// Index 0 is unused: field ids start at 1.
+    fields: Vec<&'static str>,
+}
+
+impl Names {
+    fn of(language: &Language) -> Self {
+        let kinds = (0..language.node_kind_count())
+            .map(|id| {
+                u16::try_from(id)
+                    .ok()
+                    .and_then(|id| language.node_kind_for_id(id))
+                    .unwrap_or("")
+            })
+            .collect();
+        let fields = (0..=language.field_count())
+            .map(|id| {
+                u16::try_from(id)
+                    .ok()
+                    .and_then(|id| language.field_name_for_id(id))
+                    .unwrap_or("")
+            })
+            .collect();
+        Self {
+            language: language.clone(),
+            kinds,
+            fields,
+        }
+    }
+}
+
+/// Every grammar's names, built once and kept for the life of the process: one entry per
+/// grammar (a dozen at most, a few KiB each), so leaking them is bounded and lets each thread
+/// keep a plain reference.
+static ALL: Mutex<Vec<&'static Names>> = Mutex::new(Vec::new());
+
+thread_local! {
+    // The grammar this thread looked at last: one file at a time, so nearly every lookup hits.
+    static LAST: Cell<Option<&'static Names>> = const { Cell::new(None) };
+}
+
+/// The names of `language`.
+fn names(language: &Language) -> &'static Names {
+    if let Some(last) = LAST.get()
+        && last.language == *language
+    {
+        return last;
+    }
+    let found = {
+        let mut all = ALL
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(found) = all.iter().find(|n| n.language == *language) {
+            found
+        } else {
+            let names: &'static Names = Box::leak(Box::new(Names::of(language)));
+            all.push(names);
+            names
+        }
+    };
+    LAST.set(Some(found));
+    found
+}
+
+/// Cheap names for a node; use these instead of `kind()` and `child_by_field_name()`.
+pub(crate) trait NodeNames<'t> {
+    /// The node's kind, as [`Node::kind`] says it.
+    fn kind_name(&self) -> &'static str;
+    /// The first child in field `name`, as [`Node::child_by_field_name`] finds it.
+    fn child_by_field(&self, name: &str) -> Option<Node<'t>>;
+}
+
+impl<'t> NodeNames<'t> for Node<'t> {
+    fn kind_name(&self) -> &'static str {
+        let id = usize::from(self.kind_id());
+        names(&self.language())
+            .kinds
+            .get(id)
+            .copied()
+            .unwrap_or_else(|| self.kind())
+    }
+
+    fn child_by_field(&self, name: &str) -> Option<Node<'t>> {
+        let id = names(&self.language())
+            .fields
+            .iter()
+            .skip(1)
+            .position(|f| *f == name)?;
+        // `position` counted from field 1.
+        self.child_by_field_id(u16::try_from(id + 1).ok()?)
+    }
+}
+
+/// The field name of the cursor's node in its parent, as [`TreeCursor::field_name`] says it.
+pub(crate) fn field_name(cursor: &TreeCursor<'_>) -> Option<&'static str> {
+    let id = usize::from(cursor.field_id()?.get());
+    names(&cursor.node().language())
+        .fields
+        .get(id)
+        .copied()
+        .filter(|f| !f.is_empty())
+        .or_else(|| cursor.field_name())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(feature = "rust")]
+    #[test]
+    fn names_match_tree_sitter_for_every_node_and_field() {
+        let language: Language = tree_sitter_rust::LANGUAGE.into();
+        let mut parser = tree_sitter::Parser::new();
+        parser.set_language(&language).expect("grammar fits");
+        let source = "/// doc\npub fn f(x: u32) -> u32 { if x > 1 { x * 2 } else { x } }\n";
+        let tree = parser.parse(source, None).expect("parses");
+        let mut cursor = tree.walk();
+        let mut seen = 0;
+        loop {
+            let node = cursor.node();
+            assert_eq!(node.kind_name(), node.kind());
+            assert_eq!(field_name(&cursor), cursor.field_name());
+            for field in ["name", "body", "parameters", "condition", "nope"] {
+                assert_eq!(node.child_by_field(field), node.child_by_field_name(field));
+            }
+            seen += 1;
+            if cursor.goto_first_child() || cursor.goto_next_sibling() {
+                continue;
+            }
+            loop {
+                if !cursor.goto_parent() {
+                    assert!(seen > 20, "walked {seen} nodes");
+                    return;
+                }
+                if cursor.goto_next_sibling() {
+                    break;
+                }
+            }
+        }
+    }
+}
