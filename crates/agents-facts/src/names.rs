@@ -54,6 +54,32 @@ static ALL: Mutex<Vec<&'static Names>> = Mutex::new(Vec::new());
 thread_local! {
     // The grammar this thread looked at last: one file at a time, so nearly every lookup hits.
     static LAST: Cell<Option<&'static Names>> = const { Cell::new(None) };
+    // The node asked about last and its kind, while a walk runs: the walk asks about the same
+    // node a dozen times in a row, and `Node::id` is free while the kind needs the node's
+    // subtree from memory. An id is unique only within one live tree, so the cache lives only
+    // as long as one walk over one tree ([`WalkScope`]); `None` outside a walk.
+    static LAST_KIND: Cell<Option<(usize, &'static str)>> = const { Cell::new(None) };
+}
+
+/// While alive, kinds are cached per node for the walk over one tree. Only one tree's nodes
+/// may be asked about while it lives.
+#[derive(Debug)]
+pub(crate) struct WalkScope {
+    outer: Option<(usize, &'static str)>,
+}
+
+impl WalkScope {
+    pub(crate) fn enter() -> Self {
+        Self {
+            outer: LAST_KIND.replace(Some((0, ""))),
+        }
+    }
+}
+
+impl Drop for WalkScope {
+    fn drop(&mut self) {
+        LAST_KIND.set(self.outer.take());
+    }
 }
 
 /// The names of `language`.
@@ -89,12 +115,22 @@ pub(crate) trait NodeNames<'t> {
 
 impl<'t> NodeNames<'t> for Node<'t> {
     fn kind_name(&self) -> &'static str {
+        let cached = LAST_KIND.get();
+        if let Some((node, kind)) = cached
+            && node == self.id()
+        {
+            return kind;
+        }
         let id = usize::from(self.kind_id());
-        names(&self.language())
+        let kind = names(&self.language())
             .kinds
             .get(id)
             .copied()
-            .unwrap_or_else(|| self.kind())
+            .unwrap_or_else(|| self.kind());
+        if cached.is_some() {
+            LAST_KIND.set(Some((self.id(), kind)));
+        }
+        kind
     }
 
     fn child_by_field(&self, name: &str) -> Option<Node<'t>> {
@@ -131,11 +167,18 @@ mod tests {
         parser.set_language(&language).expect("grammar fits");
         let source = "/// doc\npub fn f(x: u32) -> u32 { if x > 1 { x * 2 } else { x } }\n";
         let tree = parser.parse(source, None).expect("parses");
+        let _scope = WalkScope::enter();
         let mut cursor = tree.walk();
         let mut seen = 0;
         loop {
             let node = cursor.node();
             assert_eq!(node.kind_name(), node.kind());
+            // Asked again: answered from the per-node cache.
+            assert_eq!(node.kind_name(), node.kind());
+            if let Some(parent) = node.parent() {
+                assert_eq!(parent.kind_name(), parent.kind());
+                assert_eq!(node.kind_name(), node.kind());
+            }
             assert_eq!(field_name(&cursor), cursor.field_name());
             for field in ["name", "body", "parameters", "condition", "nope"] {
                 assert_eq!(node.child_by_field(field), node.child_by_field_name(field));

@@ -112,6 +112,8 @@ pub(crate) fn walk<'t, V: Visitor<'t>>(
     deadline: Instant,
     budget_ms: u64,
 ) -> Result<(), FactsError> {
+    // Every node asked about until the walk returns belongs to `tree`.
+    let _scope = crate::names::WalkScope::enter();
     let mut cursor = tree.walk();
     let mut trivia: Vec<Node<'t>> = Vec::new();
     let mut stack: Vec<Frame<'t>> = Vec::with_capacity(64);
