@@ -1,4 +1,5 @@
-//! `agents-server call` end to end: the real binary against a server on the fake model, in
+//! `agents-server call` end to end: the real command line (this package's
+//! `agents-server-e2e`, built from the same `cli` module) against a server on the fake model, in
 //! text, `--json` and `--stream` modes, and the exit codes of its failures.
 
 // A failing test should stop loudly: unwrap and panic are how tests say so.
@@ -27,13 +28,11 @@ async fn server(fake: &FakeModel, audit: &Path) -> Running {
         .unwrap()
 }
 
-/// Runs `agents-server call <args>` off the runtime's threads (the server runs on them).
+/// Runs `agents-server call <args>` off the runtime's threads (the server runs on them). The
+/// binary is this package's copy of the command line, which cargo builds before the tests.
 async fn call(args: Vec<String>) -> Output {
-    let binary = tokio::task::spawn_blocking(|| agents_tests::agents_server_binary().unwrap())
-        .await
-        .unwrap();
     tokio::task::spawn_blocking(move || {
-        Command::new(binary)
+        Command::new(env!("CARGO_BIN_EXE_agents-server-e2e"))
             .arg("call")
             .args(args)
             .env_remove("AGENTS_API_KEY")

@@ -6,109 +6,22 @@
 // A failing test should stop loudly: unwrap and panic are how tests say so.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use agents_fake_model::FakeModel;
 use agents_server::pb::agent_service_client::AgentServiceClient;
 use agents_server::pb::{self};
 use agents_server::{config, serve, telemetry};
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
-use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
-use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
-use tonic::{Request, Response, Status};
+use support::otlp::{Receiver, attribute, hex, parent_hops};
+use tonic::Request;
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CLIENT_SPAN_ID: &str = "00f067aa0ba902b7";
-
-/// An OTLP/gRPC trace receiver keeping every export request in memory.
-#[derive(Debug, Clone, Default)]
-struct Receiver {
-    received: Arc<Mutex<Vec<ExportTraceServiceRequest>>>,
-}
-
-#[tonic::async_trait]
-impl TraceService for Receiver {
-    async fn export(
-        &self,
-        request: Request<ExportTraceServiceRequest>,
-    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        self.received.lock().unwrap().push(request.into_inner());
-        Ok(Response::new(ExportTraceServiceResponse {
-            partial_success: None,
-        }))
-    }
-}
-
-impl Receiver {
-    /// Serves on a free loopback port until `stop` fires.
-    async fn start(&self, stop: tokio::sync::oneshot::Receiver<()>) -> SocketAddr {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let service = TraceServiceServer::new(self.clone());
-        tokio::spawn(
-            tonic::transport::Server::builder()
-                .add_service(service)
-                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
-                    let _ = stop.await;
-                }),
-        );
-        addr
-    }
-
-    /// Every span received, with the `service.name` of its resource.
-    fn spans(&self) -> Vec<(String, Span)> {
-        let mut spans = Vec::new();
-        for request in self.received.lock().unwrap().iter() {
-            for resource_spans in &request.resource_spans {
-                let service = resource_spans
-                    .resource
-                    .iter()
-                    .flat_map(|r| &r.attributes)
-                    .find(|kv| kv.key == "service.name")
-                    .and_then(|kv| kv.value.as_ref()?.value.as_ref())
-                    .map(|v| match v {
-                        AnyValue::StringValue(s) => s.clone(),
-                        other => format!("{other:?}"),
-                    })
-                    .unwrap_or_default();
-                for scope in &resource_spans.scope_spans {
-                    for span in &scope.spans {
-                        spans.push((service.clone(), span.clone()));
-                    }
-                }
-            }
-        }
-        spans
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The string attribute `key` of a span.
-fn attribute(span: &Span, key: &str) -> Option<String> {
-    span.attributes
-        .iter()
-        .find(|kv| kv.key == key)
-        .and_then(|kv| kv.value.as_ref()?.value.as_ref())
-        .map(|v| match v {
-            AnyValue::StringValue(s) => s.clone(),
-            AnyValue::IntValue(i) => i.to_string(),
-            other => format!("{other:?}"),
-        })
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_client_traceparent_reaches_the_provider_the_audit_log_and_the_exported_spans() {
@@ -234,20 +147,10 @@ async fn the_client_traceparent_reaches_the_provider_the_audit_log_and_the_expor
     assert_eq!(provider.kind, SpanKind::Client as i32);
     assert_eq!(attribute(provider, "provider.id").as_deref(), Some("fake"));
     assert_eq!(attribute(provider, "outcome").as_deref(), Some("success"));
-    let by_id: HashMap<String, &Span> = ours.iter().map(|s| (hex(&s.span_id), *s)).collect();
-    let mut parent = hex(&provider.parent_span_id);
-    let mut hops = 0;
-    while parent != server_span_id {
-        let next = by_id
-            .get(&parent)
-            .unwrap_or_else(|| panic!("the provider span's parent {parent} was not exported"));
-        parent = hex(&next.parent_span_id);
-        hops += 1;
-        assert!(
-            hops < 16,
-            "no path from the provider span to the server span"
-        );
-    }
+    assert!(
+        parent_hops(&ours, provider, &server_span_id).is_some(),
+        "no path from the provider span to the server span among {names:?}"
+    );
 
     // The agent's events hang off the server span; the provider's off the provider span.
     assert_eq!(event_parents["agent.started"], server_span_id);

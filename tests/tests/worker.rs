@@ -6,6 +6,8 @@
 // A failing test should stop loudly: unwrap and panic are how tests say so.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -17,6 +19,9 @@ use agents_server::pb::agent_service_client::AgentServiceClient;
 use agents_server::pb::{self, TaskState};
 use agents_server::serve::{self, Running};
 use agents_testkit::Peer;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+use support::otlp::{Receiver, attribute, hex, parent_hops};
 use tonic::Request;
 use tonic::transport::Channel;
 
@@ -84,7 +89,7 @@ impl Cluster {
              [bus.audit]\ndir = \"{audit}\"\n\
              [[providers]]\nopenai = {{ id = \"fake\", base_url = \"{base}\", model = \"fake-model\" }}\n\
              policies = {{ retry = {{ max_retries = 0 }}, timeout = {{ request_timeout_ms = 60000 }} }}\n\
-             [tasks]\ndispatch = \"queue\"\nnats_url = \"nats://{nats}\"\n\
+             [tasks]\ndispatch = \"queue\"\nnats_url = \"nats://{nats}\"\ndepth_refresh_ms = 200\n\
              [tasks.queue]\n{queue}\n{extra}",
             audit = self.dir.path().join(format!("audit-{name}")).display(),
             base = self.fake.base_url(),
@@ -186,6 +191,41 @@ fn count_completions(audit: &Path, counts: &mut HashMap<String, usize>) {
             }
         }
     }
+}
+
+/// A `/metrics` scrape, or `None` while the endpoint does not answer yet.
+async fn scrape(addr: &str) -> Option<prometheus_parse::Scrape> {
+    let text = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).ok()
+}
+
+/// The value of the first sample of `name` carrying `labels` (a histogram's `_count` and
+/// `_sum` are samples of their own).
+fn sample(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .and_then(|s| match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => Some(v),
+            _ => None,
+        })
+}
+
+/// [`sample`] of a fresh scrape of `addr`.
+async fn metric(
+    addr: String,
+    name: &'static str,
+    labels: Vec<(&'static str, &'static str)>,
+) -> Option<f64> {
+    sample(&scrape(&addr).await?, name, &labels)
 }
 
 /// Chat calls the model received (health checks left out).
@@ -730,4 +770,265 @@ async fn throughput() {
         }
         running.shutdown().await.unwrap();
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_shows_the_queue_depth_and_the_worker_times_each_task() {
+    let Some(mut cluster) = Cluster::start("ack_wait_ms = 10000").await else {
+        return;
+    };
+    let (running, mut client) = cluster.server().await;
+    let server = running.metrics_addr.unwrap().to_string();
+    let ids: Vec<String> = (0..5).map(|i| format!("timed-{i}")).collect();
+    for id in &ids {
+        submit(&mut client, id).await;
+    }
+    // No worker runs yet (so no consumer exists): the server counts what waits, per agent.
+    wait_until(
+        Duration::from_secs(60),
+        "the server's depth gauge to show 5",
+        || async {
+            metric(
+                server.clone(),
+                "agents_task_queue_depth",
+                vec![("agent", AGENT)],
+            )
+            .await
+                == Some(5.0)
+        },
+    )
+    .await;
+    let scraped = scrape(&server).await.unwrap();
+    assert_eq!(
+        sample(&scraped, "agents_task_queue_depth", &[("agent", AGENT)]),
+        Some(5.0)
+    );
+    assert_eq!(
+        sample(
+            &scraped,
+            "agents_task_queue_depth",
+            &[("agent", "code-analysis")]
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(
+            &scraped,
+            "agents_task_queue_depth_refresh_errors_total",
+            &[]
+        ),
+        Some(0.0)
+    );
+
+    let worker = format!("127.0.0.1:{}", agents_testkit::free_port());
+    cluster.worker(
+        "timer",
+        &format!("concurrency = 2\nmetrics_listen = \"{worker}\""),
+    );
+    let tasks = wait_all_finished(&mut client, &ids, Duration::from_secs(120)).await;
+    assert_completed_once(&tasks, &cluster.completions());
+    // A run is timed once its outcome is recorded and acknowledged, just after GetTask sees it.
+    let completed = vec![("agent", AGENT), ("outcome", "completed")];
+    wait_until(
+        Duration::from_secs(30),
+        "the worker to time its 5 runs",
+        || {
+            let (worker, completed) = (worker.clone(), completed.clone());
+            async move {
+                metric(worker, "agents_task_duration_seconds_count", completed).await == Some(5.0)
+            }
+        },
+    )
+    .await;
+    let scraped = scrape(&worker).await.unwrap();
+    let agent = [("agent", AGENT)];
+    // Each task waited once, from its submission until this worker (started after it) took it.
+    assert_eq!(
+        sample(&scraped, "agents_task_queue_wait_seconds_count", &agent),
+        Some(5.0)
+    );
+    assert!(sample(&scraped, "agents_task_queue_wait_seconds_sum", &agent).unwrap() > 0.0);
+    let buckets = scraped
+        .samples
+        .iter()
+        .find(|s| {
+            s.metric == "agents_task_duration_seconds"
+                && s.labels.get("outcome") == Some("completed")
+        })
+        .map(|s| match &s.value {
+            prometheus_parse::Value::Histogram(buckets) => buckets.len(),
+            _ => 0,
+        });
+    assert_eq!(
+        buckets,
+        Some(22),
+        "21 bounds from 0.5 ms to an hour, and +Inf"
+    );
+    // The server sees the queue empty again.
+    wait_until(
+        Duration::from_secs(60),
+        "the server's depth gauge to show 0",
+        || async {
+            metric(
+                server.clone(),
+                "agents_task_queue_depth",
+                vec![("agent", AGENT)],
+            )
+            .await
+                == Some(0.0)
+        },
+    )
+    .await;
+    cluster.stop_worker(0);
+    running.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_over_its_memory_limit_takes_no_task_and_another_worker_runs_it() {
+    let Some(mut cluster) = Cluster::start("ack_wait_ms = 10000").await else {
+        return;
+    };
+    let (running, mut client) = cluster.server().await;
+    // Any process is over 1 MiB resident.
+    let heavy = format!("127.0.0.1:{}", agents_testkit::free_port());
+    cluster.worker(
+        "heavy",
+        &format!("concurrency = 2\nmemory_limit_mib = 1\nmetrics_listen = \"{heavy}\""),
+    );
+    let paused = vec![("worker", "heavy")];
+    wait_until(Duration::from_secs(60), "the heavy worker to pause", || {
+        let (heavy, paused) = (heavy.clone(), paused.clone());
+        async move { metric(heavy, "agents_worker_paused", paused).await == Some(1.0) }
+    })
+    .await;
+    submit(&mut client, "held").await;
+    // The task is in the queue now; let the paused worker look at its memory again a few
+    // times, where it would otherwise have pulled.
+    let skipped = metric(
+        heavy.clone(),
+        "agents_worker_pulls_skipped_total",
+        paused.clone(),
+    )
+    .await
+    .unwrap();
+    wait_until(Duration::from_secs(60), "more skipped pull rounds", || {
+        let (heavy, paused) = (heavy.clone(), paused.clone());
+        async move {
+            metric(heavy, "agents_worker_pulls_skipped_total", paused)
+                .await
+                .is_some_and(|n| n >= skipped + 10.0)
+        }
+    })
+    .await;
+    let task = get(&mut client, "held").await;
+    assert_eq!(task.state, TaskState::Submitted as i32, "{task:?}");
+    assert_eq!(task.attempts, 0);
+    assert_eq!(chat_calls(&cluster.fake), 0);
+    let log = cluster.log("heavy");
+    assert!(
+        log.contains("over worker.memory_limit_mib"),
+        "no warning in the log: {log}"
+    );
+
+    // A worker without the limit takes it.
+    let light = cluster.worker("light", "concurrency = 2");
+    let tasks = wait_all_finished(&mut client, &["held".to_owned()], Duration::from_secs(60)).await;
+    assert_eq!(tasks["held"].state, TaskState::Completed as i32);
+    assert_eq!(tasks["held"].attempts, 1);
+    cluster.stop_worker(light);
+    cluster.stop_worker(0);
+    assert_eq!(cluster.completions_in(&cluster.workers[light].audit), 1);
+    assert_eq!(cluster.completions_in(&cluster.workers[0].audit), 0);
+    running.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_exports_a_task_span_under_the_client_trace_with_the_provider_call_inside() {
+    const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+    const CLIENT_SPAN_ID: &str = "00f067aa0ba902b7";
+    let Some(mut cluster) = Cluster::start("ack_wait_ms = 10000").await else {
+        return;
+    };
+    let receiver = Receiver::default();
+    let (stop_receiver, receiver_stopped) = tokio::sync::oneshot::channel();
+    let collector = receiver.start(receiver_stopped).await;
+    let (running, mut client) = cluster.server().await;
+    let traced = cluster.worker(
+        "traced",
+        &format!(
+            "concurrency = 2\n[telemetry]\notlp_endpoint = \"http://{collector}\"\n\
+             sampling_ratio = 1.0\nservice_name = \"agents-worker-test\"\n"
+        ),
+    );
+    let mut request = Request::new(pb::SubmitTaskRequest {
+        agent_id: AGENT.into(),
+        input_json: input().to_string(),
+        task_id: "traced-task".into(),
+    });
+    request.metadata_mut().insert(
+        "traceparent",
+        format!("00-{TRACE_ID}-{CLIENT_SPAN_ID}-01")
+            .parse()
+            .unwrap(),
+    );
+    client.submit_task(request).await.unwrap();
+    let tasks = wait_all_finished(
+        &mut client,
+        &["traced-task".to_owned()],
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(tasks["traced-task"].state, TaskState::Completed as i32);
+    // A graceful stop exports every queued span before the process exits.
+    cluster.stop_worker(traced);
+    let _ = stop_receiver.send(());
+
+    // The model saw the client's trace.
+    let sent: Vec<String> = cluster
+        .fake
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/chat/completions"))
+        .filter_map(|r| r.header("traceparent").map(str::to_owned))
+        .collect();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    let fields: Vec<&str> = sent[0].split('-').collect();
+    assert_eq!(fields[1], TRACE_ID, "{sent:?}");
+
+    let spans = receiver.spans();
+    assert!(
+        spans
+            .iter()
+            .all(|(service, _)| service == "agents-worker-test"),
+        "{spans:?}"
+    );
+    let ours: Vec<&Span> = spans
+        .iter()
+        .filter(|(_, s)| hex(&s.trace_id) == TRACE_ID)
+        .map(|(_, s)| s)
+        .collect();
+    let names: Vec<&str> = ours.iter().map(|s| s.name.as_str()).collect();
+    let run = ours
+        .iter()
+        .find(|s| s.name == "task.run")
+        .unwrap_or_else(|| panic!("no task.run span among {names:?}"));
+    assert_eq!(hex(&run.parent_span_id), CLIENT_SPAN_ID);
+    assert_eq!(run.kind, SpanKind::Consumer as i32);
+    assert_eq!(attribute(run, "agent.id").as_deref(), Some(AGENT));
+    assert_eq!(attribute(run, "task.id").as_deref(), Some("traced-task"));
+    assert_eq!(attribute(run, "task.delivery_count").as_deref(), Some("1"));
+    assert_eq!(attribute(run, "outcome").as_deref(), Some("completed"));
+    // The provider call is exported under the span id the model was sent, inside the run.
+    let provider = ours
+        .iter()
+        .find(|s| s.name == "provider.call")
+        .unwrap_or_else(|| panic!("no provider span among {names:?}"));
+    assert_eq!(hex(&provider.span_id), fields[2]);
+    let run_id = hex(&run.span_id);
+    assert!(
+        parent_hops(&ours, provider, &run_id).is_some(),
+        "the provider span is not inside task.run: {names:?}"
+    );
+    assert!(parent_hops(&ours, provider, CLIENT_SPAN_ID).is_some());
+    running.shutdown().await.unwrap();
 }

@@ -162,9 +162,19 @@ async fn fetch_hands_out_at_most_what_was_asked_with_headers() {
             .await
             .unwrap();
     }
+    // Counted from the stream before any worker (and its consumer) exists, per agent.
+    let agents = ["tests".to_owned(), "idle".to_owned()];
+    assert_eq!(
+        queue.depths(&agents).await.unwrap(),
+        [("tests".to_owned(), 5), ("idle".to_owned(), 0)]
+    );
     let mut worker = queue.worker("tests").await.unwrap();
     let batch = worker.fetch(2, Duration::from_secs(5)).await.unwrap();
     assert_eq!(batch.len(), 2);
+    // The queue's own record of when the task was stored.
+    let stored = batch[0].submitted_at().unwrap();
+    assert!(stored <= std::time::SystemTime::now() + Duration::from_secs(60));
+    assert!(stored > std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_600_000_000));
     assert_eq!(
         batch[0].header("traceparent"),
         Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
@@ -189,6 +199,7 @@ async fn fetch_hands_out_at_most_what_was_asked_with_headers() {
     assert!(seen.contains(&(released_id, 2)), "{seen:?}");
     let snapshot = metrics.snapshot();
     assert_eq!((snapshot.tasks_skipped, snapshot.tasks_redelivered), (1, 1));
+    assert_eq!(queue.refresh_depth(&["tests".into()]).await.unwrap(), 0);
     // Nothing left: an empty batch after the wait.
     assert!(
         worker

@@ -301,12 +301,16 @@ pub async fn start_with_events(
     let auth = Authenticator::load(&config.auth, &secrets)
         .await
         .map_err(|e| anyhow::anyhow!("cannot load the API keys: {e}"))?;
+    let agent_ids: Vec<String> = agents.iter().map(|a| a.id().to_owned()).collect();
     let mut service = AgentsService::new(agents, provider, events)
         .with_auth(auth)
         .with_limits(Limiter::new(config.limits.clone()))
         .with_metrics(metrics.clone());
     if config.tasks.uses_queue() {
-        service = service.with_queue(crate::worker::QueueDispatch::connect(&config.tasks).await?);
+        let queue =
+            crate::worker::QueueDispatch::connect(&config.tasks, &agent_ids, metrics.clone())
+                .await?;
+        service = service.with_queue(queue);
     }
     let ready = Arc::new(AtomicBool::new(false));
     let (metrics_addr, metrics_stop) = match config.server.metrics_listen {

@@ -1,5 +1,5 @@
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use agents_core::Redactor;
 use async_nats::Client;
@@ -187,25 +187,46 @@ impl TaskQueue {
         &self.config
     }
 
-    /// Counts the tasks waiting for `agents`' workers (not yet delivered, or due again) into
-    /// the `tasks_queue_depth` gauge, and returns it.
+    /// Counts the tasks waiting for `agents`' workers (not yet delivered, due again, or held
+    /// by a worker) into the `tasks_queue_depth` gauge, and returns the total.
     pub async fn refresh_depth(&self, agents: &[String]) -> Result<u64, Error> {
-        let mut depth = 0;
+        Ok(self.depths(agents).await?.iter().map(|(_, n)| n).sum())
+    }
+
+    /// The tasks of each of `agents` in the work queue: waiting, due again after a failed
+    /// attempt, or held by a worker (a work queue keeps a task until it is acknowledged).
+    /// Their sum also goes to the `tasks_queue_depth` gauge.
+    ///
+    /// It reads the stream's per-subject counts, not the agents' consumers, so it works before
+    /// any worker has created them (a server counting what it queued). One request per agent,
+    /// each answered from the stream's subject index.
+    pub async fn depths(&self, agents: &[String]) -> Result<Vec<(String, u64)>, Error> {
+        let stream = self
+            .js
+            .get_stream_no_info(self.config.stream.as_str())
+            .await
+            .map_err(|e| Error::transport("find the task stream", &e))?;
+        let mut depths = Vec::with_capacity(agents.len());
         for agent in agents {
             Self::check_agent(agent)?;
-            let mut consumer: consumer::PullConsumer = self
-                .js
-                .get_consumer_from_stream(format!("worker-{agent}"), self.config.stream.as_str())
+            let subject = format!("{}.{agent}", self.config.subject_prefix);
+            let mut counts = stream
+                .info_with_subjects(&subject)
                 .await
-                .map_err(|e| Error::transport("find a task consumer", &e))?;
-            let info = consumer
-                .info()
-                .await
-                .map_err(|e| Error::transport("read a task consumer", &e))?;
-            depth += info.num_pending + info.num_ack_pending as u64;
+                .map_err(|e| Error::transport("read the task stream", &e))?;
+            let mut depth = 0u64;
+            while let Some(count) = counts.next().await {
+                let (name, count) =
+                    count.map_err(|e| Error::transport("read the task stream", &e))?;
+                if name == subject {
+                    depth = depth.saturating_add(count as u64);
+                }
+            }
+            depths.push((agent.clone(), depth));
         }
-        BusMetrics::set(&self.metrics.tasks_queue_depth, depth);
-        Ok(depth)
+        let total = depths.iter().map(|(_, n)| n).sum();
+        BusMetrics::set(&self.metrics.tasks_queue_depth, total);
+        Ok(depths)
     }
 
     /// Tasks waiting or in progress, over all agents.
@@ -367,6 +388,15 @@ impl Task {
     /// Which delivery this is, from 1.
     pub fn attempt(&self) -> u32 {
         self.attempt
+    }
+
+    /// When the queue stored the task (the NATS server's clock): the submission time of a task
+    /// published without a state record, e.g. straight over NATS.
+    pub fn submitted_at(&self) -> Option<SystemTime> {
+        self.message
+            .info()
+            .ok()
+            .map(|info| SystemTime::from(info.published))
     }
 
     /// A header given at submit (e.g. `traceparent`).

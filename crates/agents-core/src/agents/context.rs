@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::events::{EventSink, NullSink};
@@ -94,8 +94,9 @@ impl AgentContext {
     }
 }
 
-/// A finished run: the output document and how it was made.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A finished run: the output document and how it was made. Its serde form is what a queued
+/// task's state record stores as the result, and reads back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct AgentOutput {
     /// The output, valid against the agent's output schema.
@@ -105,7 +106,7 @@ pub struct AgentOutput {
 }
 
 /// How an output was made: for the response, metrics and audit.
-#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[non_exhaustive]
 pub struct ExecutionMetadata {
     /// The agent's id.
@@ -151,4 +152,40 @@ pub(crate) fn millis(duration: Duration) -> u64 {
 
 pub(crate) fn micros(duration: Duration) -> u64 {
     u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outputs_read_back_from_their_json_form() {
+        let done = AgentOutput {
+            output: serde_json::json!({"summary": "ok"}),
+            metadata: ExecutionMetadata {
+                agent_id: "documentation".into(),
+                request_id: "t1".into(),
+                trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
+                provider: Some("fake".into()),
+                model: None,
+                fallbacks: vec!["down".into()],
+                usage: Usage {
+                    prompt_tokens: 3,
+                    completion_tokens: 4,
+                },
+                latency_ms: 9,
+                provider_latency_ms: 8,
+                latency_us: 9_001,
+                provider_latency_us: 8_001,
+                grounded: true,
+                facts_error: None,
+                degraded: false,
+                degraded_reason: None,
+            },
+        };
+        let json = serde_json::to_value(&done).unwrap_or_default();
+        assert_eq!(json["metadata"]["usage"]["completion_tokens"], 4);
+        let back: Option<AgentOutput> = serde_json::from_value(json).ok();
+        assert_eq!(back, Some(done));
+    }
 }

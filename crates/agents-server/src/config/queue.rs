@@ -20,6 +20,9 @@ pub enum Dispatch {
     Queue,
 }
 
+/// The shortest queue-depth refresh period accepted.
+const MIN_DEPTH_REFRESH_MS: u64 = 100;
+
 /// `[tasks]`: dispatch per agent and the queue's connection and settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -34,6 +37,9 @@ pub struct TasksConfig {
     pub nats_url: String,
     /// Streams, subjects, ack wait, max deliveries, the state bucket.
     pub queue: TaskQueueConfig,
+    /// How often the server and each worker count the queued agents' tasks into
+    /// `agents_task_queue_depth{agent}`: one small JetStream request per agent each time.
+    pub depth_refresh_ms: u64,
 }
 
 impl Default for TasksConfig {
@@ -43,6 +49,7 @@ impl Default for TasksConfig {
             agents: BTreeMap::new(),
             nats_url: "nats://127.0.0.1:4222".into(),
             queue: TaskQueueConfig::default(),
+            depth_refresh_ms: 5_000,
         }
     }
 }
@@ -60,6 +67,14 @@ impl TasksConfig {
 
     pub(super) fn validate(&self) -> Vec<ConfigError> {
         let mut errors = Vec::new();
+        if self.depth_refresh_ms < MIN_DEPTH_REFRESH_MS {
+            errors.push(ConfigError::new(
+                "tasks.depth_refresh_ms",
+                format!(
+                    "must be at least {MIN_DEPTH_REFRESH_MS}: each refresh asks JetStream once per agent"
+                ),
+            ));
+        }
         if self.nats_url.trim().is_empty() {
             errors.push(ConfigError::new(
                 "tasks.nats_url",
@@ -156,6 +171,8 @@ mod tests {
         assert!(tasks.validate().is_empty());
         tasks.nats_url = " ".into();
         assert_eq!(tasks.validate()[0].path, "tasks.nats_url");
+        tasks.depth_refresh_ms = 99;
+        assert_eq!(tasks.validate()[0].path, "tasks.depth_refresh_ms");
     }
 
     #[test]

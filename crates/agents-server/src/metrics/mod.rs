@@ -28,6 +28,12 @@
 //! | `agents_quota_waiting{provider}` | gauge | callers queued for a provider's concurrency quota: a standing queue means the quota (or the model behind it) is too small for the traffic, and calls wait before they are refused |
 //! | `agents_quota_in_flight{provider}` | gauge | calls holding a quota slot; at `max_concurrent` the next caller queues |
 //! | `agents_audit_write_errors_total` | counter | audit lines that could not be written: the audit trail has a gap |
+//! | `agents_task_duration_seconds{agent, outcome}` | histogram | queued tasks (worker): one delivery's run, from the worker starting it to its outcome (`completed`, `failed`, `retried`, `dead_lettered`, `canceled`, `handed_back`) |
+//! | `agents_task_queue_wait_seconds{agent}` | histogram | queued tasks (worker): from submission to a worker picking the task up (first deliveries): a growing wait means too few workers |
+//! | `agents_task_queue_depth{agent}` | gauge | queued tasks (server and worker): tasks of the agent waiting in, or held from, the queue at the last refresh |
+//! | `agents_task_queue_depth_refresh_errors_total` | counter | queue-depth refreshes that failed (NATS unreachable): the depth gauge is stale |
+//! | `agents_worker_paused{worker}` | gauge | 1 while a worker takes no new task because its resident memory is over `worker.memory_limit_mib` |
+//! | `agents_worker_pulls_skipped_total{worker}` | counter | pull rounds a worker skipped for the same reason |
 //!
 //! Label values come from configuration and events. Each passes through
 //! [`agents_core::redact`], is cut to 128 bytes, and each family holds at most
@@ -107,6 +113,12 @@ pub struct Metrics {
     breaker_open: Bounded<1, Gauge>,
     host_pressure: Bounded<1, Gauge>,
     quota_rejections: Bounded<2, Counter>,
+    task_duration: Bounded<2, Histogram>,
+    task_queue_wait: Bounded<1, Histogram>,
+    task_queue_depth: Bounded<1, Gauge>,
+    task_queue_depth_errors: Counter,
+    worker_paused: Bounded<1, Gauge>,
+    worker_pulls_skipped: Bounded<1, Counter>,
     sources: Arc<Sources>,
 }
 
@@ -125,6 +137,16 @@ impl fmt::Debug for Metrics {
 fn call_histogram() -> Histogram {
     Histogram::new([
         0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+    ])
+}
+
+/// Buckets for queued tasks: a run or a wait in an idle queue takes well under a millisecond
+/// of our own work, a model answer seconds to minutes, and a backed-up queue holds tasks for
+/// an hour.
+fn task_histogram() -> Histogram {
+    Histogram::new([
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+        60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
     ])
 }
 
@@ -161,6 +183,12 @@ impl Metrics {
             breaker_open: Bounded::new(["provider"], Gauge::default, cap),
             host_pressure: Bounded::new(["resource"], Gauge::default, cap),
             quota_rejections: Bounded::new(["provider", "scope"], Counter::default, cap),
+            task_duration: Bounded::new(["agent", "outcome"], task_histogram, cap),
+            task_queue_wait: Bounded::new(["agent"], task_histogram, cap),
+            task_queue_depth: Bounded::new(["agent"], Gauge::default, cap),
+            task_queue_depth_errors: Counter::default(),
+            worker_paused: Bounded::new(["worker"], Gauge::default, cap),
+            worker_pulls_skipped: Bounded::new(["worker"], Counter::default, cap),
             sources: Arc::default(),
         };
         this.registered()
@@ -242,6 +270,38 @@ impl Metrics {
             "Provider calls refused by a local quota",
             self.quota_rejections.family(),
         );
+        r.register_with_unit(
+            "task_duration",
+            "Time from a worker starting a task delivery to its outcome",
+            Unit::Seconds,
+            self.task_duration.family(),
+        );
+        r.register_with_unit(
+            "task_queue_wait",
+            "Time from a task's submission to a worker picking it up (first delivery)",
+            Unit::Seconds,
+            self.task_queue_wait.family(),
+        );
+        r.register(
+            "task_queue_depth",
+            "Tasks of the agent waiting in or held from the queue, at the last refresh",
+            self.task_queue_depth.family(),
+        );
+        r.register(
+            "task_queue_depth_refresh_errors",
+            "Queue depth refreshes that failed; the depth gauge keeps its last value",
+            self.task_queue_depth_errors.clone(),
+        );
+        r.register(
+            "worker_paused",
+            "1 while the worker pulls no task because its resident memory is over worker.memory_limit_mib",
+            self.worker_paused.family(),
+        );
+        r.register(
+            "worker_pulls_skipped",
+            "Pull rounds the worker skipped because its resident memory was over worker.memory_limit_mib",
+            self.worker_pulls_skipped.family(),
+        );
         r.register_collector(Box::new(SourceCollector(Arc::clone(&self.sources))));
         self
     }
@@ -267,6 +327,44 @@ impl Metrics {
         self.runtime_overhead
             .get([agent])
             .observe(total.saturating_sub(provider).as_secs_f64());
+    }
+
+    /// Records one delivery of a queued task run by a worker: how it ended (a
+    /// [`TaskOutcome`]) and how long it took from the start.
+    pub fn record_task(&self, agent: &str, outcome: TaskOutcome, run: Duration) {
+        self.task_duration
+            .get([agent, outcome.as_str()])
+            .observe(run.as_secs_f64());
+    }
+
+    /// Records how long a task waited in the queue before a worker picked it up.
+    pub fn record_queue_wait(&self, agent: &str, wait: Duration) {
+        self.task_queue_wait
+            .get([agent])
+            .observe(wait.as_secs_f64());
+    }
+
+    /// Sets the queue depth of `agent`'s tasks, as just counted.
+    pub fn set_task_queue_depth(&self, agent: &str, depth: u64) {
+        self.task_queue_depth
+            .get([agent])
+            .set(i64::try_from(depth).unwrap_or(i64::MAX));
+    }
+
+    /// Counts a queue-depth refresh that failed.
+    pub fn task_queue_depth_refresh_failed(&self) {
+        self.task_queue_depth_errors.inc();
+    }
+
+    /// Whether `worker` is paused by its memory limit now; a paused worker also counts each
+    /// pull round it skips ([`worker_pull_skipped`](Self::worker_pull_skipped)).
+    pub fn set_worker_paused(&self, worker: &str, paused: bool) {
+        self.worker_paused.get([worker]).set(i64::from(paused));
+    }
+
+    /// Counts a pull round `worker` skipped because it was over its memory limit.
+    pub fn worker_pull_skipped(&self, worker: &str) {
+        self.worker_pulls_skipped.get([worker]).inc();
     }
 
     /// Counts a request as in flight until the guard is dropped.
@@ -334,6 +432,38 @@ impl Metrics {
             tracing::error!("encoding the metrics failed; the exposition is incomplete");
         }
         text
+    }
+}
+
+/// How one delivery of a queued task ended, for `agents_task_duration_seconds`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TaskOutcome {
+    /// The result is recorded.
+    Completed,
+    /// Retrying cannot help (invalid input, an unknown agent): the task is over.
+    Failed,
+    /// The attempt failed and the task will be delivered again.
+    Retried,
+    /// The last delivery failed: the task went to the dead letters.
+    DeadLettered,
+    /// CancelTask stopped the run.
+    Canceled,
+    /// The worker shut down and gave the task back to the queue.
+    HandedBack,
+}
+
+impl TaskOutcome {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Retried => "retried",
+            Self::DeadLettered => "dead_lettered",
+            Self::Canceled => "canceled",
+            Self::HandedBack => "handed_back",
+        }
     }
 }
 

@@ -643,3 +643,54 @@ async fn http_serves_metrics_health_and_readiness_then_stops_on_shutdown() -> Te
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
     Ok(())
 }
+
+#[test]
+fn queued_task_families_count_runs_waits_depth_and_pauses() -> TestResult {
+    let metrics = Metrics::new();
+    metrics.record_task("doc", TaskOutcome::Completed, Duration::from_micros(300));
+    metrics.record_task("doc", TaskOutcome::Completed, Duration::from_secs(90));
+    metrics.record_task("doc", TaskOutcome::DeadLettered, Duration::from_secs(2));
+    metrics.record_queue_wait("doc", Duration::from_millis(3));
+    metrics.set_task_queue_depth("doc", 7);
+    metrics.task_queue_depth_refresh_failed();
+    metrics.set_worker_paused("w1", true);
+    metrics.worker_pull_skipped("w1");
+    let s = scrape(&metrics)?;
+    let completed = [("agent", "doc"), ("outcome", "completed")];
+    let runs = buckets(&s, "agents_task_duration_seconds", &completed);
+    // Sub-millisecond and minutes apart, each in a bucket of its own size.
+    assert_eq!(runs.get("0.0005"), Some(&1.0));
+    assert_eq!(runs.get("60"), Some(&1.0));
+    assert_eq!(runs.get("120"), Some(&2.0));
+    assert_eq!(
+        value(&s, "agents_task_duration_seconds_count", &completed),
+        Some(2.0)
+    );
+    let dead = [("agent", "doc"), ("outcome", "dead_lettered")];
+    assert_eq!(
+        value(&s, "agents_task_duration_seconds_count", &dead),
+        Some(1.0)
+    );
+    let doc = [("agent", "doc")];
+    assert_eq!(
+        buckets(&s, "agents_task_queue_wait_seconds", &doc).get("0.005"),
+        Some(&1.0)
+    );
+    assert_eq!(value(&s, "agents_task_queue_depth", &doc), Some(7.0));
+    assert_eq!(
+        value(&s, "agents_task_queue_depth_refresh_errors_total", &[]),
+        Some(1.0)
+    );
+    let w1 = [("worker", "w1")];
+    assert_eq!(value(&s, "agents_worker_paused", &w1), Some(1.0));
+    assert_eq!(
+        value(&s, "agents_worker_pulls_skipped_total", &w1),
+        Some(1.0)
+    );
+    metrics.set_worker_paused("w1", false);
+    assert_eq!(
+        value(&scrape(&metrics)?, "agents_worker_paused", &w1),
+        Some(0.0)
+    );
+    Ok(())
+}

@@ -20,7 +20,9 @@ pub(super) fn descriptor(agent: &dyn Agent) -> pb::AgentDescriptor {
     }
 }
 
-pub(super) fn response(done: &AgentOutput) -> pb::ExecuteResponse {
+/// The response of a finished run: for Execute, and for a queued task's stored result (which is
+/// `done`'s serde form, decoded again).
+pub(crate) fn response(done: &AgentOutput) -> pb::ExecuteResponse {
     let m = &done.metadata;
     pb::ExecuteResponse {
         output_json: done.output.to_string(),

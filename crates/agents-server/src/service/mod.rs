@@ -1,6 +1,6 @@
 //! The `agents.v1.AgentService` gRPC service.
 
-mod convert;
+pub(crate) mod convert;
 mod tasks;
 
 use std::collections::HashMap;

@@ -1,11 +1,12 @@
-//! Tracing and logs: the global `tracing` subscriber of `agents-server serve`.
+//! Tracing and logs: the global `tracing` subscriber of `agents-server serve` and `worker`.
 //!
 //! Why: a slow or failed call must be followed across the client, this server and the model
 //! endpoint by one id. Each gRPC call gets a server span whose parent is the client's
 //! `traceparent` ([`grpc_server_span`]); the agents get that span's context
 //! ([`current_trace_context`]), send it to the provider and stamp it on every CloudEvent; the
-//! provider call is a child span. Spans go to an OTLP/gRPC collector when
-//! `telemetry.otlp_endpoint` is set (batched, redacted, sampled parent-based by
+//! provider call is a child span. In a worker, each task delivery runs in a `task.run` span
+//! ([`task_span`]) whose parent is the `traceparent` that rode in the task message's headers.
+//! Spans go to an OTLP/gRPC collector when `telemetry.otlp_endpoint` is set (batched, redacted, sampled parent-based by
 //! `telemetry.sampling_ratio`); ids are made either way, so logs and events carry them.
 //!
 //! Log records go to stderr through the redactor, as JSON with `trace_id` / `span_id` or as
@@ -20,7 +21,7 @@ mod propagation;
 
 pub use config::{LogFormat, TelemetryConfig};
 pub use ids::SPAN_ID_FIELD;
-pub use propagation::{current_trace_context, grpc_server_span};
+pub use propagation::{current_trace_context, grpc_server_span, task_span};
 
 use anyhow::Context as _;
 use opentelemetry::trace::TracerProvider as _;

@@ -34,6 +34,56 @@ pub fn grpc_server_span(request: &Request<()>) -> tracing::Span {
     span
 }
 
+/// The span of one delivery of a queued task in a worker, continuing the trace whose
+/// `traceparent` / `tracestate` rode in the task's message headers (the submitting server's
+/// call span, or an external publisher's). Named `task.run` (kind consumer) with `agent.id`,
+/// `task.id` and `task.delivery_count`; the worker records `outcome` when the delivery ends.
+/// Inside it, [`current_trace_context`] is the context the agent and provider calls continue.
+pub fn task_span(
+    agent: &str,
+    task_id: &str,
+    delivery_count: u32,
+    traceparent: Option<&str>,
+    tracestate: Option<&str>,
+) -> tracing::Span {
+    let span = tracing::info_span!(
+        "task.run",
+        otel.kind = "consumer",
+        otel.status_code = tracing::field::Empty,
+        agent.id = %agent,
+        task.id = %task_id,
+        task.delivery_count = delivery_count,
+        outcome = tracing::field::Empty,
+    );
+    let parent = TraceContextPropagator::new().extract(&TaskHeaders {
+        traceparent,
+        tracestate,
+    });
+    // Fails only when no OpenTelemetry layer is installed; the span is then a plain one.
+    let _ = span.set_parent(parent);
+    span
+}
+
+/// The trace headers of a task message.
+struct TaskHeaders<'a> {
+    traceparent: Option<&'a str>,
+    tracestate: Option<&'a str>,
+}
+
+impl Extractor for TaskHeaders<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        match key {
+            "traceparent" => self.traceparent,
+            "tracestate" => self.tracestate,
+            _ => None,
+        }
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        vec!["traceparent", "tracestate"]
+    }
+}
+
 /// The trace context of the current span (the server span, inside a call), for the agents; or
 /// `None` when no OpenTelemetry layer is installed or the span is disabled.
 pub fn current_trace_context() -> Option<TraceContext> {
@@ -100,6 +150,23 @@ mod tests {
             assert_eq!(trace.tracestate(), Some("congo=t61rcWkgMzE"));
 
             let fresh = grpc_server_span(&request(Some("garbage")));
+            let trace = fresh.in_scope(current_trace_context).unwrap();
+            assert_ne!(trace.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        });
+    }
+
+    #[test]
+    fn a_task_span_continues_the_trace_of_its_message_headers() {
+        let provider = SdkTracerProvider::builder().build();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        tracing::subscriber::with_default(subscriber, || {
+            let span = task_span("documentation", "t1", 2, Some(CLIENT), Some("congo=t61"));
+            let trace = span.in_scope(current_trace_context).unwrap();
+            assert_eq!(trace.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
+            assert_ne!(trace.parent_id(), "00f067aa0ba902b7");
+            assert_eq!(trace.tracestate(), Some("congo=t61"));
+            let fresh = task_span("documentation", "t2", 1, None, None);
             let trace = fresh.in_scope(current_trace_context).unwrap();
             assert_ne!(trace.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
         });

@@ -1,25 +1,36 @@
 //! The server's side of queued tasks: SubmitTask, GetTask and CancelTask over JetStream.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use agents_bus::{
     BusMetrics, Created, JetStreamTaskStore, TaskQueue, TaskRecord, TaskStore, is_valid_task_id,
 };
-use agents_core::{CloudEvent, EventSink, TaskQueued, TraceContext};
+use agents_core::{CancellationToken, CloudEvent, EventSink, TaskQueued, TraceContext};
 use anyhow::Context as _;
 use tonic::Status;
 
-use super::{TENANT_HEADER, record};
+use super::{TENANT_HEADER, depth, record};
 use crate::config::{Dispatch, TasksConfig};
+use crate::metrics::Metrics;
 use crate::pb;
 use crate::status;
 
-/// Submits tasks of the agents dispatched to the queue, and reads and cancels them.
+/// Submits tasks of the agents dispatched to the queue, and reads and cancels them; keeps
+/// their queue depth in the metrics while it lives.
 #[derive(Debug)]
 pub struct QueueDispatch {
     queue: TaskQueue,
     store: Arc<dyn TaskStore>,
     config: TasksConfig,
+    /// Stops the depth refresher when the dispatch goes away.
+    stop: CancellationToken,
+}
+
+impl Drop for QueueDispatch {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
 }
 
 /// Connects to NATS (reconnecting for ever after the first connection) and sets up the
@@ -50,13 +61,32 @@ pub(super) async fn connect(
 }
 
 impl QueueDispatch {
-    /// Connects to the queue of `config`.
-    pub async fn connect(config: &TasksConfig) -> anyhow::Result<Arc<Self>> {
+    /// Connects to the queue of `config` and starts counting the queued tasks of those of
+    /// `agents` dispatched to it into `metrics` (every `tasks.depth_refresh_ms`).
+    pub async fn connect(
+        config: &TasksConfig,
+        agents: &[String],
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Arc<Self>> {
         let (queue, store) = connect(config, "agents-server", Arc::new(BusMetrics::new())).await?;
+        let stop = CancellationToken::new();
+        let queued = agents
+            .iter()
+            .filter(|agent| config.dispatch_of(agent) == Dispatch::Queue)
+            .cloned()
+            .collect();
+        tokio::spawn(depth::refresh(
+            queue.clone(),
+            queued,
+            metrics,
+            Duration::from_millis(config.depth_refresh_ms),
+            stop.clone(),
+        ));
         Ok(Arc::new(Self {
             queue,
             store,
             config: config.clone(),
+            stop,
         }))
     }
 

@@ -24,9 +24,14 @@
 //!   which drops the provider call.
 //! - **Shutdown**: the worker stops pulling, lets running tasks finish within the grace period,
 //!   then stops the rest and hands them back (nak) for another worker.
-//! - **Traces**: `traceparent`/`tracestate` travel as message headers, so the client's trace
-//!   continues in the worker and on to the provider call.
+//! - **Traces**: `traceparent`/`tracestate` travel as message headers; each delivery runs in a
+//!   `task.run` span whose parent they name, so the client's trace continues in the worker and
+//!   on to the provider call.
+//! - **Metrics**: each delivery is timed by outcome, and the first one's wait since submission
+//!   recorded; the server and every worker count the queue depth per agent from the stream
+//!   (`depth.rs`); a worker over its memory hint says so in a gauge while it pulls nothing.
 
+mod depth;
 mod dispatch;
 mod record;
 mod run;

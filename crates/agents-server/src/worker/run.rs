@@ -4,27 +4,28 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use agents_bus::{Task, TaskOutcome, TaskQueue, TaskRecord, TaskState, TaskStore, TaskWorker};
+use agents_bus::{Task, TaskOutcome as QueueOutcome, TaskRecord, TaskState, TaskStore, TaskWorker};
 use agents_core::{
     Agent, AgentContext, AgentError, CancellationToken, CloudEvent, EventPayload, EventSink,
     NullSink, Provider, TaskCompleted, TaskDeadLettered, TaskFailed, TaskStarted, TraceContext,
 };
 use anyhow::Context as _;
 use tokio::sync::Semaphore;
+use tracing::Instrument as _;
 
-use super::{TENANT_HEADER, dispatch, record};
+use super::{TENANT_HEADER, depth, dispatch, record};
 use crate::auth::ANONYMOUS_TENANT;
 use crate::config::{ServerConfig, WorkerConfig};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, TaskOutcome};
 use crate::serve::{EventPipeline, Runtime};
 use crate::status;
 
 /// Pause after a failed pull or consumer setup before trying again (NATS down).
 const PULL_RETRY: Duration = Duration::from_millis(500);
-/// How often the queue depth gauge is refreshed.
-const DEPTH_EVERY: Duration = Duration::from_secs(5);
+/// How often a worker over its memory limit looks at its resident memory again.
+const MEMORY_RECHECK: Duration = Duration::from_millis(100);
 
 /// A running worker; [`shutdown`](Self::shutdown) stops it gracefully.
 #[derive(Debug)]
@@ -129,13 +130,23 @@ impl Worker {
             abandon: CancellationToken::new(),
             running: Mutex::new(HashMap::new()),
         });
+        if shared.config.memory_limit_mib.is_some() {
+            // The series exists from the start, so "not paused" is visible as 0.
+            metrics.set_worker_paused(&shared.name, false);
+        }
         let mut background = vec![
             queue
                 .sweep_lost_tasks(store)
                 .await
                 .context("cannot watch the max-deliveries advisories")?,
             tokio::spawn(watch_cancellations(shared.clone())),
-            tokio::spawn(refresh_depth(queue.clone(), served.clone(), shared.clone())),
+            tokio::spawn(depth::refresh(
+                queue.clone(),
+                served.clone(),
+                metrics.clone(),
+                Duration::from_millis(config.tasks.depth_refresh_ms),
+                shared.stop.clone(),
+            )),
         ];
         let mut pullers = Vec::new();
         for agent in &served {
@@ -239,15 +250,38 @@ async fn sleep_or_stop(shared: &Shared, pause: Duration) -> bool {
 /// Pulls one agent's tasks while there are free slots, until told to stop.
 async fn pull(shared: Arc<Shared>, mut worker: TaskWorker) {
     let wait = Duration::from_millis(shared.config.pull_wait_ms);
+    let mut paused = false;
     while !shared.stop.is_cancelled() {
-        if let Some(limit) = shared.config.memory_limit_mib
-            && resident_mib().is_some_and(|rss| rss >= limit)
-        {
+        if let Some(limit) = shared.config.memory_limit_mib {
             // Over the memory hint: let running tasks finish before taking more.
-            if !sleep_or_stop(&shared, Duration::from_millis(100)).await {
-                break;
+            let rss = resident_mib();
+            let over = rss.is_some_and(|rss| rss >= limit);
+            if over != paused {
+                paused = over;
+                shared.metrics.set_worker_paused(&shared.name, over);
+                if over {
+                    tracing::warn!(
+                        agent = worker.agent(),
+                        rss_mib = rss,
+                        limit_mib = limit,
+                        "resident memory is over worker.memory_limit_mib: taking no new task until it falls below (running tasks go on)"
+                    );
+                } else {
+                    tracing::info!(
+                        agent = worker.agent(),
+                        rss_mib = rss,
+                        limit_mib = limit,
+                        "resident memory is under worker.memory_limit_mib again: pulling tasks"
+                    );
+                }
             }
-            continue;
+            if over {
+                shared.metrics.worker_pull_skipped(&shared.name);
+                if !sleep_or_stop(&shared, MEMORY_RECHECK).await {
+                    break;
+                }
+                continue;
+            }
         }
         let first = tokio::select! {
             permit = shared.slots.clone().acquire_owned() => match permit {
@@ -313,17 +347,6 @@ async fn watch_cancellations(shared: Arc<Shared>) {
     }
 }
 
-async fn refresh_depth(queue: TaskQueue, agents: Vec<String>, shared: Arc<Shared>) {
-    loop {
-        if let Err(error) = queue.refresh_depth(&agents).await {
-            tracing::debug!(%error, "reading the queue depth failed");
-        }
-        if !sleep_or_stop(&shared, DEPTH_EVERY).await {
-            return;
-        }
-    }
-}
-
 impl Shared {
     fn emit<P: EventPayload>(&self, agent: &str, trace: &TraceContext, payload: &P) {
         self.events.emit(
@@ -350,12 +373,56 @@ enum Ended {
     HandedBack,
 }
 
-/// Runs one delivery of a task, from its record to its acknowledgement.
+/// Runs one delivery of a task in its `task.run` span, which continues the trace of the
+/// message's headers, and records how long it took and how it ended.
 async fn handle(shared: &Shared, task: Task) {
+    let began = Instant::now();
+    let agent_id = task.agent().to_owned();
+    let span = crate::telemetry::task_span(
+        &agent_id,
+        task.id(),
+        task.attempt(),
+        task.header("traceparent"),
+        task.header("tracestate"),
+    );
+    let outcome = deliver(shared, task, began).instrument(span.clone()).await;
+    if let Some(outcome) = outcome {
+        span.record("outcome", outcome.as_str());
+        if matches!(
+            outcome,
+            TaskOutcome::Failed | TaskOutcome::Retried | TaskOutcome::DeadLettered
+        ) {
+            span.record("otel.status_code", "ERROR");
+        }
+        shared
+            .metrics
+            .record_task(&agent_id, outcome, began.elapsed());
+    }
+}
+
+/// How long a task waited in the queue: from its submission (the state record's, which
+/// GetTask reports; else the queue's own timestamp) to `picked_up`. Clocks of different
+/// machines may disagree: a pick-up "before" the submission counts as no wait.
+fn queue_wait(record: Option<&TaskRecord>, task: &Task, picked_up: SystemTime) -> Option<Duration> {
+    let submitted = match record {
+        Some(record) => UNIX_EPOCH + Duration::from_millis(record.submitted_at_ms),
+        None => task.submitted_at()?,
+    };
+    Some(picked_up.duration_since(submitted).unwrap_or_default())
+}
+
+/// Runs one delivery of a task, from its record to its acknowledgement. `None` when nothing
+/// ran: the task was finished already, or its record could not be read or written (it will be
+/// delivered again).
+async fn deliver(shared: &Shared, task: Task, began: Instant) -> Option<TaskOutcome> {
+    let picked_up = SystemTime::now();
     let id = task.id().to_owned();
     let agent_id = task.agent().to_owned();
     let attempt = task.attempt();
-    let trace = TraceContext::parse_or_new(task.header("traceparent"), task.header("tracestate"));
+    // The task span's context: its provider calls and events join the submitter's trace.
+    let trace = crate::telemetry::current_trace_context().unwrap_or_else(|| {
+        TraceContext::parse_or_new(task.header("traceparent"), task.header("tracestate"))
+    });
     let tenant = task
         .header(TENANT_HEADER)
         .unwrap_or(ANONYMOUS_TENANT)
@@ -367,20 +434,33 @@ async fn handle(shared: &Shared, task: Task) {
         Err(error) => {
             // The store is unreachable: leave the task to be redelivered after the ack wait.
             tracing::warn!(task_id = %id, %error, "cannot read the task record; the task will be redelivered");
-            return;
+            return None;
         }
     };
+    if attempt == 1
+        && let Some(wait) = queue_wait(existing.as_ref(), &task, picked_up)
+    {
+        shared.metrics.record_queue_wait(&agent_id, wait);
+    }
     if existing.is_none() {
-        let record = TaskRecord::submitted(&id, &agent_id, Some(tenant.clone()));
+        let mut record = TaskRecord::submitted(&id, &agent_id, Some(tenant.clone()));
+        // Submitted when the queue stored it, not when a worker got to it.
+        if let Some(ms) = task
+            .submitted_at()
+            .and_then(|at| at.duration_since(UNIX_EPOCH).ok())
+            .and_then(|d| u64::try_from(d.as_millis()).ok())
+        {
+            record.submitted_at_ms = ms;
+        }
         if let Err(error) = shared.store.create(&record).await {
             tracing::warn!(task_id = %id, %error, "cannot create the task record; the task will be redelivered");
-            return;
+            return None;
         }
     }
     if existing.as_ref().is_some_and(|r| r.state.is_finished()) {
         // Its effect is recorded (a redelivery after a lost ack, or a cancelled task).
         let _ = task.skip().await;
-        return;
+        return None;
     }
     // 2. Working, unless it finished in the meantime.
     let worker = shared.name.clone();
@@ -389,21 +469,21 @@ async fn handle(shared: &Shared, task: Task) {
         Some((_, true)) => {}
         Some((_, false)) => {
             let _ = task.skip().await;
-            return;
+            return None;
         }
-        None => return,
+        None => return None,
     }
     let Some(agent) = shared.agents.get(&agent_id).cloned() else {
         let message = format!("this worker has no agent `{agent_id}`");
         finish_failed(shared, task, &trace, "unknown_agent", &message).await;
-        return;
+        return Some(TaskOutcome::Failed);
     };
     let input: serde_json::Value = match serde_json::from_slice(task.payload()) {
         Ok(input) => input,
         Err(error) => {
             let message = format!("the task payload is not a JSON document: {error}");
             finish_failed(shared, task, &trace, "invalid_input", &message).await;
-            return;
+            return Some(TaskOutcome::Failed);
         }
     };
     let mut started = TaskStarted::default();
@@ -432,7 +512,6 @@ async fn handle(shared: &Shared, task: Task) {
         .with_tenant(tenant)
         .with_events(shared.events.clone())
         .with_cancel(cancel.clone());
-    let began = Instant::now();
     let ended = {
         let run = agent.execute(&ctx, input);
         tokio::pin!(run);
@@ -480,7 +559,7 @@ async fn handle(shared: &Shared, task: Task) {
             };
             shared.update(&id, &back).await;
             let _ = task.release().await;
-            return;
+            return Some(TaskOutcome::HandedBack);
         }
         Ended::Done(result) => *result,
     };
@@ -499,25 +578,34 @@ async fn handle(shared: &Shared, task: Task) {
         Ok(done) => {
             let stored = record::result_json(&done);
             let complete = move |r: &mut TaskRecord| r.complete(stored.clone());
-            if let Some((_, true)) = shared.update(&id, &complete).await {
-                let mut completed = TaskCompleted::default();
-                completed.task_id = id.clone();
-                completed.agent_id = agent_id.clone();
-                completed.worker = shared.name.clone();
-                completed.latency_ms =
-                    u64::try_from(began.elapsed().as_millis()).unwrap_or(u64::MAX);
-                shared.emit(&agent_id, &trace, &completed);
-            } else if !matches!(shared.store.get(&id).await, Ok(Some(r)) if r.state.is_finished()) {
+            let outcome = match shared.update(&id, &complete).await {
+                Some((_, true)) => {
+                    let mut completed = TaskCompleted::default();
+                    completed.task_id = id.clone();
+                    completed.agent_id = agent_id.clone();
+                    completed.worker = shared.name.clone();
+                    completed.latency_ms =
+                        u64::try_from(began.elapsed().as_millis()).unwrap_or(u64::MAX);
+                    shared.emit(&agent_id, &trace, &completed);
+                    TaskOutcome::Completed
+                }
+                // Finished meanwhile: cancelled, or completed by a duplicate delivery.
+                Some((record, false)) if record.state == TaskState::Completed => {
+                    TaskOutcome::Completed
+                }
+                Some((record, false)) if record.state.is_finished() => TaskOutcome::Canceled,
                 // Not recorded (store unreachable): leave it to be redelivered.
-                return;
-            }
+                _ => return Some(TaskOutcome::Retried),
+            };
             if let Err(error) = task.complete().await {
                 tracing::debug!(task_id = %id, %error, "acknowledging a completed task failed; its redelivery will be skipped");
             }
+            Some(outcome)
         }
         Err(AgentError::Cancelled) if cancel.is_cancelled() => {
             // The record says `canceled` already (CancelTask wrote it first).
             let _ = task.skip().await;
+            Some(TaskOutcome::Canceled)
         }
         Err(error) if error.is_retryable() => {
             let kind = error.kind().as_str().to_owned();
@@ -534,7 +622,7 @@ async fn handle(shared: &Shared, task: Task) {
                     format!("failed on all {attempt} deliveries; the last error: {message}");
                 let dead = |r: &mut TaskRecord| r.dead_letter(&kind, &reason);
                 shared.update(&id, &dead).await;
-                if let Ok(TaskOutcome::DeadLettered) =
+                if let Ok(QueueOutcome::DeadLettered) =
                     task.fail_with_kind(&kind, &reason, None).await
                 {
                     let mut dead = TaskDeadLettered::default();
@@ -544,6 +632,7 @@ async fn handle(shared: &Shared, task: Task) {
                     dead.reason = reason;
                     shared.emit(&agent_id, &trace, &dead);
                 }
+                Some(TaskOutcome::DeadLettered)
             } else {
                 let retry = |r: &mut TaskRecord| r.fail(&kind, &message, true);
                 shared.update(&id, &retry).await;
@@ -554,11 +643,13 @@ async fn handle(shared: &Shared, task: Task) {
                         .saturating_mul(u64::from(attempt)),
                 );
                 let _ = task.fail_with_kind(&kind, &message, Some(backoff)).await;
+                Some(TaskOutcome::Retried)
             }
         }
         Err(error) => {
             let kind = error.kind().as_str().to_owned();
             finish_failed(shared, task, &trace, &kind, &error.to_string()).await;
+            Some(TaskOutcome::Failed)
         }
     }
 }
