@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod no_model;
 pub mod serve;
 pub mod service;
+pub mod shed;
 pub mod status;
 pub mod telemetry;
 pub mod tls;

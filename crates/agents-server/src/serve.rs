@@ -16,12 +16,13 @@ use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::auth::Authenticator;
-use crate::config::{BusConfig, ServerConfig};
+use crate::config::{BusConfig, ListenConfig, ServerConfig};
 use crate::limits::Limiter;
 use crate::metrics::{Metrics, QuotaSample, merge_bus_numbers};
 use crate::pb;
 use crate::pb::agent_service_server::AgentServiceServer;
 use crate::service::AgentsService;
+use crate::shed::ShedLayer;
 
 /// The providers of the config, each in its policy stack, and the chain over them. API key
 /// references resolve through `secrets`.
@@ -301,6 +302,9 @@ pub async fn start_with_events(
     let auth = Authenticator::load(&config.auth, &secrets)
         .await
         .map_err(|e| anyhow::anyhow!("cannot load the API keys: {e}"))?;
+    // The front door sheds by the same cap before anything is decoded (see `shed`); the
+    // limiter in the handler keeps the per-tenant limits, which need the authenticated tenant.
+    let shed = ShedLayer::new(config.limits.shed(), metrics.clone());
     let mut service = AgentsService::new(agents, provider, events)
         .with_auth(auth)
         .with_limits(Limiter::new(config.limits.clone()))
@@ -334,9 +338,14 @@ pub async fn start_with_events(
     let addr = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let grace = Duration::from_millis(config.server.shutdown_grace_ms);
-    let limit = config.server.max_message_bytes;
     let tls_on = tls.is_some();
-    let done = tokio::spawn(serve(listener, service, tls, limit, grace, async {
+    let transport = Transport {
+        listen: config.server.clone(),
+        tls,
+        shed,
+        grace,
+    };
+    let done = tokio::spawn(serve(listener, service, transport, async {
         let _ = stopped.await;
     }));
     tracing::info!(%addr, ?metrics_addr, "agents-server listening");
@@ -354,14 +363,27 @@ pub async fn start_with_events(
     })
 }
 
+/// How the gRPC port is served: the `[server]` settings, TLS, the front door.
+struct Transport {
+    listen: ListenConfig,
+    tls: Option<tonic::transport::ServerTlsConfig>,
+    shed: ShedLayer,
+    grace: Duration,
+}
+
 async fn serve(
     listener: TcpListener,
     service: AgentsService,
-    tls: Option<tonic::transport::ServerTlsConfig>,
-    max_message_bytes: usize,
-    grace: Duration,
+    transport: Transport,
     signal: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let Transport {
+        listen,
+        tls,
+        shed,
+        grace,
+    } = transport;
+    let max_message_bytes = listen.max_message_bytes;
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<AgentServiceServer<AgentsService>>()
@@ -378,7 +400,13 @@ async fn serve(
         .max_decoding_message_size(max_message_bytes)
         .max_encoding_message_size(max_message_bytes);
     let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
-    let mut builder = tonic::transport::Server::builder();
+    // Bounded per connection: streams, flow-control windows (request data buffered ahead of
+    // the handlers) and header blocks.
+    let mut builder = tonic::transport::Server::builder()
+        .max_concurrent_streams(listen.http2_max_concurrent_streams)
+        .initial_stream_window_size(listen.http2_stream_window_bytes)
+        .initial_connection_window_size(listen.http2_connection_window_bytes)
+        .http2_max_header_list_size(listen.http2_max_header_list_bytes);
     if let Some(tls) = tls {
         builder = builder
             .tls_config(tls)
@@ -387,6 +415,8 @@ async fn serve(
     let server = builder
         // Every call runs in a span continuing the client's trace (see `telemetry`).
         .trace_fn(crate::telemetry::grpc_server_span)
+        // Around the whole router: runs as hyper hands each stream over, before decoding.
+        .layer(shed)
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
