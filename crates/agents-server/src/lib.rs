@@ -14,7 +14,7 @@
 //!
 //! | feature | default | what it adds |
 //! |---------|---------|--------------|
-//! | (none)  |         | no optional parts yet |
+//! | `mimalloc` | yes | the `agents-server` binary allocates with mimalloc (a library user's program keeps its own allocator either way) |
 //!
 //! MSRV: Rust 1.95.
 

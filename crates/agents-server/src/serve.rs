@@ -200,7 +200,9 @@ impl EventPipeline {
     }
 }
 
-/// Sends every event to each sink in turn.
+/// Sends every event to each sink in turn: borrowed to all but the last, which gets it
+/// owned. Put the sinks that only read events (metrics) first and the one that keeps them
+/// (the bus queue) last, and no event is copied.
 #[derive(Debug)]
 struct FanOut(Vec<Arc<dyn EventSink>>);
 
@@ -208,9 +210,19 @@ impl EventSink for FanOut {
     fn emit(&self, event: CloudEvent) {
         if let Some((last, rest)) = self.0.split_last() {
             for sink in rest {
-                sink.emit(event.clone());
+                sink.emit_ref(&event);
             }
             last.emit(event);
+        }
+    }
+
+    fn is_enabled(&self) -> bool {
+        self.0.iter().any(|sink| sink.is_enabled())
+    }
+
+    fn emit_ref(&self, event: &CloudEvent) {
+        for sink in &self.0 {
+            sink.emit_ref(event);
         }
     }
 }
@@ -237,7 +249,7 @@ impl Runtime {
         let metrics = Arc::new(Metrics::new());
         pipeline.export_metrics(&metrics);
         let events: Arc<dyn EventSink> =
-            Arc::new(FanOut(vec![pipeline.sink.clone(), metrics.sink(), extra]));
+            Arc::new(FanOut(vec![metrics.sink(), extra, pipeline.sink.clone()]));
         let secrets = config
             .secrets
             .build()
@@ -484,4 +496,31 @@ pub(crate) fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
         #[cfg(not(unix))]
         let _ = ctrl_c.await;
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use agents_core::{MemorySink, TaskQueued};
+
+    use super::*;
+
+    #[test]
+    fn fan_out_gives_every_sink_the_event_and_is_off_only_when_all_are() {
+        let first = MemorySink::new();
+        let last = MemorySink::new();
+        let fan = FanOut(vec![
+            Arc::new(first.clone()),
+            Arc::new(NullSink),
+            Arc::new(last.clone()),
+        ]);
+        assert!(fan.is_enabled());
+        fan.emit(CloudEvent::new("/a", &TaskQueued::default()));
+        fan.emit_ref(&CloudEvent::new("/b", &TaskQueued::default()));
+        for sink in [&first, &last] {
+            let sources: Vec<String> = sink.events().into_iter().map(|e| e.source).collect();
+            assert_eq!(sources, ["/a", "/b"]);
+        }
+        assert!(!FanOut(vec![Arc::new(NullSink), Arc::new(NullSink)]).is_enabled());
+        assert!(!FanOut(Vec::new()).is_enabled());
+    }
 }
