@@ -14,9 +14,10 @@ pub struct LimitsConfig {
     /// are refused at once with `RESOURCE_EXHAUSTED`. Health checks and reflection are not
     /// counted.
     pub max_in_flight: usize,
-    /// The longest a request may wait between its arrival and the start of its handling (a
-    /// saturated CPU); a request that waited longer is refused with `RESOURCE_EXHAUSTED`, so
-    /// the admitted ones keep their latency. `0` turns the check off.
+    /// The longest work may wait for a CPU: while the runtime's scheduling delay (measured every
+    /// 5 ms by a probe task, and per request from arrival to the start of its handling) is
+    /// above this, new requests are refused with `RESOURCE_EXHAUSTED`, so the admitted ones
+    /// keep their latency. `0` turns the check off.
     pub max_queue_delay_ms: u64,
     /// The retry hint sent with every load-shedding refusal, in milliseconds
     /// (`grpc-retry-pushback-ms` and `google.rpc.RetryInfo`).

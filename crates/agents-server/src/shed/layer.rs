@@ -3,8 +3,8 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
@@ -83,9 +83,15 @@ impl ShedReason {
     }
 }
 
+/// How often the probe measures the runtime's scheduling delay.
+const PROBE_PERIOD: Duration = Duration::from_millis(5);
+
 struct Shared {
     config: ShedConfig,
     in_flight: AtomicUsize,
+    /// How late the probe task last woke, in microseconds: how long a runnable task waits for
+    /// a worker thread right now.
+    lag_us: AtomicU64,
     metrics: Arc<Metrics>,
     /// Built once: a refusal must cost next to nothing.
     in_flight_refusal: Status,
@@ -94,6 +100,13 @@ struct Shared {
 }
 
 impl Shared {
+    /// Whether the runtime is too far behind to start new work (`max_queue_delay`).
+    fn lagging(&self) -> bool {
+        self.config
+            .max_queue_delay
+            .is_some_and(|max| Duration::from_micros(self.lag_us.load(Ordering::Relaxed)) > max)
+    }
+
     fn try_acquire(self: &Arc<Self>) -> Option<Slot> {
         // One read-modify-write; a refused request overshoots the count for an instant and
         // gives its increment back, which is harmless.
@@ -118,6 +131,24 @@ impl Shared {
             .headers_mut()
             .insert(PUSHBACK, self.pushback.clone());
         response.map(|body| ShedBody::new(body, None))
+    }
+}
+
+/// Measures the runtime's scheduling delay until the layer is dropped: sleeps
+/// [`PROBE_PERIOD`] and records how much later than asked it ran again. Under CPU saturation
+/// the requests that wait do so where the layer cannot time them one by one (hyper's connection
+/// tasks reading frames, handlers waiting to be polled again, and tokio runs a freshly spawned
+/// stream task next, so its own wait looks short); this probe waits in the same queue.
+async fn probe(shared: Weak<Shared>) {
+    loop {
+        let asked = Instant::now();
+        tokio::time::sleep(PROBE_PERIOD).await;
+        let late = asked.elapsed().saturating_sub(PROBE_PERIOD);
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let late_us = u64::try_from(late.as_micros()).unwrap_or(u64::MAX);
+        shared.lag_us.store(late_us, Ordering::Relaxed);
     }
 }
 
@@ -155,26 +186,43 @@ impl ShedLayer {
             config.max_in_flight
         ));
         let queue_delay_refusal = refusal(format!(
-            "server overloaded: the request waited more than {} ms to start \
-             (limits.max_queue_delay_ms), its CPU is saturated; retry in {retry_ms} ms with \
-             backoff, or send fewer calls per second",
+            "server overloaded: its CPU is saturated, work waits more than {} ms to run \
+             (limits.max_queue_delay_ms); retry in {retry_ms} ms with backoff, or send fewer \
+             calls per second",
             config.max_queue_delay.map_or(0, |d| d.as_millis())
         ));
-        Self {
-            shared: Arc::new(Shared {
-                in_flight: AtomicUsize::new(0),
-                metrics,
-                in_flight_refusal,
-                queue_delay_refusal,
-                pushback: HeaderValue::from(retry_ms),
-                config,
-            }),
+        let shared = Arc::new(Shared {
+            in_flight: AtomicUsize::new(0),
+            lag_us: AtomicU64::new(0),
+            metrics,
+            in_flight_refusal,
+            queue_delay_refusal,
+            pushback: HeaderValue::from(retry_ms),
+            config,
+        });
+        // Outside a runtime (some tests) there is no probe and the lag reads 0.
+        if shared.config.max_queue_delay.is_some()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(probe(Arc::downgrade(&shared)));
         }
+        Self { shared }
     }
 
     /// Requests counted now (health and reflection are never counted).
     pub fn in_flight(&self) -> usize {
         self.shared.in_flight.load(Ordering::Acquire)
+    }
+
+    /// The runtime's scheduling delay as last measured (zero without a queue-delay check).
+    pub fn scheduling_delay(&self) -> Duration {
+        Duration::from_micros(self.shared.lag_us.load(Ordering::Relaxed))
+    }
+
+    #[cfg(test)]
+    pub(super) fn set_scheduling_delay(&self, delay: Duration) {
+        let micros = u64::try_from(delay.as_micros()).unwrap_or(u64::MAX);
+        self.shared.lag_us.store(micros, Ordering::Relaxed);
     }
 }
 
@@ -237,6 +285,9 @@ where
             return ShedFuture::new(shared, State::Running, Some(self.inner.call(request)), None);
         }
         let arrived = Instant::now();
+        if shared.lagging() {
+            return ShedFuture::new(shared, State::Refused(ShedReason::QueueDelay), None, None);
+        }
         let Some(slot) = shared.try_acquire() else {
             return ShedFuture::new(shared, State::Refused(ShedReason::InFlight), None, None);
         };
@@ -263,6 +314,9 @@ struct Waiting<S, B> {
     arrived: Instant,
 }
 
+// The future lives inside hyper's task for the stream either way; boxing the waiting request
+// to shrink the other variants would cost an allocation per request.
+#[allow(clippy::large_enum_variant)]
 enum State<S, B> {
     /// Admitted by count; not started (the queue-delay check runs at the first poll).
     Waiting(Waiting<S, B>),

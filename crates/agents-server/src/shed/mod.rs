@@ -14,12 +14,16 @@
 //! - **too many requests are in flight** (`limits.max_in_flight`): each request is counted from
 //!   its arrival until its response body ends (a stream's whole life), so the count covers
 //!   queued requests too and bounds the memory they hold; or
-//! - **a request waited too long to start** (`limits.max_queue_delay_ms`): the time between its
-//!   arrival and the first time the runtime polls it. That time is near zero unless the CPU is
-//!   saturated; refusing the requests that waited keeps the latency of the admitted ones bounded
+//! - **the runtime is too far behind** (`limits.max_queue_delay_ms`): a probe task measures every
+//!   5 ms how much later than asked the runtime gets to run it, and each request is also timed
+//!   from its arrival to its first poll. Both are near zero unless the CPU is saturated. The
+//!   probe is what sees overload: under saturation requests wait in hyper's connection tasks
+//!   (frames not yet read) and as handlers waiting to be polled again, while tokio runs a
+//!   freshly spawned stream task next (its LIFO slot), so a request's own first wait looks
+//!   short. Refusing while the runtime lags keeps the latency of the admitted requests bounded
 //!   whatever the upstream latency (a cap on the count alone cannot: holding 3,000 req/s
-//!   against a 50 ms model needs 150 calls in flight, while 150 queued calls at 0 ms upstream
-//!   are ~50 ms of pure queueing).
+//!   against a 50 ms model needs 150 calls in flight, while 150 calls queued behind a saturated
+//!   CPU at 0 ms upstream are tens of milliseconds of pure queueing).
 //!
 //! A refusal allocates one response and does no other work, so shedding stays cheap when it is
 //! needed most. Health checks and reflection (`grpc.health.v1`, `grpc.reflection.*`) pass

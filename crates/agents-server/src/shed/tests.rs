@@ -181,7 +181,9 @@ async fn a_request_that_waited_too_long_to_start_is_refused_and_frees_its_place(
     assert_eq!(layer.in_flight(), 0);
     assert_eq!(shed_count(&metrics, "queue_delay"), Some(1.0));
 
-    // Polled at once, the same request is handled.
+    // Polled at once, the same request is handled (and the probe, which saw the blocked
+    // thread too, is told the runtime caught up).
+    layer.set_scheduling_delay(Duration::ZERO);
     let admitted = service.clone().oneshot(request(EXECUTE)).await.unwrap();
     assert_eq!(grpc_code(&admitted), None);
     assert_eq!(calls.load(Ordering::SeqCst), 1);
@@ -203,4 +205,55 @@ async fn a_dropped_call_gives_its_place_back() {
     drop(pending);
     assert_eq!(layer.in_flight(), 0);
     assert_eq!(calls.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn while_the_runtime_lags_new_requests_are_refused_before_counting() {
+    let metrics = Arc::new(Metrics::new());
+    let config = ShedConfig::new(10).with_max_queue_delay(Some(Duration::from_millis(10)));
+    let layer = ShedLayer::new(config, metrics.clone());
+    let (calls, inner) = counting();
+    let service = layer.layer(inner);
+
+    layer.set_scheduling_delay(Duration::from_millis(50));
+    let refused = service.clone().oneshot(request(EXECUTE)).await.unwrap();
+    assert_eq!(grpc_code(&refused), Some(Code::ResourceExhausted));
+    assert_eq!(shed_count(&metrics, "queue_delay"), Some(1.0));
+    assert_eq!(layer.in_flight(), 0);
+    // Health checks still pass.
+    let health = service
+        .clone()
+        .oneshot(request("/grpc.health.v1.Health/Check"))
+        .await
+        .unwrap();
+    assert_eq!(grpc_code(&health), None);
+
+    layer.set_scheduling_delay(Duration::from_millis(1));
+    let admitted = service.clone().oneshot(request(EXECUTE)).await.unwrap();
+    assert_eq!(grpc_code(&admitted), None);
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_probe_measures_how_late_the_runtime_runs_it() {
+    let config = ShedConfig::new(10).with_max_queue_delay(Some(Duration::from_millis(10)));
+    let layer = ShedLayer::new(config, Arc::new(Metrics::new()));
+    // Let the probe start its first sleep, then hold the only worker thread for 40 ms: the
+    // probe wakes at least 30 ms late.
+    tokio::task::yield_now().await;
+    std::thread::sleep(Duration::from_millis(40));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while layer.scheduling_delay() < Duration::from_millis(30) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the probe never reported"
+        );
+        tokio::task::yield_now().await;
+    }
+    // Once the runtime keeps up again, the delay falls back.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while layer.scheduling_delay() >= Duration::from_millis(30) {
+        assert!(std::time::Instant::now() < deadline, "the delay never fell");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
 }
