@@ -13,6 +13,7 @@
 #   LOAD_THREADS        tokio workers in the load tool (2)
 #   LOAD_MAX_IN_FLIGHT  the tool's own in-flight cap (4096)
 #   SERVER_MAX_IN_FLIGHT the server's limits.max_in_flight (1024)
+#   SERVER_MAX_QUEUE_DELAY_MS the server's limits.max_queue_delay_ms (10; 0 turns it off)
 #   TIMEOUT             per-request timeout / gRPC deadline (10s)
 #   LITELLM             1 to run the LiteLLM proxy too, 0 to skip it (1)
 #   LITELLM_WORKERS     LiteLLM worker counts to run (1 2)
@@ -37,6 +38,7 @@ CONNECTIONS=${CONNECTIONS:-4}
 LOAD_THREADS=${LOAD_THREADS:-2}
 LOAD_MAX_IN_FLIGHT=${LOAD_MAX_IN_FLIGHT:-4096}
 SERVER_MAX_IN_FLIGHT=${SERVER_MAX_IN_FLIGHT:-1024}
+SERVER_MAX_QUEUE_DELAY_MS=${SERVER_MAX_QUEUE_DELAY_MS:-10}
 TIMEOUT=${TIMEOUT:-10s}
 LITELLM=${LITELLM:-1}
 LITELLM_WORKERS=${LITELLM_WORKERS:-"1 2"}
@@ -139,7 +141,7 @@ done
     echo "loadavg_at_start: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "rustc: $(rustc --version 2>/dev/null || echo unknown)"
     echo "python: $(python3 --version 2>&1)"
-    echo "settings: RATES='$RATES' UPSTREAM_LATENCIES='$UPSTREAM_LATENCIES' DURATION=$DURATION WARMUP=$WARMUP CONNECTIONS=$CONNECTIONS LOAD_THREADS=$LOAD_THREADS SERVER_MAX_IN_FLIGHT=$SERVER_MAX_IN_FLIGHT LITELLM_WORKERS='$LITELLM_WORKERS' LITELLM_DURATION=$LITELLM_DURATION"
+    echo "settings: RATES='$RATES' UPSTREAM_LATENCIES='$UPSTREAM_LATENCIES' DURATION=$DURATION WARMUP=$WARMUP CONNECTIONS=$CONNECTIONS LOAD_THREADS=$LOAD_THREADS SERVER_MAX_IN_FLIGHT=$SERVER_MAX_IN_FLIGHT SERVER_MAX_QUEUE_DELAY_MS=$SERVER_MAX_QUEUE_DELAY_MS LITELLM_WORKERS='$LITELLM_WORKERS' LITELLM_DURATION=$LITELLM_DURATION"
 } >"$OUT/machine.txt"
 
 # --- LiteLLM: its own virtualenv, pinned -----------------------------------------------------
@@ -169,7 +171,7 @@ start_server() { # tag
     cfg=$OUT/agents-server-$tag.toml
     rm -rf "$OUT/audit-$tag"
     sed -e "s|@GRPC_PORT@|$grpc|" -e "s|@METRICS_PORT@|$metrics|" -e "s|@AUDIT_DIR@|$OUT/audit-$tag|" \
-        -e "s|@FAKE_URL@|$FAKE_URL|" -e "s|@MAX_IN_FLIGHT@|$SERVER_MAX_IN_FLIGHT|g" \
+        -e "s|@FAKE_URL@|$FAKE_URL|" -e "s|@MAX_IN_FLIGHT@|$SERVER_MAX_IN_FLIGHT|g" -e "s|@MAX_QUEUE_DELAY_MS@|$SERVER_MAX_QUEUE_DELAY_MS|g" \
         "$BENCH/agents-server.toml" >"$cfg"
     # Tracing with 1 % sampling, when this build has the [telemetry] section.
     cp "$cfg" "$cfg.try"

@@ -16,6 +16,7 @@ RATE=${RATE:-2000}
 SECONDS_=${SECONDS_:-20}
 UPSTREAM_LATENCY=${UPSTREAM_LATENCY:-0}
 SERVER_MAX_IN_FLIGHT=${SERVER_MAX_IN_FLIGHT:-1024}
+SERVER_MAX_QUEUE_DELAY_MS=${SERVER_MAX_QUEUE_DELAY_MS:-10}
 OUT=${OUT:-$BENCH/results/profile-$(date -u +%Y%m%dT%H%M%SZ)}
 BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
 mkdir -p "$OUT"
@@ -54,7 +55,7 @@ wait_until 10 grep -q listening "$OUT/fake.log"
 
 grpc=$(free_port); metrics=$(free_port)
 sed -e "s|@GRPC_PORT@|$grpc|" -e "s|@METRICS_PORT@|$metrics|" -e "s|@AUDIT_DIR@|$OUT/audit|" \
-    -e "s|@FAKE_URL@|http://127.0.0.1:$fake_port/v1|" -e "s|@MAX_IN_FLIGHT@|$SERVER_MAX_IN_FLIGHT|g" \
+    -e "s|@FAKE_URL@|http://127.0.0.1:$fake_port/v1|" -e "s|@MAX_IN_FLIGHT@|$SERVER_MAX_IN_FLIGHT|g" -e "s|@MAX_QUEUE_DELAY_MS@|$SERVER_MAX_QUEUE_DELAY_MS|g" \
     "$BENCH/agents-server.toml" >"$OUT/agents-server.toml"
 RUST_LOG=${RUST_LOG:-warn} "$BIN/agents-server" serve --config "$OUT/agents-server.toml" >"$OUT/server.log" 2>&1 &
 server=$!

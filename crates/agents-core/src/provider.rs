@@ -149,8 +149,9 @@ pub enum ResponseFormat {
     JsonSchema {
         /// A short name for the schema.
         name: String,
-        /// The JSON Schema.
-        schema: serde_json::Value,
+        /// The JSON Schema, shared: a request is cloned per retry and per fallback attempt, and
+        /// agents send the same schema with every request.
+        schema: std::sync::Arc<serde_json::Value>,
     },
 }
 
@@ -482,7 +483,7 @@ mod tests {
         );
         let json = serde_json::to_value(ResponseFormat::JsonSchema {
             name: "n".into(),
-            schema: serde_json::json!({}),
+            schema: serde_json::json!({}).into(),
         })
         .unwrap();
         assert_eq!(json["type"], "json_schema");

@@ -75,8 +75,32 @@ const SHAPES: [&str; 6] = [
     ),
 ];
 
+/// Literals of which every shape, and every secret key name, contains at least one (compared
+/// ASCII case-insensitively, which can only add candidates). Text with none of them cannot
+/// match, so one SIMD scan for them lets clean text, which is nearly all of it, skip the regex
+/// engines altogether.
+const SHAPE_LITERALS: [&str; 15] = [
+    "authorization",
+    "bearer",
+    "eyj",
+    "sk-",
+    "akia",
+    "asia",
+    "password",
+    "passwd",
+    "pwd",
+    "secret",
+    "token",
+    "api_key",
+    "apikey",
+    "api-key",
+    "private_key",
+];
+
 /// The compiled shapes, built once per process.
 struct Shapes {
+    /// [`SHAPE_LITERALS`]: no hit, no shape can match.
+    literals: AhoCorasick,
     /// All shapes at once: one scan tells the hot path that nothing matched.
     any: RegexSet,
     /// Each shape alone, indexed like [`SHAPES`], run only when `any` says it matched.
@@ -86,8 +110,20 @@ struct Shapes {
 }
 
 impl Shapes {
+    /// `false` only when no shape can match `text`. Non-ASCII text always goes to the regexes:
+    /// their Unicode case folding matches `ſ` for `s` and the Kelvin sign for `k`, which an
+    /// ASCII scan would miss; within ASCII text the two foldings agree.
+    fn may_match(&self, text: &str) -> bool {
+        !text.is_ascii() || self.literals.is_match(text)
+    }
+
     fn build() -> Result<Self, regex::Error> {
+        let literals = AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .build(SHAPE_LITERALS)
+            .map_err(|e| regex::Error::Syntax(e.to_string()))?;
         Ok(Self {
+            literals,
             any: RegexSet::new(SHAPES)?,
             each: SHAPES
                 .iter()
@@ -216,27 +252,7 @@ impl Redactor {
     ///
     /// Borrows `text` when nothing matched, so the common case does not allocate.
     pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
-        let snapshot = self.snapshot();
-        // Masking can create a new occurrence of a registered secret: with secrets `**ab` and
-        // `xyzw`, `xyzwab` becomes `***ab`, which contains `**ab`. So passes repeat until one
-        // changes nothing; only then is the output known to be free of registered secrets.
-        //
-        // Termination: a pass that masks a registered secret replaces at least 4 bytes with 3,
-        // and shape masks replace at least 3 bytes with 3 and skip spans already equal to MASK.
-        // So every pass that changes the string either shortens it or, at equal length, turns
-        // more bytes into `*`: the pair (length, non-`*` bytes) strictly decreases.
-        //
-        // The bound only matters for secrets designed to cascade (`***b` in `***bbbbbb…` loses
-        // one `b` per pass). Reaching it returns MASK alone, which cannot leak anything: it is
-        // shorter than MIN_SECRET_LEN, so no registered secret fits in it.
-        let mut current = Cow::Borrowed(text);
-        for _ in 0..MAX_PASSES {
-            match mask_once(&snapshot, &current) {
-                None => return current,
-                Some(next) => current = Cow::Owned(next),
-            }
-        }
-        Cow::Borrowed(MASK)
+        redact_in(&self.snapshot(), text)
     }
 
     /// Redacts every string and every object key in `value`, in place.
@@ -245,21 +261,27 @@ impl Redactor {
     /// which the string alone (`hunter2`) would not reveal as one. Should two keys of one object
     /// become equal once redacted, only the last one's value is kept.
     pub fn redact_json(&self, value: &mut Value) {
+        // One snapshot for the whole value: taking the registry's lock per string cost more
+        // than scanning most of them.
+        let snapshot = self.snapshot();
         // An explicit stack instead of recursion: values built in code have no depth limit.
         let mut stack = vec![value];
         while let Some(value) = stack.pop() {
             match value {
                 Value::String(s) => {
-                    if let Cow::Owned(redacted) = self.redact(s) {
+                    if let Cow::Owned(redacted) = redact_in(&snapshot, s) {
                         *s = redacted;
                     }
                 }
                 Value::Array(items) => stack.extend(items.iter_mut()),
                 Value::Object(map) => {
-                    if map.keys().any(|k| matches!(self.redact(k), Cow::Owned(_))) {
+                    if map
+                        .keys()
+                        .any(|k| matches!(redact_in(&snapshot, k), Cow::Owned(_)))
+                    {
                         let old = std::mem::take(map);
                         for (k, v) in old {
-                            map.insert(self.redact(&k).into_owned(), v);
+                            map.insert(redact_in(&snapshot, &k).into_owned(), v);
                         }
                     }
                     for (key, child) in map.iter_mut() {
@@ -289,6 +311,30 @@ impl fmt::Debug for Redactor {
     }
 }
 
+/// [`Redactor::redact`] against one snapshot of the registry.
+fn redact_in<'a>(snapshot: &Snapshot, text: &'a str) -> Cow<'a, str> {
+    // Masking can create a new occurrence of a registered secret: with secrets `**ab` and
+    // `xyzw`, `xyzwab` becomes `***ab`, which contains `**ab`. So passes repeat until one
+    // changes nothing; only then is the output known to be free of registered secrets.
+    //
+    // Termination: a pass that masks a registered secret replaces at least 4 bytes with 3,
+    // and shape masks replace at least 3 bytes with 3 and skip spans already equal to MASK.
+    // So every pass that changes the string either shortens it or, at equal length, turns
+    // more bytes into `*`: the pair (length, non-`*` bytes) strictly decreases.
+    //
+    // The bound only matters for secrets designed to cascade (`***b` in `***bbbbbb…` loses
+    // one `b` per pass). Reaching it returns MASK alone, which cannot leak anything: it is
+    // shorter than MIN_SECRET_LEN, so no registered secret fits in it.
+    let mut current = Cow::Borrowed(text);
+    for _ in 0..MAX_PASSES {
+        match mask_once(snapshot, &current) {
+            None => return current,
+            Some(next) => current = Cow::Owned(next),
+        }
+    }
+    Cow::Borrowed(MASK)
+}
+
 /// Shorthand for [`Redactor::global`]`().redact(text)`.
 pub fn redact(text: &str) -> Cow<'_, str> {
     Redactor::global().redact(text)
@@ -307,7 +353,7 @@ fn mask_once(snapshot: &Snapshot, text: &str) -> Option<String> {
     let Ok(shapes) = &*SHAPES_COMPILED else {
         return mask_all(text);
     };
-    if shapes.any.is_match(text) {
+    if shapes.may_match(text) && shapes.any.is_match(text) {
         for index in shapes.any.matches(text).iter() {
             let Some(shape) = shapes.each.get(index) else {
                 continue;
@@ -359,7 +405,7 @@ fn mask_all(text: &str) -> Option<String> {
 
 /// Whether an object key names a secret (`password`, `db_password`, `X-Api-Key`, ...).
 fn names_secret(key: &str) -> bool {
-    matches!(&*SHAPES_COMPILED, Ok(shapes) if shapes.secret_key.is_match(key))
+    matches!(&*SHAPES_COMPILED, Ok(shapes) if shapes.may_match(key) && shapes.secret_key.is_match(key))
 }
 
 /// Whether `value`, found under a key naming a secret, is to be masked whole: a string or a
@@ -385,6 +431,43 @@ mod tests {
             r.register(s).unwrap();
         }
         r
+    }
+
+    #[test]
+    fn every_shape_contains_a_prefilter_literal() {
+        // The literal scan may only skip text no shape matches: each shape's own examples
+        // must be candidates, and so must their Unicode case-folded spellings.
+        let shapes = SHAPES_COMPILED.as_ref().unwrap();
+        for text in [
+            "Authorization: Bearer abc",
+            "bearer abcdefghijklmnopqrstu",
+            "eyJhbGciOi.eyJzdWIi.sig",
+            "sk-abcdefghijklmnopqrst",
+            "AKIAABCDEFGHIJKLMNOP",
+            "ASIAABCDEFGHIJKLMNOP",
+            "db_password=x",
+            "PASSWD: x",
+            "pwd=x",
+            "client_secret=x",
+            "X-Api-Key: x",
+            "apikey=x",
+            "api_key=x",
+            "refresh_token=x",
+            "private_key=x",
+        ] {
+            assert!(shapes.may_match(text), "{text}");
+        }
+        assert!(!shapes.may_match("fn main() { println!(\"hello\"); }"));
+        assert!(
+            shapes.may_match("pa\u{17f}\u{17f}word=hunter2"),
+            "non-ASCII goes to the regexes"
+        );
+        // What the regexes decide for the folded spelling is unchanged by the scan.
+        let folded = "pa\u{17f}\u{17f}word=hunter2";
+        assert_eq!(
+            Redactor::new().redact(folded) == folded,
+            !shapes.any.is_match(folded)
+        );
     }
 
     /// Each case is `input => expected`, redacted by a redactor with nothing registered.

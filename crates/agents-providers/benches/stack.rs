@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use agents_core::{GenerateRequest, Message, NullSink, Provider};
+use agents_core::{CloudEvent, EventSink, GenerateRequest, Message, NullSink, Provider};
 use agents_providers::testing::ScriptedProvider;
 use agents_providers::{
     FallbackChain, GuardConfig, HostSample, PolicyConfig, RateConfig, ScriptedProbe, Stack,
@@ -49,11 +49,38 @@ fn stack_overhead(c: &mut Criterion) {
             .iter(|| stacked.generate(request.clone()))
     });
 
+    // The same stack with a sink that is on but drops everything: what building the three
+    // `provider.*` events per call costs. With `NullSink` (above) `Observe` skips them; before
+    // `EventSink::is_enabled` it built them for a `NullSink` too, so this is the old figure.
+    let observed = runtime.block_on(async {
+        Stack::new(ScriptedProvider::new("observed", []))
+            .events(Arc::new(EnabledDiscard))
+            .host_probe(Arc::new(ScriptedProbe::new(
+                HostSample::default().with_memory(32 << 30, 16 << 30),
+            )))
+            .build(&config)
+            .expect("valid config")
+    });
+    c.bench_function("provider/full_stack_events_on", |b| {
+        b.to_async(&runtime)
+            .iter(|| observed.generate(request.clone()))
+    });
+
     let chain = FallbackChain::ordered("chain", vec![stacked.clone()], Arc::new(NullSink));
     c.bench_function("provider/full_stack_in_chain", |b| {
         b.to_async(&runtime)
             .iter(|| chain.generate(request.clone()))
     });
+}
+
+/// On, but keeps nothing: events are built and dropped.
+#[derive(Debug)]
+struct EnabledDiscard;
+
+impl EventSink for EnabledDiscard {
+    fn emit(&self, event: CloudEvent) {
+        drop(event);
+    }
 }
 
 criterion_group!(benches, stack_overhead);

@@ -57,7 +57,7 @@ async fn answers_carry_text_usage_and_the_request_carries_trace_and_options() {
         .with_stop(vec!["END".into()])
         .with_response_format(ResponseFormat::JsonSchema {
             name: "code_analysis".into(),
-            schema: serde_json::json!({"type": "object"}),
+            schema: serde_json::json!({"type": "object"}).into(),
         });
     let generation = provider.generate(request).await.unwrap();
     assert_eq!(generation.text, "hello there");

@@ -14,7 +14,7 @@
 //!
 //! | feature | default | what it adds |
 //! |---------|---------|--------------|
-//! | (none)  |         | no optional parts yet |
+//! | `mimalloc` | yes | the `agents-server` binary allocates with mimalloc (a library user's program keeps its own allocator either way) |
 //!
 //! MSRV: Rust 1.95.
 
@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod no_model;
 pub mod serve;
 pub mod service;
+pub mod shed;
 pub mod status;
 pub mod telemetry;
 pub mod tls;

@@ -16,12 +16,13 @@ use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::auth::Authenticator;
-use crate::config::{BusConfig, ServerConfig};
+use crate::config::{BusConfig, ListenConfig, ServerConfig};
 use crate::limits::Limiter;
 use crate::metrics::{Metrics, QuotaSample, merge_bus_numbers};
 use crate::pb;
 use crate::pb::agent_service_server::AgentServiceServer;
 use crate::service::AgentsService;
+use crate::shed::ShedLayer;
 
 /// The providers of the config, each in its policy stack, and the chain over them. API key
 /// references resolve through `secrets`.
@@ -199,7 +200,9 @@ impl EventPipeline {
     }
 }
 
-/// Sends every event to each sink in turn.
+/// Sends every event to each sink in turn: borrowed to all but the last, which gets it
+/// owned. Put the sinks that only read events (metrics) first and the one that keeps them
+/// (the bus queue) last, and no event is copied.
 #[derive(Debug)]
 struct FanOut(Vec<Arc<dyn EventSink>>);
 
@@ -207,9 +210,19 @@ impl EventSink for FanOut {
     fn emit(&self, event: CloudEvent) {
         if let Some((last, rest)) = self.0.split_last() {
             for sink in rest {
-                sink.emit(event.clone());
+                sink.emit_ref(&event);
             }
             last.emit(event);
+        }
+    }
+
+    fn is_enabled(&self) -> bool {
+        self.0.iter().any(|sink| sink.is_enabled())
+    }
+
+    fn emit_ref(&self, event: &CloudEvent) {
+        for sink in &self.0 {
+            sink.emit_ref(event);
         }
     }
 }
@@ -236,7 +249,7 @@ impl Runtime {
         let metrics = Arc::new(Metrics::new());
         pipeline.export_metrics(&metrics);
         let events: Arc<dyn EventSink> =
-            Arc::new(FanOut(vec![pipeline.sink.clone(), metrics.sink(), extra]));
+            Arc::new(FanOut(vec![metrics.sink(), extra, pipeline.sink.clone()]));
         let secrets = config
             .secrets
             .build()
@@ -302,6 +315,9 @@ pub async fn start_with_events(
         .await
         .map_err(|e| anyhow::anyhow!("cannot load the API keys: {e}"))?;
     let agent_ids: Vec<String> = agents.iter().map(|a| a.id().to_owned()).collect();
+    // The front door sheds by the same cap before anything is decoded (see `shed`); the
+    // limiter in the handler keeps the per-tenant limits, which need the authenticated tenant.
+    let shed = ShedLayer::new(config.limits.shed(), metrics.clone());
     let mut service = AgentsService::new(agents, provider, events)
         .with_auth(auth)
         .with_limits(Limiter::new(config.limits.clone()))
@@ -338,9 +354,14 @@ pub async fn start_with_events(
     let addr = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let grace = Duration::from_millis(config.server.shutdown_grace_ms);
-    let limit = config.server.max_message_bytes;
     let tls_on = tls.is_some();
-    let done = tokio::spawn(serve(listener, service, tls, limit, grace, async {
+    let transport = Transport {
+        listen: config.server.clone(),
+        tls,
+        shed,
+        grace,
+    };
+    let done = tokio::spawn(serve(listener, service, transport, async {
         let _ = stopped.await;
     }));
     tracing::info!(%addr, ?metrics_addr, "agents-server listening");
@@ -358,14 +379,27 @@ pub async fn start_with_events(
     })
 }
 
+/// How the gRPC port is served: the `[server]` settings, TLS, the front door.
+struct Transport {
+    listen: ListenConfig,
+    tls: Option<tonic::transport::ServerTlsConfig>,
+    shed: ShedLayer,
+    grace: Duration,
+}
+
 async fn serve(
     listener: TcpListener,
     service: AgentsService,
-    tls: Option<tonic::transport::ServerTlsConfig>,
-    max_message_bytes: usize,
-    grace: Duration,
+    transport: Transport,
     signal: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let Transport {
+        listen,
+        tls,
+        shed,
+        grace,
+    } = transport;
+    let max_message_bytes = listen.max_message_bytes;
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<AgentServiceServer<AgentsService>>()
@@ -382,7 +416,13 @@ async fn serve(
         .max_decoding_message_size(max_message_bytes)
         .max_encoding_message_size(max_message_bytes);
     let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
-    let mut builder = tonic::transport::Server::builder();
+    // Bounded per connection: streams, flow-control windows (request data buffered ahead of
+    // the handlers) and header blocks.
+    let mut builder = tonic::transport::Server::builder()
+        .max_concurrent_streams(listen.http2_max_concurrent_streams)
+        .initial_stream_window_size(listen.http2_stream_window_bytes)
+        .initial_connection_window_size(listen.http2_connection_window_bytes)
+        .http2_max_header_list_size(listen.http2_max_header_list_bytes);
     if let Some(tls) = tls {
         builder = builder
             .tls_config(tls)
@@ -391,6 +431,8 @@ async fn serve(
     let server = builder
         // Every call runs in a span continuing the client's trace (see `telemetry`).
         .trace_fn(crate::telemetry::grpc_server_span)
+        // Around the whole router: runs as hyper hands each stream over, before decoding.
+        .layer(shed)
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -458,4 +500,31 @@ pub(crate) fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
         #[cfg(not(unix))]
         let _ = ctrl_c.await;
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use agents_core::{MemorySink, TaskQueued};
+
+    use super::*;
+
+    #[test]
+    fn fan_out_gives_every_sink_the_event_and_is_off_only_when_all_are() {
+        let first = MemorySink::new();
+        let last = MemorySink::new();
+        let fan = FanOut(vec![
+            Arc::new(first.clone()),
+            Arc::new(NullSink),
+            Arc::new(last.clone()),
+        ]);
+        assert!(fan.is_enabled());
+        fan.emit(CloudEvent::new("/a", &TaskQueued::default()));
+        fan.emit_ref(&CloudEvent::new("/b", &TaskQueued::default()));
+        for sink in [&first, &last] {
+            let sources: Vec<String> = sink.events().into_iter().map(|e| e.source).collect();
+            assert_eq!(sources, ["/a", "/b"]);
+        }
+        assert!(!FanOut(vec![Arc::new(NullSink), Arc::new(NullSink)]).is_enabled());
+        assert!(!FanOut(Vec::new()).is_enabled());
+    }
 }

@@ -398,7 +398,7 @@ impl AgentSpec for CodeAnalysisSpec {
 
     fn prompt(
         input: &CodeAnalysisInput,
-        reply_schema: &Value,
+        reply_schema: &str,
         facts: Option<&CodeFacts>,
     ) -> Vec<Message> {
         let focus = if input.focus.is_empty() {

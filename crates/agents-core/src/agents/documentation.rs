@@ -7,7 +7,6 @@
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use super::code_analysis::wire_name;
 use super::config::approx_tokens;
@@ -243,7 +242,7 @@ impl AgentSpec for DocumentationSpec {
 
     fn prompt(
         input: &DocumentationInput,
-        reply_schema: &Value,
+        reply_schema: &str,
         facts: Option<&CodeFacts>,
     ) -> Vec<Message> {
         let options = [

@@ -8,9 +8,10 @@ use std::fmt::Write as _;
 
 use super::Language;
 
-/// The system message: the agent's role and the exact JSON contract for its answer.
-pub(crate) fn system_message(role: &str, reply_schema: &serde_json::Value) -> String {
-    let schema = serde_json::to_string(reply_schema).unwrap_or_default();
+/// The system message: the agent's role and the exact JSON contract for its answer
+/// (`reply_schema` is the schema's compact JSON, serialized once per agent).
+pub(crate) fn system_message(role: &str, reply_schema: &str) -> String {
+    let schema = reply_schema;
     format!(
         "{role}\n\n\
          Answer with exactly one JSON object and nothing else: no prose, no Markdown fences. \
@@ -94,7 +95,7 @@ mod tests {
         assert!(message.contains(code));
         assert!(message.contains("- focus: security"));
         assert!(message.contains("\n````rust\n"));
-        let system = system_message("You review code.", &serde_json::json!({"type": "object"}));
+        let system = system_message("You review code.", r#"{"type":"object"}"#);
         assert!(system.contains(r#"{"type":"object"}"#));
     }
 }

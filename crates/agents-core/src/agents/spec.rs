@@ -56,8 +56,7 @@ pub(crate) trait AgentSpec: Send + Sync + 'static {
     /// Whether the caller accepts an answer built from the facts alone when no model answers.
     fn allow_degraded(input: &Self::Input) -> bool;
     /// The conversation to send; `facts`, when known, ground it.
-    fn prompt(input: &Self::Input, reply_schema: &Value, facts: Option<&CodeFacts>)
-    -> Vec<Message>;
+    fn prompt(input: &Self::Input, reply_schema: &str, facts: Option<&CodeFacts>) -> Vec<Message>;
     /// Completion tokens this input probably needs.
     fn estimate_tokens(input: &Self::Input) -> u32;
     /// The caller's `max_tokens`, if set.
@@ -82,6 +81,11 @@ pub(crate) struct SpecAgent<S> {
     analyzer: Option<Arc<dyn FactsAnalyzer>>,
     input: CompiledSchema,
     reply: CompiledSchema,
+    /// The reply schema as every request sends it: shared, not copied per request (it was a
+    /// deep copy of a JSON tree per call, and again per retry and fallback attempt).
+    reply_shared: Arc<Value>,
+    /// The reply schema's compact JSON, for the system message.
+    reply_text: String,
     output: Value,
     spec: PhantomData<fn() -> S>,
 }
@@ -98,11 +102,16 @@ impl<S> std::fmt::Debug for SpecAgent<S> {
 impl<S: AgentSpec> SpecAgent<S> {
     pub(crate) fn new(config: AgentConfig) -> Result<Self, AgentError> {
         let internal = |message| AgentError::Internal { message };
+        let reply = CompiledSchema::for_type::<S::Reply>().map_err(internal)?;
+        let reply_shared = Arc::new(reply.document().clone());
+        let reply_text = serde_json::to_string(reply.document()).unwrap_or_default();
         Ok(Self {
             config,
             analyzer: None,
             input: CompiledSchema::for_type::<S::Input>().map_err(internal)?,
-            reply: CompiledSchema::for_type::<S::Reply>().map_err(internal)?,
+            reply,
+            reply_shared,
+            reply_text,
             output: schema_of::<S::Output>(),
             spec: PhantomData,
         })
@@ -172,13 +181,13 @@ impl<S: AgentSpec> SpecAgent<S> {
         let budget = self
             .config
             .token_budget(S::requested_tokens(input), S::estimate_tokens(input));
-        GenerateRequest::new(S::prompt(input, self.reply_schema(), facts))
+        GenerateRequest::new(S::prompt(input, &self.reply_text, facts))
             .with_max_tokens(budget)
             .with_temperature(self.config.temperature)
             .with_seed(S::seed(input))
             .with_response_format(ResponseFormat::JsonSchema {
                 name: S::ID.replace('-', "_"),
-                schema: self.reply_schema().clone(),
+                schema: Arc::clone(&self.reply_shared),
             })
             .with_deadline(ctx.deadline)
             .with_trace(ctx.trace.child())

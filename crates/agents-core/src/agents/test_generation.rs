@@ -6,7 +6,6 @@
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use super::code_analysis::wire_name;
 use super::config::approx_tokens;
@@ -297,7 +296,7 @@ impl AgentSpec for TestGenerationSpec {
 
     fn prompt(
         input: &TestGenerationInput,
-        reply_schema: &Value,
+        reply_schema: &str,
         facts: Option<&CodeFacts>,
     ) -> Vec<Message> {
         let mut options = vec![

@@ -14,11 +14,33 @@ use super::envelope::CloudEvent;
 pub trait EventSink: Send + Sync + std::fmt::Debug {
     /// Hands `event` over without blocking.
     fn emit(&self, event: CloudEvent);
+
+    /// Whether emitting here does anything at all. A producer may skip building its events
+    /// (payload, JSON data, redaction, ids) when this is `false`; [`NullSink`] says so. The
+    /// default is `true`; a sink that is sometimes off (no subscribers) may answer per call.
+    fn is_enabled(&self) -> bool {
+        true
+    }
+
+    /// Hands over a borrowed event, for fan-outs that give one event to several sinks. The
+    /// default clones it into [`emit`](Self::emit); a sink that only reads events overrides
+    /// this and saves the copy (a CloudEvent is a tree of allocations).
+    fn emit_ref(&self, event: &CloudEvent) {
+        self.emit(event.clone());
+    }
 }
 
 impl<T: EventSink + ?Sized> EventSink for Arc<T> {
     fn emit(&self, event: CloudEvent) {
         (**self).emit(event);
+    }
+
+    fn is_enabled(&self) -> bool {
+        (**self).is_enabled()
+    }
+
+    fn emit_ref(&self, event: &CloudEvent) {
+        (**self).emit_ref(event);
     }
 }
 
@@ -28,6 +50,12 @@ pub struct NullSink;
 
 impl EventSink for NullSink {
     fn emit(&self, _event: CloudEvent) {}
+
+    fn is_enabled(&self) -> bool {
+        false
+    }
+
+    fn emit_ref(&self, _event: &CloudEvent) {}
 }
 
 /// Keeps every event in memory in emission order; clones share one store.
@@ -87,8 +115,20 @@ mod tests {
         shared.emit(CloudEvent::new("/a", &TaskQueued::default()));
         Arc::clone(&shared).emit(CloudEvent::new("/a", &CircuitClosed::default()));
         NullSink.emit(CloudEvent::new("/a", &TaskQueued::default()));
-        assert_eq!(sink.types(), ["task.queued", "provider.circuit_closed"]);
-        assert_eq!(sink.take().len(), 2);
+        // Borrowed events are copied by default.
+        shared.emit_ref(&CloudEvent::new("/a", &TaskQueued::default()));
+        assert!(shared.is_enabled());
+        let null: Arc<dyn EventSink> = Arc::new(NullSink);
+        assert!(
+            !null.is_enabled(),
+            "NullSink says producers may skip events"
+        );
+        null.emit_ref(&CloudEvent::new("/a", &TaskQueued::default()));
+        assert_eq!(
+            sink.types(),
+            ["task.queued", "provider.circuit_closed", "task.queued"]
+        );
+        assert_eq!(sink.take().len(), 3);
         assert!(sink.events().is_empty());
     }
 

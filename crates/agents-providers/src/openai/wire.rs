@@ -20,10 +20,26 @@ pub(super) struct ChatRequest<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     seed: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    response_format: Option<Value>,
+    response_format: Option<WireFormat<'a>>,
     stream: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     stream_options: Option<Value>,
+}
+
+/// `response_format`, borrowing the request's schema: building it as a `Value` copied the whole
+/// schema tree on every call.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum WireFormat<'a> {
+    JsonSchema { json_schema: WireSchema<'a> },
+    JsonObject,
+}
+
+#[derive(Debug, Serialize)]
+struct WireSchema<'a> {
+    name: &'a str,
+    schema: &'a Value,
+    strict: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -41,11 +57,16 @@ impl<'a> ChatRequest<'a> {
     ) -> Self {
         let response_format = match (&request.response_format, json_mode) {
             (ResponseFormat::Text, _) | (_, JsonMode::Off) => None,
-            (ResponseFormat::JsonSchema { name, schema }, JsonMode::JsonSchema) => Some(json!({
-                "type": "json_schema",
-                "json_schema": {"name": name, "schema": schema, "strict": false},
-            })),
-            _ => Some(json!({"type": "json_object"})),
+            (ResponseFormat::JsonSchema { name, schema }, JsonMode::JsonSchema) => {
+                Some(WireFormat::JsonSchema {
+                    json_schema: WireSchema {
+                        name,
+                        schema,
+                        strict: false,
+                    },
+                })
+            }
+            _ => Some(WireFormat::JsonObject),
         };
         Self {
             model: request.model.as_deref().unwrap_or(default_model),

@@ -93,7 +93,23 @@ pub struct ListenConfig {
     /// TLS (and mutual TLS with `client_ca`) on the gRPC port; unset serves plaintext.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsConfig>,
+    /// HTTP/2 streams (calls) one connection may have open at once; the client queues the
+    /// others. Bounds what one connection can make the server hold.
+    pub http2_max_concurrent_streams: u32,
+    /// HTTP/2 flow-control window of one stream, in bytes: request data a call may send ahead
+    /// of the server reading it.
+    pub http2_stream_window_bytes: u32,
+    /// HTTP/2 flow-control window of one connection, in bytes: request data all its calls
+    /// together may send ahead of the server reading it.
+    pub http2_connection_window_bytes: u32,
+    /// Largest header block (metadata) of one call, in bytes, decompressed.
+    pub http2_max_header_list_bytes: u32,
 }
+
+/// Smallest HTTP/2 flow-control window (the protocol's initial value).
+const MIN_HTTP2_WINDOW: u32 = 65_535;
+/// Largest HTTP/2 flow-control window the protocol allows (2^31 - 1).
+const MAX_HTTP2_WINDOW: u32 = 2_147_483_647;
 
 impl Default for ListenConfig {
     fn default() -> Self {
@@ -104,7 +120,54 @@ impl Default for ListenConfig {
             insecure_no_auth: false,
             metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
             tls: None,
+            http2_max_concurrent_streams: 1024,
+            http2_stream_window_bytes: 1024 * 1024,
+            http2_connection_window_bytes: 2 * 1024 * 1024,
+            http2_max_header_list_bytes: 16 * 1024,
         }
+    }
+}
+
+impl ListenConfig {
+    /// The `server.http2_*` keys: each within what HTTP/2 allows and large enough to work.
+    fn validate_http2(&self) -> Vec<ConfigError> {
+        let mut errors = Vec::new();
+        if self.http2_max_concurrent_streams == 0 {
+            errors.push(ConfigError::new(
+                "server.http2_max_concurrent_streams",
+                "must be at least 1",
+            ));
+        }
+        for (key, value) in [
+            (
+                "server.http2_stream_window_bytes",
+                self.http2_stream_window_bytes,
+            ),
+            (
+                "server.http2_connection_window_bytes",
+                self.http2_connection_window_bytes,
+            ),
+        ] {
+            if !(MIN_HTTP2_WINDOW..=MAX_HTTP2_WINDOW).contains(&value) {
+                errors.push(ConfigError::new(
+                    key,
+                    format!("must be between {MIN_HTTP2_WINDOW} and {MAX_HTTP2_WINDOW} bytes"),
+                ));
+            }
+        }
+        if self.http2_connection_window_bytes < self.http2_stream_window_bytes {
+            errors.push(ConfigError::new(
+                "server.http2_connection_window_bytes",
+                "must be at least server.http2_stream_window_bytes",
+            ));
+        }
+        if self.http2_max_header_list_bytes < 1024 {
+            errors.push(ConfigError::new(
+                "server.http2_max_header_list_bytes",
+                "must be at least 1024 (API keys and trace headers travel there)",
+            ));
+        }
+        errors
     }
 }
 
@@ -151,6 +214,7 @@ impl ServerConfig {
                 "must be at least 1",
             ));
         }
+        errors.extend(self.server.validate_http2());
         if let Some(tls) = &self.server.tls {
             errors.extend(tls.validate());
         }

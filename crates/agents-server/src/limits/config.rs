@@ -9,8 +9,19 @@ use serde::{Deserialize, Serialize};
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct LimitsConfig {
-    /// Calls in flight across all tenants; beyond this, calls are refused at once.
+    /// Requests in flight across all tenants, counted by the server's front door from their
+    /// arrival (before the body is decoded) to the end of their response; beyond this, requests
+    /// are refused at once with `RESOURCE_EXHAUSTED`. Health checks and reflection are not
+    /// counted.
     pub max_in_flight: usize,
+    /// The longest work may wait for a CPU: while the runtime's scheduling delay (measured every
+    /// 5 ms by a probe task, and per request from arrival to the start of its handling) is
+    /// above this, new requests are refused with `RESOURCE_EXHAUSTED`, so the admitted ones
+    /// keep their latency. `0` turns the check off.
+    pub max_queue_delay_ms: u64,
+    /// The retry hint sent with every load-shedding refusal, in milliseconds
+    /// (`grpc-retry-pushback-ms` and `google.rpc.RetryInfo`).
+    pub shed_retry_after_ms: u64,
     /// Calls in flight per tenant.
     pub tenant_max_concurrent: usize,
     /// Requests each tenant may start per minute, on average; `None` (the default) turns the
@@ -27,6 +38,8 @@ impl Default for LimitsConfig {
     fn default() -> Self {
         Self {
             max_in_flight: 256,
+            max_queue_delay_ms: 100,
+            shed_retry_after_ms: 100,
             tenant_max_concurrent: 32,
             tenant_requests_per_minute: None,
             tenant_burst_seconds: 10.0,
@@ -38,6 +51,9 @@ impl Default for LimitsConfig {
 /// The longest burst window accepted: a day.
 const MAX_BURST_SECONDS: f64 = 86_400.0;
 
+/// The longest queue delay and retry hint accepted: a minute (longer is not load shedding).
+const MAX_SHED_MS: u64 = 60_000;
+
 impl LimitsConfig {
     /// Every problem, each with its full path (`limits.max_in_flight`), not only the first.
     pub fn validate(&self) -> Vec<ConfigError> {
@@ -46,6 +62,18 @@ impl LimitsConfig {
             errors.push(ConfigError::new(
                 "limits.max_in_flight",
                 "must be at least 1",
+            ));
+        }
+        if self.max_queue_delay_ms > MAX_SHED_MS {
+            errors.push(ConfigError::new(
+                "limits.max_queue_delay_ms",
+                format!("must be at most {MAX_SHED_MS}; 0 turns the check off"),
+            ));
+        }
+        if self.shed_retry_after_ms == 0 || self.shed_retry_after_ms > MAX_SHED_MS {
+            errors.push(ConfigError::new(
+                "limits.shed_retry_after_ms",
+                format!("must be between 1 and {MAX_SHED_MS}"),
             ));
         }
         if self.tenant_max_concurrent == 0 {
@@ -70,6 +98,16 @@ impl LimitsConfig {
             errors.push(ConfigError::new("limits.max_tenants", "must be at least 1"));
         }
         errors
+    }
+
+    /// What the server's front door ([`ShedLayer`](crate::shed::ShedLayer)) admits.
+    pub fn shed(&self) -> crate::shed::ShedConfig {
+        crate::shed::ShedConfig::new(self.max_in_flight)
+            .with_max_queue_delay(
+                (self.max_queue_delay_ms > 0)
+                    .then(|| std::time::Duration::from_millis(self.max_queue_delay_ms)),
+            )
+            .with_retry_after(std::time::Duration::from_millis(self.shed_retry_after_ms))
     }
 
     /// The rate bucket's `(capacity, refill per second)`, when the rate limit is on.

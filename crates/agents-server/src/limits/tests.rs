@@ -332,6 +332,8 @@ fn validation_names_every_bad_setting() {
     assert!(LimitsConfig::default().validate().is_empty());
     let config = LimitsConfig {
         max_in_flight: 0,
+        max_queue_delay_ms: 60_001,
+        shed_retry_after_ms: 0,
         tenant_max_concurrent: 0,
         tenant_requests_per_minute: Some(0),
         tenant_burst_seconds: f64::NAN,
@@ -342,6 +344,8 @@ fn validation_names_every_bad_setting() {
         paths,
         [
             "limits.max_in_flight",
+            "limits.max_queue_delay_ms",
+            "limits.shed_retry_after_ms",
             "limits.tenant_max_concurrent",
             "limits.tenant_requests_per_minute",
             "limits.tenant_burst_seconds",

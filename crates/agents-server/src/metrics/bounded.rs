@@ -7,7 +7,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError, RwLock};
 
 use prometheus_client::metrics::family::Family;
 
@@ -34,7 +34,15 @@ pub(super) struct Bounded<const N: usize, M> {
     /// concurrent first uses cannot overshoot the cap.
     admitted: Mutex<usize>,
     cap: usize,
+    /// The series of the first [`HOT_SERIES`] raw label sets seen, keyed by the caller's
+    /// values before redaction and shortening: the request path records the same few label
+    /// sets over and over, and a hit here costs no redaction, no allocation and no hashing.
+    hot: RwLock<Vec<([Box<str>; N], M)>>,
 }
+
+/// Raw label sets remembered per family for the fast path; a linear scan over this few short
+/// strings is cheaper than hashing. Label sets beyond it take the full path (still correct).
+const HOT_SERIES: usize = 32;
 
 impl<const N: usize, M> fmt::Debug for Bounded<N, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -53,6 +61,7 @@ impl<const N: usize, M: Clone> Bounded<N, M> {
             family: Family::new_with_constructor(new_metric),
             admitted: Mutex::new(0),
             cap,
+            hot: RwLock::new(Vec::new()),
         }
     }
 
@@ -64,6 +73,34 @@ impl<const N: usize, M: Clone> Bounded<N, M> {
     /// The series for `values` (one per key, in key order), created if the cap allows, else
     /// the overflow series. Values are redacted and shortened first.
     pub(super) fn get(&self, values: [&str; N]) -> M {
+        {
+            let hot = self.hot.read().unwrap_or_else(PoisonError::into_inner);
+            let found = hot.iter().find(|(raw, _)| {
+                raw.iter()
+                    .zip(values.iter())
+                    .all(|(seen, value)| &**seen == *value)
+            });
+            if let Some((_, metric)) = found {
+                return metric.clone();
+            }
+        }
+        // A secret registered after a label set was remembered changes nothing here: its
+        // series was already exported under the labels redacted at that time.
+        let metric = self.resolve(values);
+        let mut hot = self.hot.write().unwrap_or_else(PoisonError::into_inner);
+        let known = hot.iter().any(|(raw, _)| {
+            raw.iter()
+                .zip(values.iter())
+                .all(|(seen, value)| &**seen == *value)
+        });
+        if !known && hot.len() < HOT_SERIES {
+            hot.push((values.map(Box::from), metric.clone()));
+        }
+        metric
+    }
+
+    /// The slow path of [`get`](Self::get): redact, shorten, admit under the cap.
+    fn resolve(&self, values: [&str; N]) -> M {
         let labels = self.labels(values.map(label_value));
         if let Some(metric) = self.family.get(&labels) {
             return metric.clone();
@@ -126,6 +163,30 @@ mod tests {
         let cut = label_value(&long);
         assert!(cut.len() <= MAX_LABEL_BYTES && cut.len() >= MAX_LABEL_BYTES - 1);
         assert!(cut.chars().all(|c| c == 'é'));
+    }
+
+    #[test]
+    fn the_fast_path_finds_the_same_redacted_series() {
+        let family = Bounded::<2, Counter>::new(["a", "b"], Counter::default, 1_000);
+        let secret = "sk-abcdefghijklmnopqrstuvwxyz";
+        for _ in 0..3 {
+            family.get(["openai", "ok"]).inc();
+            family.get([secret, "ok"]).inc();
+        }
+        assert_eq!(family.get(["openai", "ok"]).get(), 3);
+        // Remembered under the raw value, exported under the redacted one only.
+        assert_eq!(family.hot.read().unwrap().len(), 2);
+        let exported = family.family();
+        let masked = exported
+            .get(&[("a", agents_core::MASK.to_owned()), ("b", "ok".to_owned())])
+            .map(|c| c.get());
+        assert_eq!(masked, Some(3));
+        // Past the remembered sets, the full path still answers.
+        for i in 0..(HOT_SERIES + 5) {
+            family.get([&format!("p{i}"), "ok"]).inc();
+        }
+        assert_eq!(family.hot.read().unwrap().len(), HOT_SERIES);
+        assert_eq!(family.get(["p36", "ok"]).get(), 1);
     }
 
     #[test]

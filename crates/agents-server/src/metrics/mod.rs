@@ -14,7 +14,7 @@
 //! | `agents_request_duration_seconds{agent}` | histogram | latency SLOs as the client sees them |
 //! | `agents_runtime_overhead_seconds{agent}` | histogram | the runtime's own cost (total minus time spent waiting on providers): a rise here is our regression, not the model's |
 //! | `agents_in_flight` | gauge | concurrency against the global in-flight cap |
-//! | `agents_load_shed_total` | counter | requests refused at once because the in-flight cap was reached: capacity is short |
+//! | `agents_load_shed_total{reason}` | counter | requests refused at once with `RESOURCE_EXHAUSTED` by the server's front door or its global cap: `in_flight` (`limits.max_in_flight` reached) or `queue_delay` (a request waited longer than `limits.max_queue_delay_ms` to start: the CPU is saturated). Either way capacity is short |
 //! | `agents_tenant_throttled_total{tenant, reason}` | counter | a tenant hitting its `rate` or `concurrency` limit: raise its limit or talk to it |
 //! | `agents_provider_requests_total{provider}` | counter | attempts per provider, retries included; compare with requests to see retry amplification |
 //! | `agents_provider_duration_seconds{provider, outcome}` | histogram | model latency per provider, `success` and `failure` apart (timeouts are slow failures) |
@@ -55,10 +55,12 @@ use std::time::Duration;
 use agents_core::EventSink;
 use prometheus_client::encoding::{prometheus_text, text as openmetrics_text};
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
+use crate::shed::ShedReason;
 use bounded::Bounded;
 use sources::{SourceCollector, Sources};
 
@@ -103,7 +105,10 @@ pub struct Metrics {
     request_duration: Bounded<1, Histogram>,
     runtime_overhead: Bounded<1, Histogram>,
     in_flight: Gauge,
-    load_shed: Counter,
+    load_shed: Family<[(&'static str, &'static str); 1], Counter>,
+    /// The series of `load_shed`, fetched once: shedding must stay cheap.
+    shed_in_flight: Counter,
+    shed_queue_delay: Counter,
     tenant_throttled: Bounded<2, Counter>,
     provider_requests: Bounded<1, Counter>,
     provider_duration: Bounded<2, Histogram>,
@@ -167,13 +172,22 @@ impl Metrics {
     /// Every family registered, all empty.
     pub fn new() -> Self {
         let cap = MAX_SERIES_PER_FAMILY;
+        let load_shed = Family::<[(&'static str, &'static str); 1], Counter>::default();
+        let shed_in_flight = load_shed
+            .get_or_create(&[("reason", ShedReason::InFlight.as_str())])
+            .clone();
+        let shed_queue_delay = load_shed
+            .get_or_create(&[("reason", ShedReason::QueueDelay.as_str())])
+            .clone();
         let this = Self {
             registry: Registry::with_prefix("agents"),
             requests: Bounded::new(["agent", "code"], Counter::default, cap),
             request_duration: Bounded::new(["agent"], call_histogram, cap),
             runtime_overhead: Bounded::new(["agent"], overhead_histogram, cap),
             in_flight: Gauge::default(),
-            load_shed: Counter::default(),
+            load_shed,
+            shed_in_flight,
+            shed_queue_delay,
             tenant_throttled: Bounded::new(["tenant", "reason"], Counter::default, cap),
             provider_requests: Bounded::new(["provider"], Counter::default, cap),
             provider_duration: Bounded::new(["provider", "outcome"], call_histogram, cap),
@@ -221,7 +235,7 @@ impl Metrics {
         );
         r.register(
             "load_shed",
-            "Requests refused because the global in-flight cap was reached",
+            "Requests refused at once because the server was overloaded, by reason",
             self.load_shed.clone(),
         );
         r.register(
@@ -375,9 +389,12 @@ impl Metrics {
         }
     }
 
-    /// Counts a request refused because the global in-flight cap was reached.
-    pub fn load_shed(&self) {
-        self.load_shed.inc();
+    /// Counts a request refused because the server was overloaded.
+    pub fn load_shed(&self, reason: ShedReason) {
+        match reason {
+            ShedReason::InFlight => self.shed_in_flight.inc(),
+            ShedReason::QueueDelay => self.shed_queue_delay.inc(),
+        };
     }
 
     /// Counts a request refused by `tenant`'s own limits.

@@ -37,6 +37,11 @@ impl EventSink for MetricsSink {
     fn emit(&self, event: CloudEvent) {
         self.metrics.observe(&event);
     }
+
+    /// Reads the event where it is: no copy.
+    fn emit_ref(&self, event: &CloudEvent) {
+        self.metrics.observe(event);
+    }
 }
 
 impl Metrics {

@@ -237,7 +237,7 @@ fn a_run_of_events_and_requests_becomes_the_expected_samples() -> TestResult {
     let held = metrics.in_flight_guard();
     drop(metrics.in_flight_guard());
     for _ in 0..3 {
-        metrics.load_shed();
+        metrics.load_shed(crate::shed::ShedReason::InFlight);
     }
     metrics.tenant_throttled("acme", ThrottleReason::Rate);
     metrics.tenant_throttled("acme", ThrottleReason::Rate);
@@ -324,7 +324,10 @@ fn a_run_of_events_and_requests_becomes_the_expected_samples() -> TestResult {
     assert_close(value(&s, &format!("{overhead}_sum"), &agent), 1.052);
     assert_eq!(buckets(&s, overhead, &agent).get("0.5"), Some(&2.0));
     assert_eq!(value(&s, "agents_in_flight", &[]), Some(1.0));
-    assert_eq!(value(&s, "agents_load_shed_total", &[]), Some(3.0));
+    assert_eq!(
+        value(&s, "agents_load_shed_total", &[("reason", "in_flight")]),
+        Some(3.0)
+    );
     let throttled = "agents_tenant_throttled_total";
     let by_rate = [("tenant", "acme"), ("reason", "rate")];
     let by_concurrency = [("tenant", "acme"), ("reason", "concurrency")];
@@ -584,7 +587,7 @@ async fn http_serves_metrics_health_and_readiness_then_stops_on_shutdown() -> Te
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let metrics = Arc::new(Metrics::new());
-    metrics.load_shed();
+    metrics.load_shed(crate::shed::ShedReason::InFlight);
     let ready = Arc::new(AtomicBool::new(false));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(serve_http(
@@ -607,7 +610,10 @@ async fn http_serves_metrics_health_and_readiness_then_stops_on_shutdown() -> Te
     );
     let body = response.text().await?;
     let s = Scrape::parse(body.lines().map(|l| Ok(l.to_owned())))?;
-    assert_eq!(value(&s, "agents_load_shed_total", &[]), Some(1.0));
+    assert_eq!(
+        value(&s, "agents_load_shed_total", &[("reason", "in_flight")]),
+        Some(1.0)
+    );
 
     let response = client
         .get(url("/metrics"))

@@ -21,6 +21,7 @@ use crate::limits::{Admission, Limiter, Refusal};
 use crate::metrics::{InFlightGuard, Metrics, ThrottleReason};
 use crate::pb;
 use crate::pb::agent_service_server::AgentService;
+use crate::shed::ShedReason;
 use crate::status;
 pub use tasks::TaskTable;
 
@@ -119,7 +120,7 @@ impl AgentsService {
         let admission = self.limits.admit(principal.tenant()).map_err(|refusal| {
             let tenant = principal.tenant();
             match &refusal {
-                Refusal::Global { .. } => self.metrics.load_shed(),
+                Refusal::Global { .. } => self.metrics.load_shed(ShedReason::InFlight),
                 Refusal::TenantRate { .. } => {
                     self.metrics.tenant_throttled(tenant, ThrottleReason::Rate);
                 }

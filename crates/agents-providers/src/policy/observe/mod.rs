@@ -34,6 +34,8 @@ pub struct Observe {
     events: Arc<dyn EventSink>,
     /// The model reported when a request names none.
     default_model: String,
+    /// The events' `source`, `/providers/<id>`, built once.
+    source: String,
 }
 
 /// What one call's events share.
@@ -50,6 +52,11 @@ struct Call {
 }
 
 impl Call {
+    /// Whether anything listens: with a disabled sink (`NullSink`) no event is built at all.
+    fn enabled(&self) -> bool {
+        self.events.is_enabled()
+    }
+
     fn emit<P: EventPayload>(&self, payload: &P) {
         let mut event = CloudEvent::new(self.source.clone(), payload);
         if let Some(trace) = &self.trace {
@@ -59,31 +66,40 @@ impl Call {
     }
 
     fn success(&self, generation: &Generation) {
+        self.span.record("outcome", "success");
+        self.span
+            .record("gen_ai.usage.input_tokens", generation.usage.prompt_tokens);
+        self.span.record(
+            "gen_ai.usage.output_tokens",
+            generation.usage.completion_tokens,
+        );
+        if !self.enabled() {
+            return;
+        }
         let mut payload = ProviderSuccess::default();
         payload.provider = self.provider.clone();
         payload.model = generation.model.clone();
         payload.latency_ms = ms_since(self.started);
         payload.prompt_tokens = generation.usage.prompt_tokens;
         payload.completion_tokens = generation.usage.completion_tokens;
-        self.span.record("outcome", "success");
-        self.span
-            .record("gen_ai.usage.input_tokens", payload.prompt_tokens);
-        self.span
-            .record("gen_ai.usage.output_tokens", payload.completion_tokens);
         self.emit(&payload);
     }
 
     fn failure(&self, error: &ProviderError) {
+        let error_kind = error.kind().as_str();
+        self.span.record("outcome", "failure");
+        self.span.record("error.type", error_kind);
+        self.span.record("otel.status_code", "ERROR");
+        if !self.enabled() {
+            return;
+        }
         let mut payload = ProviderFailure::default();
         payload.provider = self.provider.clone();
         payload.model = self.model.clone();
-        payload.error_kind = error.kind().as_str().to_owned();
+        payload.error_kind = error_kind.to_owned();
         payload.message = error.to_string();
         payload.retryable = error.is_retryable();
         payload.latency_ms = ms_since(self.started);
-        self.span.record("outcome", "failure");
-        self.span.record("error.type", payload.error_kind.as_str());
-        self.span.record("otel.status_code", "ERROR");
         self.emit(&payload);
     }
 }
@@ -95,10 +111,12 @@ impl Observe {
         events: Arc<dyn EventSink>,
         default_model: impl Into<String>,
     ) -> Self {
+        let source = format!("/providers/{}", inner.id());
         Self {
             inner,
             events,
             default_model: default_model.into(),
+            source,
         }
     }
 
@@ -125,18 +143,20 @@ impl Observe {
         );
         let call = Call {
             events: self.events.clone(),
-            source: format!("/providers/{}", self.inner.id()),
+            source: self.source.clone(),
             provider: self.inner.id().to_owned(),
             model,
             trace: request.trace.clone(),
             started: Instant::now(),
             span,
         };
-        let mut payload = ProviderRequest::default();
-        payload.provider = call.provider.clone();
-        payload.model = call.model.clone();
-        payload.attempt = attempt;
-        call.emit(&payload);
+        if call.enabled() {
+            let mut payload = ProviderRequest::default();
+            payload.provider = call.provider.clone();
+            payload.model = call.model.clone();
+            payload.attempt = attempt;
+            call.emit(&payload);
+        }
         call
     }
 }
@@ -295,5 +315,40 @@ mod tests {
         assert_eq!(sink.types(), ["provider.request", "provider.success"]);
         assert_eq!(observed.id(), "p");
         assert!(observed.health().await.is_serving());
+    }
+
+    /// A sink that is off, and counts what it is handed anyway.
+    #[derive(Debug, Default)]
+    struct Off(std::sync::atomic::AtomicUsize);
+
+    impl EventSink for Off {
+        fn emit(&self, _event: CloudEvent) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+
+        fn is_enabled(&self) -> bool {
+            false
+        }
+    }
+
+    #[tokio::test]
+    async fn a_disabled_sink_gets_no_events_and_the_calls_still_work() {
+        let inner = ScriptedProvider::new(
+            "p",
+            [Script::fail(ProviderError::Unavailable {
+                status: Some(503),
+                reason: "down".into(),
+            })],
+        );
+        let off = Arc::new(Off::default());
+        let observed = Observe::new(inner.clone(), off.clone(), "default-model");
+        assert!(observed.generate(GenerateRequest::default()).await.is_err());
+        assert!(observed.generate(GenerateRequest::default()).await.is_ok());
+        let mut stream = observed
+            .generate_stream(GenerateRequest::default())
+            .await
+            .unwrap();
+        while stream.next().await.is_some() {}
+        assert_eq!(off.0.load(std::sync::atomic::Ordering::SeqCst), 0);
     }
 }

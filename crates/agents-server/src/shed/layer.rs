@@ -1,0 +1,431 @@
+//! [`ShedLayer`], its service and its future.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant};
+
+use http::header::HeaderValue;
+use http::{HeaderName, Request, Response};
+use pin_project_lite::pin_project;
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use super::ShedBody;
+use crate::metrics::Metrics;
+
+/// The header of gRPC's retry policy that tells a client when to retry (A6, "pushback").
+const PUSHBACK: HeaderName = HeaderName::from_static("grpc-retry-pushback-ms");
+
+/// What the front door admits; built from the `limits` section
+/// ([`LimitsConfig::shed`](crate::limits::LimitsConfig::shed)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ShedConfig {
+    /// Requests in flight, from arrival to the end of the response, beyond which new ones are
+    /// refused.
+    pub max_in_flight: usize,
+    /// The longest a request may wait between its arrival and the start of its handling;
+    /// `None` turns the check off.
+    pub max_queue_delay: Option<Duration>,
+    /// The retry hint sent with each refusal (`grpc-retry-pushback-ms` and
+    /// `google.rpc.RetryInfo`).
+    pub retry_after: Duration,
+}
+
+impl ShedConfig {
+    /// `max_in_flight` requests at once, no queue-delay check, a 100 ms retry hint.
+    pub fn new(max_in_flight: usize) -> Self {
+        Self {
+            max_in_flight,
+            max_queue_delay: None,
+            retry_after: Duration::from_millis(100),
+        }
+    }
+
+    /// Sets the queue-delay check (`None` turns it off).
+    #[must_use]
+    pub fn with_max_queue_delay(mut self, max: Option<Duration>) -> Self {
+        self.max_queue_delay = max;
+        self
+    }
+
+    /// Sets the retry hint of refusals.
+    #[must_use]
+    pub fn with_retry_after(mut self, retry_after: Duration) -> Self {
+        self.retry_after = retry_after;
+        self
+    }
+}
+
+/// Why the front door refused a request: the label of `agents_load_shed_total{reason}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ShedReason {
+    /// `limits.max_in_flight` requests were already in flight.
+    InFlight,
+    /// The request waited longer than `limits.max_queue_delay_ms` to start.
+    QueueDelay,
+}
+
+impl ShedReason {
+    /// The label value: `in_flight` or `queue_delay`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InFlight => "in_flight",
+            Self::QueueDelay => "queue_delay",
+        }
+    }
+}
+
+/// How often the probe measures the runtime's scheduling delay.
+const PROBE_PERIOD: Duration = Duration::from_millis(5);
+
+struct Shared {
+    config: ShedConfig,
+    in_flight: AtomicUsize,
+    /// How late the probe task last woke, in microseconds: how long a runnable task waits for
+    /// a worker thread right now.
+    lag_us: AtomicU64,
+    metrics: Arc<Metrics>,
+    /// Built once: a refusal must cost next to nothing.
+    in_flight_refusal: Status,
+    queue_delay_refusal: Status,
+    pushback: HeaderValue,
+}
+
+impl Shared {
+    /// Whether the runtime is too far behind to start new work (`max_queue_delay`).
+    fn lagging(&self) -> bool {
+        self.config
+            .max_queue_delay
+            .is_some_and(|max| Duration::from_micros(self.lag_us.load(Ordering::Relaxed)) > max)
+    }
+
+    fn try_acquire(self: &Arc<Self>) -> Option<Slot> {
+        // One read-modify-write; a refused request overshoots the count for an instant and
+        // gives its increment back, which is harmless.
+        let before = self.in_flight.fetch_add(1, Ordering::AcqRel);
+        if before >= self.config.max_in_flight {
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(Slot {
+            shared: Arc::clone(self),
+        })
+    }
+
+    fn refusal<B: Default>(&self, reason: ShedReason) -> Response<ShedBody<B>> {
+        self.metrics.load_shed(reason);
+        let status = match reason {
+            ShedReason::InFlight => &self.in_flight_refusal,
+            ShedReason::QueueDelay => &self.queue_delay_refusal,
+        };
+        let mut response = status.clone().into_http::<B>();
+        response
+            .headers_mut()
+            .insert(PUSHBACK, self.pushback.clone());
+        response.map(|body| ShedBody::new(body, None))
+    }
+}
+
+/// Measures the runtime's scheduling delay until the layer is dropped: sleeps
+/// [`PROBE_PERIOD`] and records how much later than asked it ran again. Under CPU saturation
+/// the requests that wait do so where the layer cannot time them one by one (hyper's connection
+/// tasks reading frames, handlers waiting to be polled again, and tokio runs a freshly spawned
+/// stream task next, so its own wait looks short); this probe waits in the same queue.
+async fn probe(shared: Weak<Shared>) {
+    loop {
+        let asked = Instant::now();
+        tokio::time::sleep(PROBE_PERIOD).await;
+        let late = asked.elapsed().saturating_sub(PROBE_PERIOD);
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let late_us = u64::try_from(late.as_micros()).unwrap_or(u64::MAX);
+        shared.lag_us.store(late_us, Ordering::Relaxed);
+    }
+}
+
+/// A request's place in the in-flight count; dropping it gives the place back.
+pub(crate) struct Slot {
+    shared: Arc<Shared>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.shared.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Sheds load in front of the gRPC router; see the [module docs](super). Cheap to clone:
+/// clones share one count.
+#[derive(Clone)]
+pub struct ShedLayer {
+    shared: Arc<Shared>,
+}
+
+impl ShedLayer {
+    /// A layer admitting what `config` allows and counting refusals in `metrics`.
+    pub fn new(config: ShedConfig, metrics: Arc<Metrics>) -> Self {
+        let retry_ms = u64::try_from(config.retry_after.as_millis()).unwrap_or(u64::MAX);
+        let refusal = |message: String| {
+            let mut details = ErrorDetails::new();
+            details.set_retry_info(Some(config.retry_after));
+            Status::with_error_details(Code::ResourceExhausted, message, details)
+        };
+        let in_flight_refusal = refusal(format!(
+            "server overloaded: {} requests are in flight, the most it takes \
+             (limits.max_in_flight); retry in {retry_ms} ms with backoff, or send fewer \
+             concurrent calls",
+            config.max_in_flight
+        ));
+        let queue_delay_refusal = refusal(format!(
+            "server overloaded: its CPU is saturated, work waits more than {} ms to run \
+             (limits.max_queue_delay_ms); retry in {retry_ms} ms with backoff, or send fewer \
+             calls per second",
+            config.max_queue_delay.map_or(0, |d| d.as_millis())
+        ));
+        let shared = Arc::new(Shared {
+            in_flight: AtomicUsize::new(0),
+            lag_us: AtomicU64::new(0),
+            metrics,
+            in_flight_refusal,
+            queue_delay_refusal,
+            pushback: HeaderValue::from(retry_ms),
+            config,
+        });
+        // Outside a runtime (some tests) there is no probe and the lag reads 0.
+        if shared.config.max_queue_delay.is_some()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(probe(Arc::downgrade(&shared)));
+        }
+        Self { shared }
+    }
+
+    /// Requests counted now (health and reflection are never counted).
+    pub fn in_flight(&self) -> usize {
+        self.shared.in_flight.load(Ordering::Acquire)
+    }
+
+    /// The runtime's scheduling delay as last measured (zero without a queue-delay check).
+    pub fn scheduling_delay(&self) -> Duration {
+        Duration::from_micros(self.shared.lag_us.load(Ordering::Relaxed))
+    }
+
+    #[cfg(test)]
+    pub(super) fn set_scheduling_delay(&self, delay: Duration) {
+        let micros = u64::try_from(delay.as_micros()).unwrap_or(u64::MAX);
+        self.shared.lag_us.store(micros, Ordering::Relaxed);
+    }
+}
+
+impl fmt::Debug for ShedLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ShedLayer")
+            .field("config", &self.shared.config)
+            .field("in_flight", &self.in_flight())
+            .finish()
+    }
+}
+
+impl<S> Layer<S> for ShedLayer {
+    type Service = ShedService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ShedService {
+            inner,
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+/// The service of [`ShedLayer`].
+#[derive(Clone)]
+pub struct ShedService<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S> fmt::Debug for ShedService<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ShedService")
+            .field("config", &self.shared.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Health checks and reflection: never counted, never refused (see the module docs).
+fn is_exempt(path: &str) -> bool {
+    path.starts_with("/grpc.health.v1.Health/") || path.starts_with("/grpc.reflection.")
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for ShedService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+    ResBody: Default,
+{
+    type Response = Response<ShedBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ShedFuture<S, ReqBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let shared = Arc::clone(&self.shared);
+        if is_exempt(request.uri().path()) {
+            return ShedFuture::new(shared, State::Running, Some(self.inner.call(request)), None);
+        }
+        let arrived = Instant::now();
+        if shared.lagging() {
+            return ShedFuture::new(shared, State::Refused(ShedReason::QueueDelay), None, None);
+        }
+        let Some(slot) = shared.try_acquire() else {
+            return ShedFuture::new(shared, State::Refused(ShedReason::InFlight), None, None);
+        };
+        if shared.config.max_queue_delay.is_none() {
+            let future = self.inner.call(request);
+            return ShedFuture::new(shared, State::Running, Some(future), Some(slot));
+        }
+        // The handler starts at the first poll, when the wait is known. The service made
+        // ready by `poll_ready` goes with the request; a clone takes its place here.
+        let clone = self.inner.clone();
+        let service = std::mem::replace(&mut self.inner, clone);
+        let waiting = Waiting {
+            service,
+            request,
+            arrived,
+        };
+        ShedFuture::new(shared, State::Waiting(waiting), None, Some(slot))
+    }
+}
+
+struct Waiting<S, B> {
+    service: S,
+    request: Request<B>,
+    arrived: Instant,
+}
+
+// The future lives inside hyper's task for the stream either way; boxing the waiting request
+// to shrink the other variants would cost an allocation per request.
+#[allow(clippy::large_enum_variant)]
+enum State<S, B> {
+    /// Admitted by count; not started (the queue-delay check runs at the first poll).
+    Waiting(Waiting<S, B>),
+    /// Started (or exempt): the inner future is running.
+    Running,
+    /// To be answered with `RESOURCE_EXHAUSTED` at the first poll.
+    Refused(ShedReason),
+    /// The response was returned.
+    Done,
+}
+
+pin_project! {
+    /// The future of [`ShedService`]: a refusal, or the inner response with the request's slot
+    /// moved into its body.
+    pub struct ShedFuture<S, B>
+    where
+        S: Service<Request<B>>,
+    {
+        #[pin]
+        running: Option<S::Future>,
+        state: State<S, B>,
+        slot: Option<Slot>,
+        shared: Arc<Shared>,
+    }
+}
+
+impl<S, B> ShedFuture<S, B>
+where
+    S: Service<Request<B>>,
+{
+    fn new(
+        shared: Arc<Shared>,
+        state: State<S, B>,
+        running: Option<S::Future>,
+        slot: Option<Slot>,
+    ) -> Self {
+        Self {
+            running,
+            state,
+            slot,
+            shared,
+        }
+    }
+}
+
+impl<S, B> fmt::Debug for ShedFuture<S, B>
+where
+    S: Service<Request<B>>,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.state {
+            State::Waiting(_) => "waiting",
+            State::Running => "running",
+            State::Refused(_) => "refused",
+            State::Done => "done",
+        };
+        f.debug_struct("ShedFuture")
+            .field("state", &state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, B, ResBody> Future for ShedFuture<S, B>
+where
+    S: Service<Request<B>, Response = Response<ResBody>>,
+    ResBody: Default,
+{
+    type Output = Result<Response<ShedBody<ResBody>>, S::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        if let State::Waiting(_) = this.state {
+            let State::Waiting(Waiting {
+                mut service,
+                request,
+                arrived,
+            }) = std::mem::replace(this.state, State::Done)
+            else {
+                return Poll::Pending;
+            };
+            let waited_too_long = this
+                .shared
+                .config
+                .max_queue_delay
+                .is_some_and(|max| arrived.elapsed() > max);
+            if waited_too_long {
+                // Give the place back before answering: the refusal holds nothing.
+                this.slot.take();
+                *this.state = State::Refused(ShedReason::QueueDelay);
+            } else {
+                this.running.set(Some(service.call(request)));
+                *this.state = State::Running;
+            }
+        }
+        match std::mem::replace(this.state, State::Done) {
+            State::Refused(reason) => Poll::Ready(Ok(this.shared.refusal(reason))),
+            State::Running => {
+                *this.state = State::Running;
+                let Some(future) = this.running.as_mut().as_pin_mut() else {
+                    return Poll::Pending;
+                };
+                let response = ready!(future.poll(cx))?;
+                *this.state = State::Done;
+                this.running.set(None);
+                let slot = this.slot.take();
+                Poll::Ready(Ok(response.map(|body| ShedBody::new(body, slot))))
+            }
+            // Polled after completion: stay pending rather than answer twice.
+            State::Waiting(_) | State::Done => Poll::Pending,
+        }
+    }
+}

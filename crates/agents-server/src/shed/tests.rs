@@ -1,0 +1,259 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use http::{Request, Response};
+use http_body_util::BodyExt as _;
+use tonic::Code;
+use tonic_types::StatusExt as _;
+use tower::{ServiceExt as _, service_fn};
+use tower_layer::Layer as _;
+
+use super::*;
+use crate::metrics::Metrics;
+
+/// An inner service that counts its calls and answers `ok`.
+fn counting() -> (
+    Arc<AtomicUsize>,
+    impl tower_service::Service<
+        Request<String>,
+        Response = Response<String>,
+        Error = Infallible,
+        Future = impl Send,
+    > + Clone,
+) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::clone(&calls);
+    let service = service_fn(move |_request: Request<String>| {
+        seen.fetch_add(1, Ordering::SeqCst);
+        async { Ok::<_, Infallible>(Response::new("ok".to_owned())) }
+    });
+    (calls, service)
+}
+
+fn request(path: &str) -> Request<String> {
+    Request::builder()
+        .uri(format!("http://localhost{path}"))
+        .body(String::new())
+        .unwrap()
+}
+
+const EXECUTE: &str = "/agents.v1.AgentService/Execute";
+
+fn shed_count(metrics: &Metrics, reason: &str) -> Option<f64> {
+    let text = metrics.encode();
+    let line = format!("agents_load_shed_total{{reason=\"{reason}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(line.as_str()))
+        .map(|v| v.trim().parse().unwrap())
+}
+
+fn grpc_code(response: &Response<ShedBody<String>>) -> Option<Code> {
+    response
+        .headers()
+        .get("grpc-status")
+        .map(|v| Code::from_bytes(v.as_bytes()))
+}
+
+#[tokio::test]
+async fn past_the_cap_requests_are_refused_without_reaching_the_handler() {
+    let metrics = Arc::new(Metrics::new());
+    let layer = ShedLayer::new(ShedConfig::new(2), metrics.clone());
+    let (calls, inner) = counting();
+    let service = layer.layer(inner);
+
+    // Two responses held (their bodies not finished): two requests in flight.
+    let first = service.clone().oneshot(request(EXECUTE)).await.unwrap();
+    let second = service.clone().oneshot(request(EXECUTE)).await.unwrap();
+    assert_eq!(layer.in_flight(), 2);
+    assert_eq!(
+        grpc_code(&first),
+        None,
+        "an admitted call is the handler's answer"
+    );
+
+    let refused = service.clone().oneshot(request(EXECUTE)).await.unwrap();
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        2,
+        "the refused call never ran"
+    );
+    assert_eq!(grpc_code(&refused), Some(Code::ResourceExhausted));
+    assert_eq!(
+        refused.headers().get("content-type").unwrap(),
+        "application/grpc"
+    );
+    assert_eq!(
+        refused.headers().get("grpc-retry-pushback-ms").unwrap(),
+        "100"
+    );
+    let status = tonic::Status::from_header_map(refused.headers()).unwrap();
+    assert!(
+        status.message().contains("limits.max_in_flight"),
+        "{}",
+        status.message()
+    );
+    assert!(status.message().contains("retry"), "{}", status.message());
+    assert_eq!(
+        status.get_details_retry_info().unwrap().retry_delay,
+        Some(Duration::from_millis(100))
+    );
+    assert_eq!(shed_count(&metrics, "in_flight"), Some(1.0));
+    assert_eq!(shed_count(&metrics, "queue_delay"), Some(0.0));
+    // The refusal held nothing.
+    assert_eq!(layer.in_flight(), 2);
+
+    // A response read to its end gives its place back; a dropped one too.
+    let body = first.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], b"ok");
+    assert_eq!(layer.in_flight(), 1);
+    drop(second);
+    assert_eq!(layer.in_flight(), 0);
+
+    let admitted = service.clone().oneshot(request(EXECUTE)).await.unwrap();
+    assert_eq!(grpc_code(&admitted), None);
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn health_and_reflection_pass_when_full_and_are_not_counted() {
+    let metrics = Arc::new(Metrics::new());
+    let layer = ShedLayer::new(ShedConfig::new(1), metrics.clone());
+    let (calls, inner) = counting();
+    let service = layer.layer(inner);
+    let _held = service.clone().oneshot(request(EXECUTE)).await.unwrap();
+    assert_eq!(layer.in_flight(), 1);
+    for path in [
+        "/grpc.health.v1.Health/Check",
+        "/grpc.health.v1.Health/Watch",
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+    ] {
+        let response = service.clone().oneshot(request(path)).await.unwrap();
+        assert_eq!(grpc_code(&response), None, "{path} was refused");
+        assert_eq!(layer.in_flight(), 1, "{path} was counted");
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 5);
+    // Anything else is counted, whatever the service.
+    let other = service
+        .clone()
+        .oneshot(request("/grpc.healthz/Check"))
+        .await
+        .unwrap();
+    assert_eq!(grpc_code(&other), Some(Code::ResourceExhausted));
+    assert_eq!(shed_count(&metrics, "in_flight"), Some(1.0));
+}
+
+#[tokio::test]
+async fn a_request_that_waited_too_long_to_start_is_refused_and_frees_its_place() {
+    let metrics = Arc::new(Metrics::new());
+    let config = ShedConfig::new(10)
+        .with_max_queue_delay(Some(Duration::from_millis(1)))
+        .with_retry_after(Duration::from_millis(250));
+    let layer = ShedLayer::new(config, metrics.clone());
+    let (calls, inner) = counting();
+    let mut service = layer.layer(inner);
+
+    // Arrived (counted), then not polled for longer than the allowed delay: what a stream
+    // task waiting behind a saturated CPU looks like.
+    futures_util::future::poll_fn(|cx| tower_service::Service::poll_ready(&mut service, cx))
+        .await
+        .unwrap();
+    let waiting = tower_service::Service::call(&mut service, request(EXECUTE));
+    assert_eq!(layer.in_flight(), 1);
+    std::thread::sleep(Duration::from_millis(5));
+    let refused = waiting.await.unwrap();
+    assert_eq!(grpc_code(&refused), Some(Code::ResourceExhausted));
+    assert_eq!(
+        refused.headers().get("grpc-retry-pushback-ms").unwrap(),
+        "250"
+    );
+    let status = tonic::Status::from_header_map(refused.headers()).unwrap();
+    assert!(
+        status.message().contains("limits.max_queue_delay_ms"),
+        "{}",
+        status.message()
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 0, "the handler never started");
+    assert_eq!(layer.in_flight(), 0);
+    assert_eq!(shed_count(&metrics, "queue_delay"), Some(1.0));
+
+    // Polled at once, the same request is handled (and the probe, which saw the blocked
+    // thread too, is told the runtime caught up).
+    layer.set_scheduling_delay(Duration::ZERO);
+    let admitted = service.clone().oneshot(request(EXECUTE)).await.unwrap();
+    assert_eq!(grpc_code(&admitted), None);
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_dropped_call_gives_its_place_back() {
+    let metrics = Arc::new(Metrics::new());
+    let config = ShedConfig::new(1).with_max_queue_delay(Some(Duration::from_secs(60)));
+    let layer = ShedLayer::new(config, metrics);
+    let (calls, inner) = counting();
+    let mut service = layer.layer(inner);
+    futures_util::future::poll_fn(|cx| tower_service::Service::poll_ready(&mut service, cx))
+        .await
+        .unwrap();
+    let pending = tower_service::Service::call(&mut service, request(EXECUTE));
+    assert_eq!(layer.in_flight(), 1);
+    // The client went away before the handler started.
+    drop(pending);
+    assert_eq!(layer.in_flight(), 0);
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn while_the_runtime_lags_new_requests_are_refused_before_counting() {
+    let metrics = Arc::new(Metrics::new());
+    let config = ShedConfig::new(10).with_max_queue_delay(Some(Duration::from_millis(10)));
+    let layer = ShedLayer::new(config, metrics.clone());
+    let (calls, inner) = counting();
+    let service = layer.layer(inner);
+
+    layer.set_scheduling_delay(Duration::from_millis(50));
+    let refused = service.clone().oneshot(request(EXECUTE)).await.unwrap();
+    assert_eq!(grpc_code(&refused), Some(Code::ResourceExhausted));
+    assert_eq!(shed_count(&metrics, "queue_delay"), Some(1.0));
+    assert_eq!(layer.in_flight(), 0);
+    // Health checks still pass.
+    let health = service
+        .clone()
+        .oneshot(request("/grpc.health.v1.Health/Check"))
+        .await
+        .unwrap();
+    assert_eq!(grpc_code(&health), None);
+
+    layer.set_scheduling_delay(Duration::from_millis(1));
+    let admitted = service.clone().oneshot(request(EXECUTE)).await.unwrap();
+    assert_eq!(grpc_code(&admitted), None);
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_probe_measures_how_late_the_runtime_runs_it() {
+    let config = ShedConfig::new(10).with_max_queue_delay(Some(Duration::from_millis(10)));
+    let layer = ShedLayer::new(config, Arc::new(Metrics::new()));
+    // Let the probe start its first sleep, then hold the only worker thread for 40 ms: the
+    // probe wakes at least 30 ms late.
+    tokio::task::yield_now().await;
+    std::thread::sleep(Duration::from_millis(40));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while layer.scheduling_delay() < Duration::from_millis(30) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the probe never reported"
+        );
+        tokio::task::yield_now().await;
+    }
+    // Once the runtime keeps up again, the delay falls back.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while layer.scheduling_delay() >= Duration::from_millis(30) {
+        assert!(std::time::Instant::now() < deadline, "the delay never fell");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
