@@ -437,7 +437,7 @@ async fn serve(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(agents)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+        .serve_with_incoming_shutdown(incoming(listener), async move {
             signal.await;
             let _ = drain_tx.send(());
         });
@@ -502,6 +502,24 @@ pub(crate) fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
     })
 }
 
+/// Accepted connections with Nagle's algorithm off. A gRPC response leaves as several small
+/// writes (headers, message, trailers); with Nagle on, the later ones wait for the client's
+/// delayed ACK, which added ~40 ms to every call on a connection that was not busy (measured
+/// with `bench/compare.sh` at 50 req/s: client-side p50 43.6 ms for 0.7 ms of server work).
+fn incoming(
+    listener: TcpListener,
+) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use tokio_stream::StreamExt as _;
+    TcpListenerStream::new(listener).map(|accepted| {
+        let stream = accepted?;
+        if let Err(error) = stream.set_nodelay(true) {
+            // Still a working connection, only a slower one.
+            tracing::debug!(%error, "cannot turn Nagle's algorithm off on an accepted connection");
+        }
+        Ok(stream)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use agents_core::{MemorySink, TaskQueued};
@@ -526,5 +544,16 @@ mod tests {
         }
         assert!(!FanOut(vec![Arc::new(NullSink), Arc::new(NullSink)]).is_enabled());
         assert!(!FanOut(Vec::new()).is_enabled());
+    }
+
+    #[tokio::test]
+    async fn accepted_connections_have_nagle_off() {
+        use tokio_stream::StreamExt as _;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut accepted = std::pin::pin!(incoming(listener));
+        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let stream = accepted.next().await.unwrap().unwrap();
+        assert!(stream.nodelay().unwrap());
     }
 }
