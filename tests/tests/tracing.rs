@@ -15,9 +15,8 @@ use agents_fake_model::FakeModel;
 use agents_server::pb::agent_service_client::AgentServiceClient;
 use agents_server::pb::{self};
 use agents_server::{config, serve, telemetry};
-use opentelemetry_proto::tonic::trace::v1::Span;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
-use support::otlp::{Receiver, attribute, hex, parent_hops};
+use support::otlp::{Receiver, attribute, hex, in_trace, named, parent_hops, span_names};
 use tonic::Request;
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -113,22 +112,15 @@ async fn the_client_traceparent_reaches_the_provider_the_audit_log_and_the_expor
     // 3. The collector got the server span (child of the client's span) and the provider span
     //    (under the id the model endpoint was sent), whose parents lead to the server span.
     let spans = receiver.spans();
-    let ours: Vec<&Span> = spans
-        .iter()
-        .filter(|(_, s)| hex(&s.trace_id) == TRACE_ID)
-        .map(|(_, s)| s)
-        .collect();
-    let names: Vec<&str> = ours.iter().map(|s| s.name.as_str()).collect();
+    let ours = in_trace(&spans, TRACE_ID);
+    let names = span_names(&ours);
     assert!(
         spans
             .iter()
             .all(|(service, _)| service == "agents-tracing-test"),
         "{spans:?}"
     );
-    let server = ours
-        .iter()
-        .find(|s| s.name == "agents.v1.AgentService/Execute")
-        .unwrap_or_else(|| panic!("no server span among {names:?}"));
+    let server = named(&ours, "agents.v1.AgentService/Execute");
     assert_eq!(hex(&server.parent_span_id), CLIENT_SPAN_ID);
     assert_eq!(server.kind, SpanKind::Server as i32);
     assert_eq!(attribute(server, "rpc.system").as_deref(), Some("grpc"));
@@ -139,10 +131,7 @@ async fn the_client_traceparent_reaches_the_provider_the_audit_log_and_the_expor
     );
     let server_span_id = hex(&server.span_id);
 
-    let provider = ours
-        .iter()
-        .find(|s| s.name == "provider.call")
-        .unwrap_or_else(|| panic!("no provider span among {names:?}"));
+    let provider = named(&ours, "provider.call");
     assert_eq!(hex(&provider.span_id), provider_span_id);
     assert_eq!(provider.kind, SpanKind::Client as i32);
     assert_eq!(attribute(provider, "provider.id").as_deref(), Some("fake"));

@@ -19,9 +19,8 @@ use agents_server::pb::agent_service_client::AgentServiceClient;
 use agents_server::pb::{self, TaskState};
 use agents_server::serve::{self, Running};
 use agents_testkit::Peer;
-use opentelemetry_proto::tonic::trace::v1::Span;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
-use support::otlp::{Receiver, attribute, hex, parent_hops};
+use support::otlp::{Receiver, attribute, hex, in_trace, named, parent_hops, span_names};
 use tonic::Request;
 use tonic::transport::Channel;
 
@@ -1002,16 +1001,9 @@ async fn the_worker_exports_a_task_span_under_the_client_trace_with_the_provider
             .all(|(service, _)| service == "agents-worker-test"),
         "{spans:?}"
     );
-    let ours: Vec<&Span> = spans
-        .iter()
-        .filter(|(_, s)| hex(&s.trace_id) == TRACE_ID)
-        .map(|(_, s)| s)
-        .collect();
-    let names: Vec<&str> = ours.iter().map(|s| s.name.as_str()).collect();
-    let run = ours
-        .iter()
-        .find(|s| s.name == "task.run")
-        .unwrap_or_else(|| panic!("no task.run span among {names:?}"));
+    let ours = in_trace(&spans, TRACE_ID);
+    let names = span_names(&ours);
+    let run = named(&ours, "task.run");
     assert_eq!(hex(&run.parent_span_id), CLIENT_SPAN_ID);
     assert_eq!(run.kind, SpanKind::Consumer as i32);
     assert_eq!(attribute(run, "agent.id").as_deref(), Some(AGENT));
@@ -1019,10 +1011,7 @@ async fn the_worker_exports_a_task_span_under_the_client_trace_with_the_provider
     assert_eq!(attribute(run, "task.delivery_count").as_deref(), Some("1"));
     assert_eq!(attribute(run, "outcome").as_deref(), Some("completed"));
     // The provider call is exported under the span id the model was sent, inside the run.
-    let provider = ours
-        .iter()
-        .find(|s| s.name == "provider.call")
-        .unwrap_or_else(|| panic!("no provider span among {names:?}"));
+    let provider = named(&ours, "provider.call");
     assert_eq!(hex(&provider.span_id), fields[2]);
     let run_id = hex(&run.span_id);
     assert!(

@@ -1,6 +1,7 @@
 //! [`TreeSitterAnalyzer`]: parse under a time budget, walk once, assemble [`CodeFacts`].
 
 use std::cell::RefCell;
+use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
 use agents_core::Language;
@@ -149,7 +150,13 @@ fn parse_with(
         .map_err(|e| FactsError::Failed(format!("the grammar does not fit the parser: {e}")))?;
     let bytes = source.as_bytes();
     let mut read = |offset: usize, _| bytes.get(offset..).unwrap_or(&[]);
-    let mut over_time = |_: &ParseState| Instant::now() >= deadline;
+    let mut over_time = |_: &ParseState| {
+        if Instant::now() >= deadline {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    };
     let options = ParseOptions::new().progress_callback(&mut over_time);
     let tree = parser.parse_with_options(&mut read, None, Some(options));
     match tree {

@@ -99,8 +99,7 @@ pub(crate) fn call<'t, 's>(node: Node<'t>, src: &'s str) -> Option<Call<'t, 's>>
                     }
                 }
                 "argument" => {
-                    if let Some(inner) = arg.named_child(arg.named_child_count().saturating_sub(1))
-                    {
+                    if let Some(inner) = last_named(arg) {
                         args.push(inner);
                     }
                 }
@@ -120,5 +119,6 @@ pub(crate) fn call<'t, 's>(node: Node<'t>, src: &'s str) -> Option<Call<'t, 's>>
 }
 
 fn last_named(node: Node<'_>) -> Option<Node<'_>> {
-    node.named_child(node.named_child_count().checked_sub(1)?)
+    let last = node.named_child_count().checked_sub(1)?;
+    node.named_child(u32::try_from(last).ok()?)
 }

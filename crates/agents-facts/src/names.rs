@@ -24,18 +24,20 @@ impl Names {
     fn of(language: &Language) -> Self {
         let kinds = (0..language.node_kind_count())
             .map(|id| {
-                u16::try_from(id)
-                    .ok()
-                    .and_then(|id| language.node_kind_for_id(id))
-                    .unwrap_or("")
+                leak(
+                    u16::try_from(id)
+                        .ok()
+                        .and_then(|id| language.node_kind_for_id(id)),
+                )
             })
             .collect();
         let fields = (0..=language.field_count())
             .map(|id| {
-                u16::try_from(id)
-                    .ok()
-                    .and_then(|id| language.field_name_for_id(id))
-                    .unwrap_or("")
+                leak(
+                    u16::try_from(id)
+                        .ok()
+                        .and_then(|id| language.field_name_for_id(id)),
+                )
             })
             .collect();
         Self {
@@ -43,6 +45,14 @@ impl Names {
             kinds,
             fields,
         }
+    }
+}
+
+/// A name kept for the life of the process (see [`ALL`]); a missing one is empty.
+fn leak(name: Option<&str>) -> &'static str {
+    match name {
+        Some(name) if !name.is_empty() => Box::leak(name.to_owned().into_boxed_str()),
+        _ => "",
     }
 }
 
@@ -122,11 +132,8 @@ impl<'t> NodeNames<'t> for Node<'t> {
             return kind;
         }
         let id = usize::from(self.kind_id());
-        let kind = names(&self.language())
-            .kinds
-            .get(id)
-            .copied()
-            .unwrap_or_else(|| self.kind());
+        // Every kind id of the grammar is in the table; an id past it reads as no kind.
+        let kind = names(&self.language()).kinds.get(id).copied().unwrap_or("");
         if cached.is_some() {
             LAST_KIND.set(Some((self.id(), kind)));
         }
@@ -152,7 +159,6 @@ pub(crate) fn field_name(cursor: &TreeCursor<'_>) -> Option<&'static str> {
         .get(id)
         .copied()
         .filter(|f| !f.is_empty())
-        .or_else(|| cursor.field_name())
 }
 
 #[cfg(test)]

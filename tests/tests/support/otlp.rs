@@ -78,6 +78,29 @@ impl Receiver {
     }
 }
 
+/// The spans of the trace `trace_id` (lower-case hex) among `spans`.
+pub(crate) fn in_trace<'a>(spans: &'a [(String, Span)], trace_id: &str) -> Vec<&'a Span> {
+    spans
+        .iter()
+        .filter(|(_, s)| hex(&s.trace_id) == trace_id)
+        .map(|(_, s)| s)
+        .collect()
+}
+
+/// The first span called `name` among `spans`; panics naming the spans there are.
+pub(crate) fn named<'a>(spans: &[&'a Span], name: &str) -> &'a Span {
+    spans
+        .iter()
+        .find(|s| s.name == name)
+        .copied()
+        .unwrap_or_else(|| panic!("no {name} span among {:?}", span_names(spans)))
+}
+
+/// The names of `spans`, for failure messages.
+pub(crate) fn span_names<'a>(spans: &[&'a Span]) -> Vec<&'a str> {
+    spans.iter().map(|s| s.name.as_str()).collect()
+}
+
 /// Lower-case hex of an id.
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
