@@ -863,6 +863,113 @@ fn grounded_documentation_and_tests_get_signatures_docs_and_branches() {
     assert!(format!("{:?}", agents[2]).contains("CannedFacts"));
 }
 
+/// [`facts`] plus an interface method declared without a body, with too many parameters and
+/// numbers no real declaration has (so that a consumer that forgot the flag would show them).
+fn facts_with_abstract_method() -> CodeFacts {
+    let mut facts = serde_json::to_value(facts()).unwrap();
+    facts["types"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "Store", "kind": "interface", "visibility": "public", "start_line": 96, "end_line": 99}));
+    let parameters: Vec<Value> = ["a", "b", "c", "d", "e", "f"]
+        .iter()
+        .map(|n| json!({"name": n}))
+        .collect();
+    facts["functions"].as_array_mut().unwrap().push(json!({
+        "name": "save", "container": "Store",
+        "signature": "def save(self, a, b, c, d, e, f) -> bool",
+        "parameters": parameters,
+        "return_type": "bool", "visibility": "public", "start_line": 97, "end_line": 98,
+        "doc": "Saves every field.", "is_abstract": true,
+        "cyclomatic": 50, "cognitive": 60, "max_nesting": 9,
+        "branches": [{"line": 98, "kind": "if"}]
+    }));
+    serde_json::from_value(facts).unwrap()
+}
+
+#[test]
+fn methods_without_a_body_are_documented_but_not_measured_or_tested() {
+    // Documentation, offline: the interface method is part of the API reference.
+    let docs = DocumentationAgent::new(AgentConfig::default())
+        .unwrap()
+        .with_facts(CannedFacts::new(facts_with_abstract_method()));
+    let input = json!({"source_code": "x", "language": "python"});
+    let output = execute(&docs, Model::down(), input.clone()).unwrap().output;
+    assert_valid(&docs, &output);
+    let save = find(&output["sections"], "title", "Store.save");
+    assert_eq!(save["type"], "method");
+    assert_eq!(save["parameters"].as_array().unwrap().len(), 6);
+    let content = save["content"].as_str().unwrap();
+    assert!(
+        content.contains("def save(self, a, b, c, d, e, f) -> bool"),
+        "{content}"
+    );
+    assert!(content.contains("Saves every field."), "{content}");
+
+    // Documentation, grounded: the prompt lists it, marked as having no body.
+    let model = Model::answering(
+        &json!({"sections": [{"title": "save", "type": "method", "content": "Saves."}], "confidence": 0.9}),
+    );
+    execute(&docs, model.clone(), input.clone()).unwrap();
+    let user = model.user_message();
+    assert!(
+        user.contains("- Store.save [lines 97-98, public, no body: interface, trait or abstract]: def save(self, a, b, c, d, e, f) -> bool; doc: Saves every field."),
+        "{user}"
+    );
+
+    // Test generation, offline: no skeleton, no uncovered path, no branch to cover.
+    let tests = TestGenerationAgent::new(AgentConfig::default())
+        .unwrap()
+        .with_facts(CannedFacts::new(facts_with_abstract_method()));
+    let output = execute(&tests, Model::down(), input.clone())
+        .unwrap()
+        .output;
+    assert_valid(&tests, &output);
+    assert_eq!(
+        output["test_count"], 3,
+        "the three public functions with a body"
+    );
+    let names: Vec<&str> = output["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(!names.iter().any(|n| n.contains("save")), "{names:?}");
+    let coverage = output["coverage"].to_string();
+    assert!(!coverage.contains("save"), "{coverage}");
+
+    // Test generation, grounded: the prompt does not ask for tests of it.
+    let model = Model::answering(&json!({
+        "tests": [{"name": "test_load", "code": "def test_load(): assert load(1, db)", "type": "positive"}],
+        "coverage": {"estimated": 70},
+        "confidence": 0.7
+    }));
+    execute(&tests, model.clone(), input.clone()).unwrap();
+    let user = model.user_message();
+    assert!(user.contains("- load [lines 5-10, public]"), "{user}");
+    assert!(!user.contains("Store.save"), "{user}");
+
+    // Code analysis: the file's numbers and the per-function metrics leave it out; the
+    // parameter rule still sees it.
+    let agent = analysis(facts_with_abstract_method());
+    let output = execute(&agent, Model::down(), input).unwrap().output;
+    assert_valid(&agent, &output);
+    assert_eq!(output["complexity"]["cyclomatic"], 29, "as without it");
+    assert_eq!(output["complexity"]["cognitive"], 40);
+    let metrics = output["functions"].to_string();
+    assert!(!metrics.contains("Store.save"), "{metrics}");
+    let messages: Vec<&str> = output["suggestions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["message"].as_str().unwrap())
+        .filter(|m| m.contains("Store.save"))
+        .collect();
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert!(messages[0].contains("takes 6 parameters"), "{messages:?}");
+}
+
 #[test]
 fn every_input_accepts_allow_degraded_and_builtin_agents_have_no_facts() {
     for agent in builtin_agents(&AgentConfig::default()).unwrap() {

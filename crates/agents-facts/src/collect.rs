@@ -22,8 +22,8 @@ pub(crate) struct Collector<'s> {
     pub(crate) syntax_errors: Vec<SyntaxIssue>,
     pub(crate) findings: Vec<Finding>,
     pub(crate) halstead: Halstead<'s>,
-    /// Containers (types and impl blocks): name and kind.
-    containers: Vec<(String, &'static str)>,
+    /// Containers (types and impl blocks): name, kind, and visibility when it is a type.
+    containers: Vec<(String, &'static str, Option<Visibility>)>,
 }
 
 impl<'s> Collector<'s> {
@@ -41,11 +41,12 @@ impl<'s> Collector<'s> {
     }
 
     fn scope(&self, parent: Option<&Frame<'_>>) -> Scope {
+        let container = parent
+            .and_then(|p| p.container)
+            .and_then(|i| self.containers.get(i));
         Scope {
-            container: parent
-                .and_then(|p| p.container)
-                .and_then(|i| self.containers.get(i))
-                .map(|(_, kind)| *kind),
+            container: container.map(|(_, kind, _)| *kind),
+            container_visibility: container.and_then(|(_, _, visibility)| *visibility),
             in_function: parent.is_some_and(|p| p.in_function),
             section: parent.and_then(|p| p.section),
         }
@@ -63,11 +64,13 @@ impl<'s> Collector<'s> {
         let Some((name, kind)) = declared.or_else(|| self.lang.container(node, self.src)) else {
             return;
         };
+        let mut visibility = None;
         if is_type {
             let scope = self.scope(ancestors.last());
             // The contract's structs are non-exhaustive: built field by field.
             let mut facts = TypeFacts::default();
             facts.visibility = self.lang.visibility(node, &name, scope, self.src);
+            visibility = Some(facts.visibility);
             facts.name = name.clone();
             facts.kind = kind.to_owned();
             facts.start_line = line(node.start_position());
@@ -75,7 +78,7 @@ impl<'s> Collector<'s> {
             facts.doc = self.lang.doc(node, node, lead, self.src);
             self.types.push(facts);
         }
-        self.containers.push((name, kind));
+        self.containers.push((name, kind, visibility));
         frame.container = Some(self.containers.len() - 1);
     }
 
@@ -117,9 +120,13 @@ impl<'s> Collector<'s> {
             frame
                 .container
                 .and_then(|i| self.containers.get(i))
-                .map(|(name, _)| name.clone())
+                .map(|(name, _, _)| name.clone())
         });
-        let body = self.lang.body(decl.inner);
+        let body = if decl.is_abstract {
+            None
+        } else {
+            self.lang.body(decl.inner)
+        };
         let mut signature = text::signature(decl.outer, body, self.src);
         if signature.is_empty() {
             signature = decl.name.clone();
@@ -136,6 +143,10 @@ impl<'s> Collector<'s> {
         facts.start_line = line(decl.outer.start_position());
         facts.end_line = text::last_line(decl.outer);
         facts.doc = self.lang.doc(decl.outer, decl.inner, leading, self.src);
+        facts.is_abstract = decl.is_abstract;
+        // Without a body there is one path and nothing to count: cyclomatic 1 (its definition's
+        // minimum), cognitive and nesting 0, no branches. Consumers leave such declarations out
+        // of the file's totals by the flag, not by these numbers.
         facts.cyclomatic = 1;
         facts.name = decl.name;
         self.functions.push(facts);

@@ -9,7 +9,7 @@
 //!
 //! | fact | how |
 //! |------|-----|
-//! | functions, methods | name, container, signature, parameters, return type, visibility, `async`, lines, doc comment |
+//! | functions, methods | name, container, signature, parameters, return type, visibility, `async`, lines, doc comment; interface, trait and abstract methods too, flagged `is_abstract` |
 //! | types | classes, structs, interfaces, traits, enums, modules, aliases with visibility, lines, doc |
 //! | complexity | cyclomatic (1 + decision points), cognitive (SonarSource), nesting depth, branch points |
 //! | maintainability index | Visual Studio variant over Halstead volume, cyclomatic complexity and lines |

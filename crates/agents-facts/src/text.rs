@@ -63,14 +63,15 @@ pub(crate) fn collapse(text: &str) -> String {
     out
 }
 
-/// The declaration text from `from` up to `body` (or the end of `from`), collapsed.
+/// The declaration text from `from` up to `body` (or the end of `from`, without the `;` that
+/// ends a declaration without a body), collapsed.
 pub(crate) fn signature(from: Node<'_>, body: Option<Node<'_>>, src: &str) -> String {
     let end = body.map_or(from.end_byte(), |b| b.start_byte());
     let start = from.start_byte().min(end);
     let raw = src.get(start..end).unwrap_or("");
     let collapsed = collapse(raw);
     collapsed
-        .trim_end_matches(['{', ':', '='])
+        .trim_end_matches(['{', ':', '=', ';'])
         .trim_end()
         .to_owned()
 }

@@ -65,6 +65,34 @@ fn param_names(f: &FunctionFacts) -> Vec<&str> {
     f.parameters.iter().map(|p| p.name.as_str()).collect()
 }
 
+/// The function called `Container.name` (or `name`).
+fn qualified<'f>(facts: &'f CodeFacts, name: &str) -> &'f FunctionFacts {
+    facts
+        .functions
+        .iter()
+        .find(|f| f.qualified_name() == name)
+        .unwrap_or_else(|| panic!("no function {name} in {:?}", names(facts)))
+}
+
+/// A method declared without a body: listed, flagged, with nothing to count.
+fn without_body<'f>(facts: &'f CodeFacts, name: &str) -> &'f FunctionFacts {
+    let f = qualified(facts, name);
+    assert!(f.is_abstract, "{name} has no body");
+    assert_eq!(complexity(f), (1, 0, 0), "{name}");
+    assert!(f.branches.is_empty(), "{name}");
+    f
+}
+
+/// The qualified names of the methods declared without a body, in source order.
+fn bodiless(facts: &CodeFacts) -> Vec<String> {
+    facts
+        .functions
+        .iter()
+        .filter(|f| f.is_abstract)
+        .map(FunctionFacts::qualified_name)
+        .collect()
+}
+
 #[test]
 fn javascript() {
     let facts = facts(Language::Javascript, "inventory.js");
@@ -151,7 +179,9 @@ fn typescript() {
             ("Item", "interface"),
             ("Db", "interface"),
             ("Level", "type"),
-            ("Inventory", "class")
+            ("Inventory", "class"),
+            ("Exporter", "interface"),
+            ("FileExporter", "class")
         ]
     );
     assert_eq!(
@@ -159,6 +189,57 @@ fn typescript() {
         Some("One stock-keeping unit.")
     );
     assert_eq!(rules(&facts).len(), 4);
+
+    // Interface members, an abstract method and two overload signatures have no body.
+    assert_eq!(
+        bodiless(&facts),
+        [
+            "Db.query",
+            "Exporter.export",
+            "FileExporter.path",
+            "count",
+            "count"
+        ]
+    );
+    let export = without_body(&facts, "Exporter.export");
+    assert_eq!(
+        export.signature,
+        "export(inventory: Inventory, target: string, overwrite?: boolean): Promise<number>"
+    );
+    assert_eq!(param_names(export), ["inventory", "target", "overwrite"]);
+    assert_eq!(export.parameters[0].type_name.as_deref(), Some("Inventory"));
+    assert!(export.parameters[2].optional);
+    assert_eq!(export.return_type.as_deref(), Some("Promise<number>"));
+    assert_eq!(export.visibility, Visibility::Public);
+    assert_eq!(
+        export.doc.as_deref(),
+        Some("Write every item to the target.")
+    );
+    assert_eq!((export.start_line, export.end_line), (129, 129));
+    let path = without_body(&facts, "FileExporter.path");
+    assert_eq!(
+        path.signature,
+        "protected abstract path(target: string): string"
+    );
+    assert_eq!(path.visibility, Visibility::Protected);
+    assert_eq!(path.doc.as_deref(), Some("The file name for a target."));
+    let implemented = qualified(&facts, "FileExporter.export");
+    assert!(!implemented.is_abstract && implemented.is_async);
+    let counts: Vec<&FunctionFacts> = facts
+        .functions
+        .iter()
+        .filter(|f| f.name == "count")
+        .collect();
+    assert_eq!(counts.len(), 3);
+    assert_eq!(counts[0].signature, "function count(sku: string): number");
+    assert_eq!(
+        counts[0].doc.as_deref(),
+        Some("Count items by SKU or by tag.")
+    );
+    assert_eq!(param_names(counts[1]), ["tag", "all"]);
+    assert!(!counts[2].is_abstract);
+    assert_eq!(complexity(counts[2]), (2, 1, 0));
+    assert!(!level.is_abstract);
 }
 
 #[test]
@@ -231,6 +312,31 @@ fn java() {
         (interface.kind.as_str(), interface.visibility),
         ("interface", Visibility::Internal)
     );
+
+    assert_eq!(bodiless(&facts), ["Report.render", "Exporter.export"]);
+    let render = without_body(&facts, "Report.render");
+    assert_eq!(render.signature, "String render(Inventory inventory)");
+    assert_eq!(param_names(render), ["inventory"]);
+    assert_eq!(render.parameters[0].type_name.as_deref(), Some("Inventory"));
+    assert_eq!(render.return_type.as_deref(), Some("String"));
+    // Interface members are public without a modifier.
+    assert_eq!(render.visibility, Visibility::Public);
+    assert_eq!(render.doc.as_deref(), Some("Render one line per SKU."));
+    assert_eq!((render.start_line, render.end_line), (117, 117));
+    let export = without_body(&facts, "Exporter.export");
+    assert_eq!(
+        export.signature,
+        "protected abstract int export(Inventory inventory, String target, boolean overwrite)"
+    );
+    assert_eq!(param_names(export), ["inventory", "target", "overwrite"]);
+    assert_eq!(export.return_type.as_deref(), Some("int"));
+    assert_eq!(export.visibility, Visibility::Protected);
+    assert_eq!(
+        export.doc.as_deref(),
+        Some("Write every item to the target.")
+    );
+    assert!(!qualified(&facts, "Exporter.name").is_abstract);
+    assert!(!level.is_abstract);
     assert_eq!(
         rules(&facts),
         [
@@ -275,9 +381,35 @@ fn go() {
         [
             ("Item", "struct"),
             ("Inventory", "struct"),
-            ("Store", "interface")
+            ("Store", "interface"),
+            ("Auditor", "interface")
         ]
     );
+
+    // Interface methods: no body, the interface as container.
+    assert_eq!(
+        bodiless(&facts),
+        ["Store.Save", "Auditor.Record", "Auditor.flush"]
+    );
+    let save = without_body(&facts, "Store.Save");
+    assert_eq!(save.signature, "Save(inv *Inventory) error");
+    assert_eq!(param_names(save), ["inv"]);
+    assert_eq!((save.start_line, save.end_line), (28, 28));
+    let record = without_body(&facts, "Auditor.Record");
+    assert_eq!(record.signature, "Record(sku string, delta int) error");
+    assert_eq!(param_names(record), ["sku", "delta"]);
+    assert_eq!(record.parameters[1].type_name.as_deref(), Some("int"));
+    assert_eq!(record.return_type.as_deref(), Some("error"));
+    assert_eq!(record.visibility, Visibility::Public);
+    assert_eq!(
+        record.doc.as_deref(),
+        Some("Record notes that the quantity of sku changed by delta.")
+    );
+    let flush = without_body(&facts, "Auditor.flush");
+    assert_eq!(flush.visibility, Visibility::Internal);
+    assert_eq!(flush.return_type.as_deref(), Some("[]string"));
+    assert_eq!(flush.doc, None);
+    assert!(!level.is_abstract);
     assert_eq!(
         facts.types[0].doc.as_deref(),
         Some("Item is one stock-keeping unit.")
@@ -322,6 +454,29 @@ fn rust() {
         reserve.return_type.as_deref(),
         Some("Result<(), ReserveError>")
     );
+    // Trait methods without a default body; their visibility is the trait's.
+    assert_eq!(bodiless(&facts), ["Store.save", "Compact.compact"]);
+    let save = without_body(&facts, "Store.save");
+    assert_eq!(
+        save.signature,
+        "fn save(&self, inventory: &Inventory, key: &str) -> Result<(), String>"
+    );
+    assert_eq!(param_names(save), ["inventory", "key"]);
+    assert_eq!(save.parameters[0].type_name.as_deref(), Some("&Inventory"));
+    assert_eq!(save.return_type.as_deref(), Some("Result<(), String>"));
+    assert_eq!(save.visibility, Visibility::Public);
+    assert_eq!(
+        save.doc.as_deref(),
+        Some("Saves the inventory under `key`.")
+    );
+    assert_eq!((save.start_line, save.end_line), (122, 122));
+    let name = qualified(&facts, "Store.name");
+    assert!(!name.is_abstract);
+    assert_eq!(name.visibility, Visibility::Public);
+    let compact = without_body(&facts, "Compact.compact");
+    assert_eq!(compact.visibility, Visibility::Private);
+    assert!(compact.parameters.is_empty() && compact.doc.is_none());
+    assert!(!level.is_abstract);
     let item = &facts.types[0];
     assert_eq!((item.name.as_str(), item.kind.as_str()), ("Item", "struct"));
     assert_eq!(item.doc.as_deref(), Some("One stock-keeping unit."));
@@ -369,6 +524,33 @@ fn csharp() {
     );
     let interface = facts.types.iter().find(|t| t.name == "IReport").unwrap();
     assert_eq!(interface.visibility, Visibility::Internal);
+
+    assert_eq!(bodiless(&facts), ["IReport.Render", "Exporter.Export"]);
+    let render = without_body(&facts, "IReport.Render");
+    assert_eq!(render.signature, "string Render(Inventory inventory)");
+    assert_eq!(param_names(render), ["inventory"]);
+    assert_eq!(render.return_type.as_deref(), Some("string"));
+    // Interface members are public without a modifier.
+    assert_eq!(render.visibility, Visibility::Public);
+    assert_eq!(
+        render.doc.as_deref(),
+        Some("<summary>Render one line per SKU.</summary>")
+    );
+    assert_eq!((render.start_line, render.end_line), (122, 122));
+    let export = without_body(&facts, "Exporter.Export");
+    assert_eq!(
+        export.signature,
+        "protected abstract int Export(Inventory inventory, string target, bool overwrite = false)"
+    );
+    assert_eq!(param_names(export), ["inventory", "target", "overwrite"]);
+    assert!(export.parameters[2].optional);
+    assert_eq!(export.visibility, Visibility::Protected);
+    assert_eq!(
+        export.doc.as_deref(),
+        Some("<summary>Write every item to the target.</summary>")
+    );
+    assert!(!qualified(&facts, "Exporter.Name").is_abstract);
+    assert!(!level.is_abstract);
     assert_eq!(
         rules(&facts),
         [
@@ -403,6 +585,31 @@ fn php() {
     assert_eq!(reserve.return_type.as_deref(), Some("bool"));
     assert_eq!(level.doc.as_deref(), Some("Say how well stocked a SKU is."));
     assert_eq!(function(&facts, "archive").container, None);
+
+    assert_eq!(bodiless(&facts), ["Store.save", "Exporter.export"]);
+    let save = without_body(&facts, "Store.save");
+    assert_eq!(
+        save.signature,
+        "public function save(Inventory $inventory, string $key): bool"
+    );
+    assert_eq!(param_names(save), ["$inventory", "$key"]);
+    assert_eq!(save.parameters[0].type_name.as_deref(), Some("Inventory"));
+    assert_eq!(save.return_type.as_deref(), Some("bool"));
+    assert_eq!(save.visibility, Visibility::Public);
+    assert_eq!(save.doc.as_deref(), Some("Save the inventory under a key."));
+    assert_eq!((save.start_line, save.end_line), (128, 128));
+    let export = without_body(&facts, "Exporter.export");
+    assert_eq!(
+        export.signature,
+        "abstract protected function export(Inventory $inventory, string $target): int"
+    );
+    assert_eq!(export.visibility, Visibility::Protected);
+    assert_eq!(
+        export.doc.as_deref(),
+        Some("Write every item to the target.")
+    );
+    assert!(!qualified(&facts, "Exporter.name").is_abstract);
+    assert!(!level.is_abstract);
     assert_eq!(
         rules(&facts),
         [
@@ -460,4 +667,47 @@ fn ruby() {
             (Rule::DynamicCodeExecution, 75)
         ]
     );
+}
+
+/// Body-less declarations whose body lives elsewhere (native, extern, foreign functions) or that
+/// are not members of a type (a method in an inline object type) are not listed.
+#[test]
+fn declarations_implemented_elsewhere_are_not_listed() {
+    let analyzer = TreeSitterAnalyzer::new();
+    let cases: [(Language, &str, &[&str]); 4] = [
+        (
+            Language::Java,
+            "class Clock {\n    native long now();\n    abstract static class Tick {\n        abstract void tick();\n    }\n}\n",
+            &["Tick.tick"],
+        ),
+        (
+            Language::Csharp,
+            "class Native {\n    [DllImport(\"libc\")]\n    static extern int getpid();\n    partial void Changed();\n}\n",
+            &[],
+        ),
+        (
+            Language::Rust,
+            "extern \"C\" {\n    fn abs(x: i32) -> i32;\n}\npub trait Tick {\n    fn tick(&self);\n}\n",
+            &["Tick.tick"],
+        ),
+        (
+            Language::Typescript,
+            "function run(hooks: { before(): void }): void {\n  hooks.before();\n}\ntype Hooks = { after(): void };\n",
+            &["Hooks.after"],
+        ),
+    ];
+    for (language, source, expected) in cases {
+        let facts = analyzer.analyze(language, source).unwrap();
+        assert!(
+            facts.syntax_errors.is_empty(),
+            "{language}: {:?}",
+            facts.syntax_errors
+        );
+        assert_eq!(
+            bodiless(&facts),
+            expected,
+            "{language}: {:?}",
+            names(&facts)
+        );
+    }
 }

@@ -9,6 +9,9 @@
 //!   the module, the `G` of the maintainability index); per-function values are in `functions`.
 //! - `cognitive` is the highest cognitive complexity of any function: Sonar defines it per
 //!   function, and the worst one is what a reviewer has to read.
+//! - Methods declared without a body (interface, trait and abstract methods) have no code: they
+//!   count towards none of these numbers and have no entry in `functions`. The threshold rules
+//!   still check their parameter count (see [`threshold_findings`](crate::facts::threshold_findings)).
 //! - `maintainability` grades the maintainability index with Visual Studio's published bands
 //!   (0-9 red, 10-19 yellow, 20-100 green), the green band split at 80: 0-9 `poor`, 10-19
 //!   `fair`, 20-79 `good`, 80-100 `excellent`.
@@ -127,8 +130,9 @@ pub struct CodeAnalysisOutput {
     /// is false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub complexity: Option<Complexity>,
-    /// Metrics of each function, in source order, from the code facts; empty (and left out)
-    /// without facts or when `include_metrics` is false.
+    /// Metrics of each function with a body, in source order, from the code facts (interface,
+    /// trait and abstract methods have no code to measure); empty (and left out) without facts
+    /// or when `include_metrics` is false.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub functions: Vec<FunctionMetrics>,
     /// Security assessment.
@@ -232,11 +236,10 @@ impl Complexity {
 }
 
 impl FunctionMetrics {
-    /// The metrics of every function in `facts`, in source order.
+    /// The metrics of every function with a body in `facts`, in source order.
     pub fn from_facts(facts: &CodeFacts) -> Vec<Self> {
         facts
-            .functions
-            .iter()
+            .functions_with_body()
             .map(|f| Self {
                 name: non_empty(f.qualified_name()),
                 line: f.start_line.max(1),

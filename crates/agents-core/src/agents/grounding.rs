@@ -38,16 +38,24 @@ pub(crate) struct View {
     pub(crate) findings: bool,
     /// Only public functions (what callers, and so tests and docs, see).
     pub(crate) public_only: bool,
+    /// Only functions with a body: interface, trait and abstract methods have no code to test.
+    pub(crate) with_body_only: bool,
 }
 
 /// The facts block for a prompt: plain text, one item a line, bounded.
 pub(crate) fn facts_block(facts: &CodeFacts, view: View) -> String {
     let mut out = Block::default();
+    let without_body = facts.functions.len() - facts.functions_with_body().count();
     out.line(format!(
-        "file: {} lines, {} functions ({} public), {} types",
+        "file: {} lines, {} functions ({} public{}), {} types",
         facts.lines,
         facts.functions.len(),
         facts.public_functions().count(),
+        if without_body > 0 {
+            format!(", {without_body} declared without a body")
+        } else {
+            String::new()
+        },
         facts.types.len()
     ));
     if view.complexity {
@@ -77,6 +85,10 @@ pub(crate) fn facts_block(facts: &CodeFacts, view: View) -> String {
     } else {
         facts.functions.iter().collect()
     };
+    let functions: Vec<&FunctionFacts> = functions
+        .into_iter()
+        .filter(|f| !view.with_body_only || !f.is_abstract)
+        .collect();
     if !functions.is_empty() {
         out.line(if view.public_only {
             "public functions:".to_owned()
@@ -153,18 +165,24 @@ pub(crate) fn facts_block(facts: &CodeFacts, view: View) -> String {
     out.text
 }
 
-/// One function on one line.
+/// One function on one line. A declaration without a body says so, and has no complexity or
+/// branches to show.
 fn describe_function(function: &FunctionFacts, view: View) -> String {
     let mut line = format!(
-        "- {} [lines {}-{}, {}{}]: {}",
+        "- {} [lines {}-{}, {}{}{}]: {}",
         clip(&function.qualified_name()),
         function.start_line,
         function.end_line,
         wire(&function.visibility),
         if function.is_async { ", async" } else { "" },
+        if function.is_abstract {
+            ", no body: interface, trait or abstract"
+        } else {
+            ""
+        },
         clip(&function.signature)
     );
-    if view.complexity {
+    if view.complexity && !function.is_abstract {
         let _ = write!(
             line,
             "; cyclomatic {}, cognitive {}, nesting {}",
@@ -179,7 +197,7 @@ fn describe_function(function: &FunctionFacts, view: View) -> String {
             None => line.push_str("; undocumented"),
         }
     }
-    if view.branches {
+    if view.branches && !function.is_abstract {
         if function.branches.is_empty() {
             line.push_str("; no branches");
         } else {
@@ -206,8 +224,7 @@ fn describe_function(function: &FunctionFacts, view: View) -> String {
 /// `coverage.branches`.
 pub(crate) fn branch_list(facts: &CodeFacts) -> Vec<String> {
     facts
-        .functions
-        .iter()
+        .functions_with_body()
         .flat_map(|f| {
             let name = f.qualified_name();
             f.branches
@@ -316,6 +333,7 @@ mod tests {
             branches: true,
             findings: true,
             public_only: false,
+            with_body_only: false,
         };
         let block = facts_block(&facts, all);
         for expected in [
@@ -340,6 +358,59 @@ mod tests {
         assert!(public.contains("public functions:") && !public.contains("hidden"));
         assert!(!public.contains("cyclomatic") && !public.contains("doc:"));
         assert_eq!(branch_list(&facts), ["add: if at line 2"]);
+    }
+
+    #[test]
+    fn a_declaration_without_a_body_is_marked_and_left_out_where_code_is_needed() {
+        let facts = CodeFacts {
+            lines: 10,
+            functions: vec![
+                function("run", 1),
+                FunctionFacts {
+                    container: Some("Store".to_owned()),
+                    signature: "fn load(&self, key: &str) -> String".to_owned(),
+                    is_abstract: true,
+                    cyclomatic: 1,
+                    cognitive: 0,
+                    branches: Vec::new(),
+                    doc: Some("Loads a value.".to_owned()),
+                    ..function("load", 6)
+                },
+            ],
+            ..CodeFacts::default()
+        };
+        let docs = facts_block(
+            &facts,
+            View {
+                docs: true,
+                complexity: true,
+                public_only: true,
+                ..View::default()
+            },
+        );
+        assert!(
+            docs.contains(
+                "file: 10 lines, 2 functions (2 public, 1 declared without a body), 0 types"
+            ),
+            "{docs}"
+        );
+        assert!(
+            docs.contains(
+                "- Store.load [lines 6-8, public, no body: interface, trait or abstract]: fn load(&self, key: &str) -> String; doc: Loads a value."
+            ),
+            "{docs}"
+        );
+        let tests = facts_block(
+            &facts,
+            View {
+                branches: true,
+                public_only: true,
+                with_body_only: true,
+                ..View::default()
+            },
+        );
+        assert!(tests.contains("- run [lines 1-3"), "{tests}");
+        assert!(!tests.contains("Store.load"), "{tests}");
     }
 
     #[test]
@@ -370,6 +441,7 @@ mod tests {
             branches: true,
             findings: true,
             public_only: false,
+            with_body_only: false,
         };
         let block = facts_block(&facts, all);
         assert!(block.len() < MAX_BLOCK_BYTES + 200, "{}", block.len());

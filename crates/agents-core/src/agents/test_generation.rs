@@ -3,6 +3,8 @@
 //! With code facts, the prompt names the real public functions, their parameters and branch
 //! points, and `coverage.branches` lists the real branch points (`name: if at line 12`), not the
 //! model's guess. Without a model, the answer is one pending test skeleton per public function.
+//! Methods declared without a body (interface, trait and abstract methods) are neither listed in
+//! the prompt nor given a skeleton: there is no code to test until something implements them.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -318,6 +320,7 @@ impl AgentSpec for TestGenerationSpec {
                 View {
                     branches: true,
                     public_only: true,
+                    with_body_only: true,
                     ..View::default()
                 },
             )

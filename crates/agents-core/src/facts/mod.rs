@@ -54,7 +54,8 @@ pub enum FactsError {
 pub struct CodeFacts {
     /// Number of lines in the file.
     pub lines: u32,
-    /// Functions and methods, in source order.
+    /// Functions and methods, in source order, including methods declared without a body
+    /// (interface, trait and abstract methods; see [`FunctionFacts::is_abstract`]).
     pub functions: Vec<FunctionFacts>,
     /// Classes, structs, interfaces, traits, enums, modules, in source order.
     pub types: Vec<TypeFacts>,
@@ -81,27 +82,32 @@ impl CodeFacts {
             .filter(|f| matches!(f.visibility, Visibility::Public))
     }
 
-    /// Cyclomatic complexity of the file: one plus the decision points of every function.
+    /// The functions with a body: what has complexity, branches and something to test.
+    /// Declarations without one ([`FunctionFacts::is_abstract`]) are left out.
+    pub fn functions_with_body(&self) -> impl Iterator<Item = &FunctionFacts> {
+        self.functions.iter().filter(|f| !f.is_abstract)
+    }
+
+    /// Cyclomatic complexity of the file: one plus the decision points of every function with
+    /// a body (a declaration without one has no code, so it adds nothing).
     pub fn total_cyclomatic(&self) -> u32 {
         let decisions: u32 = self
-            .functions
-            .iter()
+            .functions_with_body()
             .map(|f| f.cyclomatic.saturating_sub(1))
             .fold(0, u32::saturating_add);
         decisions.saturating_add(1)
     }
 
-    /// The largest cognitive complexity of any function (0 without functions).
+    /// The largest cognitive complexity of any function with a body (0 without one).
     pub fn max_cognitive(&self) -> u32 {
-        self.functions
-            .iter()
+        self.functions_with_body()
             .map(|f| f.cognitive)
             .max()
             .unwrap_or(0)
     }
 }
 
-/// One function or method.
+/// One function or method, or a method declared without a body ([`FunctionFacts::is_abstract`]).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[non_exhaustive]
 pub struct FunctionFacts {
@@ -129,6 +135,13 @@ pub struct FunctionFacts {
     /// The doc comment written for it (comment markers removed), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub doc: Option<String>,
+    /// Declared without a body: an interface, trait or abstract method (or a TypeScript overload
+    /// signature). Such a declaration has cyclomatic complexity 1, cognitive complexity and
+    /// nesting 0 and no branches, and is left out of the file's complexity
+    /// ([`CodeFacts::total_cyclomatic`], [`CodeFacts::max_cognitive`]) and of anything that
+    /// needs code to run (test skeletons). False for every function with a body.
+    #[serde(default)]
+    pub is_abstract: bool,
     /// McCabe cyclomatic complexity: 1 + decision points.
     pub cyclomatic: u32,
     /// Cognitive complexity (SonarSource), with nesting increments.

@@ -36,13 +36,18 @@ impl Default for RuleThresholds {
 }
 
 /// Findings of the threshold rules for every function in `facts`, in source order.
+///
+/// A method declared without a body ([`FunctionFacts::is_abstract`](super::FunctionFacts))
+/// is checked for its parameters only: every implementation has to take them, so too many
+/// of them is a finding on the declaration; length, complexity and nesting belong to bodies.
 pub fn threshold_findings(facts: &CodeFacts, limits: &RuleThresholds) -> Vec<Finding> {
     let mut findings = Vec::new();
     for function in &facts.functions {
         let name = function.qualified_name();
         let line = function.start_line.max(1);
         let length = function.length();
-        if length > limits.max_function_lines {
+        let has_body = !function.is_abstract;
+        if has_body && length > limits.max_function_lines {
             findings.push(Finding::new(
                 Rule::LongFunction,
                 line,
@@ -52,7 +57,9 @@ pub fn threshold_findings(facts: &CodeFacts, limits: &RuleThresholds) -> Vec<Fin
                 ),
             ));
         }
-        if function.cyclomatic > limits.max_cyclomatic || function.cognitive > limits.max_cognitive
+        if has_body
+            && (function.cyclomatic > limits.max_cyclomatic
+                || function.cognitive > limits.max_cognitive)
         {
             let severity = if function.cyclomatic > limits.max_cyclomatic.saturating_mul(2) {
                 Severity::High
@@ -74,7 +81,7 @@ pub fn threshold_findings(facts: &CodeFacts, limits: &RuleThresholds) -> Vec<Fin
                 .with_severity(severity),
             );
         }
-        if function.max_nesting > limits.max_nesting {
+        if has_body && function.max_nesting > limits.max_nesting {
             findings.push(Finding::new(
                 Rule::DeepNesting,
                 line,
@@ -162,6 +169,29 @@ mod tests {
     }
 
     #[test]
+    fn a_declaration_without_a_body_is_checked_for_parameters_only() {
+        let limits = RuleThresholds::default();
+        // Numbers no real declaration has, so that a rule that forgot the flag would fire.
+        let facts = CodeFacts {
+            functions: vec![FunctionFacts {
+                is_abstract: true,
+                end_line: 3 + limits.max_function_lines,
+                cyclomatic: 25,
+                cognitive: 30,
+                max_nesting: 5,
+                parameters: vec![ParameterFacts::default(); 8],
+                ..function("Repository.save")
+            }],
+            ..CodeFacts::default()
+        };
+        let rules: Vec<Rule> = threshold_findings(&facts, &limits)
+            .iter()
+            .map(|f| f.rule)
+            .collect();
+        assert_eq!(rules, [Rule::TooManyParameters]);
+    }
+
+    #[test]
     fn file_totals_add_decision_points() {
         let facts = CodeFacts {
             functions: vec![
@@ -182,6 +212,19 @@ mod tests {
         assert_eq!(facts.total_cyclomatic(), 4);
         assert_eq!(facts.max_cognitive(), 4);
         assert_eq!(facts.public_functions().count(), 1);
+
+        // A declaration without a body adds nothing, whatever its numbers say.
+        let mut with_abstract = facts.clone();
+        with_abstract.functions.push(FunctionFacts {
+            is_abstract: true,
+            cyclomatic: 7,
+            cognitive: 9,
+            ..function("c")
+        });
+        assert_eq!(with_abstract.total_cyclomatic(), 4);
+        assert_eq!(with_abstract.max_cognitive(), 4);
+        assert_eq!(with_abstract.functions_with_body().count(), 2);
+        assert_eq!(with_abstract.public_functions().count(), 2);
         assert_eq!(CodeFacts::default().total_cyclomatic(), 1);
         assert_eq!(function("x").length(), 8);
         for rule in Rule::ALL {

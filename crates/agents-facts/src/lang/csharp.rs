@@ -30,8 +30,8 @@ impl Lang for CSharp {
     fn function<'t>(
         &self,
         node: Node<'t>,
-        _parent: Option<Node<'t>>,
-        _grandparent: Option<Node<'t>>,
+        parent: Option<Node<'t>>,
+        grandparent: Option<Node<'t>>,
         src: &str,
     ) -> Option<FnDecl<'t>> {
         match node.kind_name() {
@@ -40,9 +40,21 @@ impl Lang for CSharp {
             | "destructor_declaration"
             | "local_function_statement"
             | "operator_declaration" => {
-                self.body(node)?;
-                let name = field_text(node, "name", src).unwrap_or("operator");
-                Some(FnDecl::plain(name.to_owned(), node))
+                let name = field_text(node, "name", src)
+                    .unwrap_or("operator")
+                    .to_owned();
+                if self.body(node).is_some() {
+                    return Some(FnDecl::plain(name, node));
+                }
+                // Without a body: an interface or `abstract` method. `extern` and `partial`
+                // declarations have their body elsewhere and are not listed.
+                let in_interface = node.kind_name() == "method_declaration"
+                    && parent.is_some_and(|p| p.kind_name() == "declaration_list")
+                    && grandparent.is_some_and(|g| g.kind_name() == "interface_declaration");
+                let is_abstract = named_children(node)
+                    .iter()
+                    .any(|c| c.kind_name() == "modifier" && text(*c, src) == "abstract");
+                (in_interface || is_abstract).then(|| FnDecl::without_body(name, node))
             }
             _ => None,
         }

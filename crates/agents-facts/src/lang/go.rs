@@ -52,6 +52,11 @@ impl Lang for Go {
                     });
                 Some(decl)
             }
+            // A method of an interface type; its container is the type it belongs to.
+            "method_elem" => Some(FnDecl::without_body(
+                field_text(node, "name", src)?.to_owned(),
+                node,
+            )),
             _ => None,
         }
     }

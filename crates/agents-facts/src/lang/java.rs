@@ -11,6 +11,14 @@ use crate::text::{collapse, field_text, leading_doc, line, named_children, text}
 /// Java.
 pub(super) struct Java;
 
+/// Whether the declaration at `node` has the modifier `word` (`abstract`, `static`, ...).
+fn has_modifier(node: Node<'_>, word: &str, src: &str) -> bool {
+    named_children(node)
+        .into_iter()
+        .find(|c| c.kind_name() == "modifiers")
+        .is_some_and(|m| text(m, src).split_whitespace().any(|w| w == word))
+}
+
 impl Lang for Java {
     fn grammar(&self, _source: &str) -> tree_sitter::Language {
         tree_sitter_java::LANGUAGE.into()
@@ -21,7 +29,7 @@ impl Lang for Java {
     fn function<'t>(
         &self,
         node: Node<'t>,
-        _parent: Option<Node<'t>>,
+        parent: Option<Node<'t>>,
         _grandparent: Option<Node<'t>>,
         src: &str,
     ) -> Option<FnDecl<'t>> {
@@ -29,11 +37,15 @@ impl Lang for Java {
             "method_declaration"
             | "constructor_declaration"
             | "compact_constructor_declaration" => {
-                node.child_by_field("body")?;
-                Some(FnDecl::plain(
-                    field_text(node, "name", src)?.to_owned(),
-                    node,
-                ))
+                let name = field_text(node, "name", src)?.to_owned();
+                if node.child_by_field("body").is_some() {
+                    return Some(FnDecl::plain(name, node));
+                }
+                // Without a body: an interface or `abstract` method. A `native` one is
+                // implemented elsewhere and is not listed.
+                let in_interface = parent.is_some_and(|p| p.kind_name() == "interface_body");
+                (in_interface || has_modifier(node, "abstract", src))
+                    .then(|| FnDecl::without_body(name, node))
             }
             _ => None,
         }

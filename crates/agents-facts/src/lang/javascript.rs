@@ -62,6 +62,7 @@ pub(super) fn function<'t>(
                 outer,
                 inner: node,
                 container: None,
+                is_abstract: false,
             })
         }
         _ => None,

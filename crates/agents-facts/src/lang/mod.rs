@@ -97,6 +97,9 @@ pub(crate) struct FnDecl<'t> {
     pub(crate) inner: Node<'t>,
     /// The container when the declaration names it itself (a Go receiver).
     pub(crate) container: Option<String>,
+    /// Declared without a body: an interface, trait or abstract method (or a TypeScript
+    /// overload signature). Its signature is the whole declaration.
+    pub(crate) is_abstract: bool,
 }
 
 impl<'t> FnDecl<'t> {
@@ -107,6 +110,15 @@ impl<'t> FnDecl<'t> {
             outer: node,
             inner: node,
             container: None,
+            is_abstract: false,
+        }
+    }
+
+    /// A method declared without a body at the node itself.
+    pub(crate) fn without_body(name: String, node: Node<'t>) -> Self {
+        Self {
+            is_abstract: true,
+            ..Self::plain(name, node)
         }
     }
 }
@@ -117,6 +129,8 @@ pub(crate) struct Scope {
     /// The kind of the innermost container (`class`, `interface`, `trait`, `impl`,
     /// `trait impl`, `module`, ...), `None` at the top level.
     pub(crate) container: Option<&'static str>,
+    /// The visibility of the innermost container when it is a type (not an `impl` block).
+    pub(crate) container_visibility: Option<Visibility>,
     /// Inside a function body: not reachable from outside.
     pub(crate) in_function: bool,
     /// The visibility set by an earlier `private`/`protected`/`public` line (Ruby).
@@ -143,8 +157,8 @@ pub(crate) trait Lang: Sync {
 
     // --- declarations ---
 
-    /// The function or method declared at `node`; `parent` is its parent, `grandparent` the
-    /// one above.
+    /// The function or method declared at `node`, with a body or (interface, trait and
+    /// abstract methods) without one; `parent` is its parent, `grandparent` the one above.
     fn function<'t>(
         &self,
         node: Node<'t>,

@@ -45,11 +45,14 @@ impl Lang for Php {
     ) -> Option<FnDecl<'t>> {
         match node.kind_name() {
             "function_definition" | "method_declaration" => {
-                node.child_by_field("body")?;
-                Some(FnDecl::plain(
-                    field_text(node, "name", src)?.to_owned(),
-                    node,
-                ))
+                let name = field_text(node, "name", src)?.to_owned();
+                if node.child_by_field("body").is_some() {
+                    Some(FnDecl::plain(name, node))
+                } else {
+                    // PHP allows a method without a body only in an interface or as `abstract`.
+                    (node.kind_name() == "method_declaration")
+                        .then(|| FnDecl::without_body(name, node))
+                }
             }
             _ => None,
         }

@@ -33,14 +33,28 @@ impl Lang for Rust {
     fn function<'t>(
         &self,
         node: Node<'t>,
-        _parent: Option<Node<'t>>,
-        _grandparent: Option<Node<'t>>,
+        parent: Option<Node<'t>>,
+        grandparent: Option<Node<'t>>,
         src: &str,
     ) -> Option<FnDecl<'t>> {
-        (node.kind_name() == "function_item")
-            .then(|| field_text(node, "name", src))
-            .flatten()
-            .map(|name| FnDecl::plain(name.to_owned(), node))
+        match node.kind_name() {
+            "function_item" => Some(FnDecl::plain(
+                field_text(node, "name", src)?.to_owned(),
+                node,
+            )),
+            // A trait method without a default body. Signatures in `extern` blocks are foreign
+            // functions, not part of this code's API to implement, and are not listed.
+            "function_signature_item"
+                if parent.is_some_and(|p| p.kind_name() == "declaration_list")
+                    && grandparent.is_some_and(|g| g.kind_name() == "trait_item") =>
+            {
+                Some(FnDecl::without_body(
+                    field_text(node, "name", src)?.to_owned(),
+                    node,
+                ))
+            }
+            _ => None,
+        }
     }
 
     fn type_decl(&self, node: Node<'_>, src: &str) -> Option<(String, &'static str)> {
@@ -184,8 +198,12 @@ impl Lang for Rust {
             Some("pub") => Visibility::Public,
             Some("pub(self)") => Visibility::Private,
             Some(_) => Visibility::Internal,
-            // Trait items and trait impls are as visible as the trait.
-            None if matches!(scope.container, Some("trait" | "trait impl")) => Visibility::Public,
+            // Trait items are as visible as the trait; the items of a trait impl as the trait
+            // it implements, which is declared elsewhere: public is the best guess.
+            None if scope.container == Some("trait") => {
+                scope.container_visibility.unwrap_or(Visibility::Public)
+            }
+            None if scope.container == Some("trait impl") => Visibility::Public,
             None => Visibility::Private,
         }
     }

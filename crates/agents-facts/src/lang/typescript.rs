@@ -33,7 +33,22 @@ impl Lang for TypeScript {
         grandparent: Option<Node<'t>>,
         src: &str,
     ) -> Option<FnDecl<'t>> {
-        javascript::function(node, parent, grandparent, src)
+        let without_body = match node.kind_name() {
+            // Interface members, and overload signatures in a class.
+            "method_signature" => parent.is_some_and(|p| {
+                matches!(p.kind_name(), "interface_body" | "class_body")
+                    || (p.kind_name() == "object_type"
+                        && grandparent.is_some_and(|g| g.kind_name() == "type_alias_declaration"))
+            }),
+            "abstract_method_signature" => true,
+            // Overload signatures and `declare function`.
+            "function_signature" => true,
+            _ => return javascript::function(node, parent, grandparent, src),
+        };
+        without_body
+            .then(|| field_text(node, "name", src))
+            .flatten()
+            .map(|name| FnDecl::without_body(name.to_owned(), node))
     }
 
     fn type_decl(&self, node: Node<'_>, src: &str) -> Option<(String, &'static str)> {
