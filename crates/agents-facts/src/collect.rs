@@ -35,7 +35,7 @@ impl<'s> Collector<'s> {
             types: Vec::new(),
             syntax_errors: Vec::new(),
             findings: Vec::new(),
-            halstead: Halstead::default(),
+            halstead: Halstead::for_source(src.len()),
             containers: Vec::new(),
         }
     }

@@ -18,28 +18,49 @@ use crate::text::text;
 /// Token counts of one file.
 #[derive(Debug, Default)]
 pub(crate) struct Halstead<'s> {
-    operators: HashSet<&'static str>,
+    /// Operators seen, by [`NodeNames::kind_key`]: a bitset, as a grammar has a few hundred
+    /// kinds and every keyword or punctuation leaf of the file lands here.
+    operators: Vec<u64>,
+    distinct_operators: usize,
     operands: HashSet<&'s str>,
     total: u64,
 }
 
 impl<'s> Halstead<'s> {
+    /// Counts for a file of `src_len` bytes: the operand set starts at a size that fits most
+    /// files of that length, instead of growing through every power of two.
+    pub(crate) fn for_source(src_len: usize) -> Self {
+        let mut halstead = Self::default();
+        halstead.operands.reserve((src_len / 32).min(1 << 16));
+        halstead
+    }
+
     /// Counts the leaf `node`.
     pub(crate) fn leaf(&mut self, node: Node<'_>, src: &'s str) {
-        if node.is_missing() || node.kind_name().contains("comment") {
+        if node.is_missing() || node.is_comment() {
             return;
         }
         if node.is_named() {
             self.operands.insert(text(node, src));
         } else {
-            self.operators.insert(node.kind_name());
+            let key = usize::from(node.kind_key());
+            let (word, bit) = (key / 64, 1_u64 << (key % 64));
+            if word >= self.operators.len() {
+                self.operators.resize(word + 1, 0);
+            }
+            if let Some(slot) = self.operators.get_mut(word)
+                && *slot & bit == 0
+            {
+                *slot |= bit;
+                self.distinct_operators += 1;
+            }
         }
         self.total += 1;
     }
 
     /// Halstead volume `N log2 n` (0 for fewer than two distinct tokens).
     pub(crate) fn volume(&self) -> f64 {
-        let distinct = self.operators.len() + self.operands.len();
+        let distinct = self.distinct_operators + self.operands.len();
         if distinct < 2 {
             return 0.0;
         }

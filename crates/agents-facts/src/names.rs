@@ -16,13 +16,18 @@ use tree_sitter::{Language, Node, TreeCursor};
 struct Names {
     language: Language,
     kinds: Vec<&'static str>,
+    /// Per kind id: the lowest id with the same name (a grammar may alias one name to
+    /// several ids), so that sets of kinds can be bitsets and still count names.
+    canonical: Vec<u16>,
+    /// Per kind id: whether the kind is a comment (its name says so, in every grammar).
+    comment: Vec<bool>,
     /// Index 0 is unused: field ids start at 1.
     fields: Vec<&'static str>,
 }
 
 impl Names {
     fn of(language: &Language) -> Self {
-        let kinds = (0..language.node_kind_count())
+        let kinds: Vec<&'static str> = (0..language.node_kind_count())
             .map(|id| {
                 leak(
                     u16::try_from(id)
@@ -31,6 +36,8 @@ impl Names {
                 )
             })
             .collect();
+        let canonical = canonical_ids(&kinds);
+        let comment = kinds.iter().map(|k| k.contains("comment")).collect();
         let fields = (0..=language.field_count())
             .map(|id| {
                 leak(
@@ -43,9 +50,24 @@ impl Names {
         Self {
             language: language.clone(),
             kinds,
+            canonical,
+            comment,
             fields,
         }
     }
+}
+
+/// For each kind, the first id with its name.
+fn canonical_ids(kinds: &[&'static str]) -> Vec<u16> {
+    let mut first: std::collections::HashMap<&str, u16> = std::collections::HashMap::new();
+    kinds
+        .iter()
+        .enumerate()
+        .map(|(id, kind)| {
+            let id = u16::try_from(id).unwrap_or(u16::MAX);
+            *first.entry(kind).or_insert(id)
+        })
+        .collect()
 }
 
 /// A name kept for the life of the process (see [`ALL`]); a missing one is empty.
@@ -121,6 +143,11 @@ pub(crate) trait NodeNames<'t> {
     fn kind_name(&self) -> &'static str;
     /// The first child in field `name`, as [`Node::child_by_field_name`] finds it.
     fn child_by_field(&self, name: &str) -> Option<Node<'t>>;
+    /// Whether the node is a comment (its kind's name contains `comment`).
+    fn is_comment(&self) -> bool;
+    /// A number for the node's kind name, below the grammar's kind count: equal numbers, equal
+    /// names.
+    fn kind_key(&self) -> u16;
 }
 
 impl<'t> NodeNames<'t> for Node<'t> {
@@ -138,6 +165,24 @@ impl<'t> NodeNames<'t> for Node<'t> {
             LAST_KIND.set(Some((self.id(), kind)));
         }
         kind
+    }
+
+    fn is_comment(&self) -> bool {
+        let id = usize::from(self.kind_id());
+        names(&self.language())
+            .comment
+            .get(id)
+            .copied()
+            .unwrap_or(false)
+    }
+
+    fn kind_key(&self) -> u16 {
+        let id = self.kind_id();
+        names(&self.language())
+            .canonical
+            .get(usize::from(id))
+            .copied()
+            .unwrap_or(id)
     }
 
     fn child_by_field(&self, name: &str) -> Option<Node<'t>> {
@@ -171,14 +216,20 @@ mod tests {
         let language: Language = tree_sitter_rust::LANGUAGE.into();
         let mut parser = tree_sitter::Parser::new();
         parser.set_language(&language).expect("grammar fits");
-        let source = "/// doc\npub fn f(x: u32) -> u32 { if x > 1 { x * 2 } else { x } }\n";
+        let source = "/// doc\npub fn f(x: u32) -> u32 { if x > 1 { x * 2 } else { x } } // end\n/* block */\n";
         let tree = parser.parse(source, None).expect("parses");
         let _scope = WalkScope::enter();
         let mut cursor = tree.walk();
         let mut seen = 0;
+        let mut keys: std::collections::HashMap<u16, String> = std::collections::HashMap::new();
         loop {
             let node = cursor.node();
             assert_eq!(node.kind_name(), node.kind());
+            assert_eq!(node.is_comment(), node.kind().contains("comment"));
+            // One key per name, one name per key.
+            let key = node.kind_key();
+            let name = keys.entry(key).or_insert_with(|| node.kind().to_owned());
+            assert_eq!(name, node.kind());
             // Asked again: answered from the per-node cache.
             assert_eq!(node.kind_name(), node.kind());
             if let Some(parent) = node.parent() {
@@ -196,6 +247,10 @@ mod tests {
             loop {
                 if !cursor.goto_parent() {
                     assert!(seen > 20, "walked {seen} nodes");
+                    let mut names: Vec<&String> = keys.values().collect();
+                    names.sort();
+                    names.dedup();
+                    assert_eq!(names.len(), keys.len(), "two keys for one name: {keys:?}");
                     return;
                 }
                 if cursor.goto_next_sibling() {

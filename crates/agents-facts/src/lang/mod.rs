@@ -191,7 +191,7 @@ pub(crate) trait Lang: Sync {
 
     /// Whether `node` belongs to the run of comments and attributes before a declaration.
     fn is_trivia(&self, node: Node<'_>) -> bool {
-        node.kind_name().contains("comment")
+        node.is_comment()
     }
     /// The doc comment of a declaration, from the comments and attributes right before it
     /// (`leading`, in source order) or from its body (docstrings).

@@ -111,7 +111,7 @@ impl Lang for Rust {
     // --- doc comments ---
 
     fn is_trivia(&self, node: Node<'_>) -> bool {
-        node.kind_name().contains("comment") || node.kind_name() == "attribute_item"
+        node.is_comment() || node.kind_name() == "attribute_item"
     }
 
     fn doc(
