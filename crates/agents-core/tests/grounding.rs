@@ -884,6 +884,12 @@ fn facts_with_abstract_method() -> CodeFacts {
         "cyclomatic": 50, "cognitive": 60, "max_nesting": 9,
         "branches": [{"line": 98, "kind": "if"}]
     }));
+    // A protected one: not public, yet no path to cover either (it has no code).
+    facts["functions"].as_array_mut().unwrap().push(json!({
+        "name": "flush", "container": "Store", "signature": "def flush(self)",
+        "parameters": [], "visibility": "protected", "start_line": 99, "end_line": 99,
+        "is_abstract": true, "cyclomatic": 1, "cognitive": 0, "max_nesting": 0, "branches": []
+    }));
     serde_json::from_value(facts).unwrap()
 }
 
@@ -905,6 +911,7 @@ fn methods_without_a_body_are_documented_but_not_measured_or_tested() {
         "{content}"
     );
     assert!(content.contains("Saves every field."), "{content}");
+    assert!(content.contains("Declared without a body"), "{content}");
 
     // Documentation, grounded: the prompt lists it, marked as having no body.
     let model = Model::answering(
@@ -938,6 +945,7 @@ fn methods_without_a_body_are_documented_but_not_measured_or_tested() {
     assert!(!names.iter().any(|n| n.contains("save")), "{names:?}");
     let coverage = output["coverage"].to_string();
     assert!(!coverage.contains("save"), "{coverage}");
+    assert!(!coverage.contains("flush"), "{coverage}");
 
     // Test generation, grounded: the prompt does not ask for tests of it.
     let model = Model::answering(&json!({

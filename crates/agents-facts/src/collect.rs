@@ -188,7 +188,11 @@ impl<'t, 's> Visitor<'t> for Collector<'s> {
         };
         if let Some(flow) = flow {
             let parent_logical = ancestors.last().and_then(|p| p.logical);
-            let function = frame.func.and_then(|i| self.functions.get_mut(i));
+            // A declaration without a body counts nothing, not even its parameters' defaults.
+            let function = frame
+                .func
+                .and_then(|i| self.functions.get_mut(i))
+                .filter(|f| !f.is_abstract);
             complexity::count(function, frame, flow, parent_logical);
             if let Flow::Loop(_) = flow {
                 rules::nested_loops(frame, &mut self.findings);

@@ -674,7 +674,7 @@ fn ruby() {
 #[test]
 fn declarations_implemented_elsewhere_are_not_listed() {
     let analyzer = TreeSitterAnalyzer::new();
-    let cases: [(Language, &str, &[&str]); 4] = [
+    let cases: [(Language, &str, &[&str]); 5] = [
         (
             Language::Java,
             "class Clock {\n    native long now();\n    abstract static class Tick {\n        abstract void tick();\n    }\n}\n",
@@ -695,6 +695,12 @@ fn declarations_implemented_elsewhere_are_not_listed() {
             "function run(hooks: { before(): void }): void {\n  hooks.before();\n}\ntype Hooks = { after(): void };\n",
             &["Hooks.after"],
         ),
+        (
+            // Interfaces written in place: a variable's type, a field's type, constraints.
+            Language::Go,
+            "package p\n\nvar Hook interface{ Fire(n int) }\n\ntype S struct{ f interface{ R() } }\n\ntype Box[T interface{ Key() string }] struct{}\n\nfunc F[T interface{ Len() int }](t T) {}\n\ntype Named interface {\n\tName() string\n}\n",
+            &["Named.Name"],
+        ),
     ];
     for (language, source, expected) in cases {
         let facts = analyzer.analyze(language, source).unwrap();
@@ -710,4 +716,45 @@ fn declarations_implemented_elsewhere_are_not_listed() {
             names(&facts)
         );
     }
+}
+
+#[test]
+fn bodiless_declarations_count_nothing_and_overloads_keep_their_implementation() {
+    let analyzer = TreeSitterAnalyzer::new();
+    // Default values in a body-less declaration's parameters are not its decision points.
+    let php = "<?php\nabstract class Job {\n    abstract protected function run($a = X ? 1 : 2, $b = A && B);\n}\n";
+    let facts = analyzer.analyze(Language::Php, php).unwrap();
+    let run = &facts.functions[0];
+    assert!(run.is_abstract, "{:?}", names(&facts));
+    assert_eq!(
+        (run.cyclomatic, run.cognitive, run.max_nesting),
+        (1, 0, 0),
+        "{run:?}"
+    );
+    assert!(run.branches.is_empty(), "{:?}", run.branches);
+
+    // Class method and constructor overloads: each signature is body-less, the implementation
+    // is listed once with its own complexity.
+    let ts = "class Shape {\n  at(i: number): string;\n  at(s: string): string;\n  at(x: any): string {\n    if (x) {\n      return \"a\";\n    }\n    return \"b\";\n  }\n  constructor(a: number);\n  constructor(a: any) {}\n}\n";
+    let facts = analyzer.analyze(Language::Typescript, ts).unwrap();
+    assert!(facts.syntax_errors.is_empty(), "{:?}", facts.syntax_errors);
+    assert_eq!(
+        bodiless(&facts),
+        ["Shape.at", "Shape.at", "Shape.constructor"],
+        "{:?}",
+        names(&facts)
+    );
+    let implemented: Vec<(String, u32)> = facts
+        .functions
+        .iter()
+        .filter(|f| !f.is_abstract)
+        .map(|f| (f.qualified_name(), f.cyclomatic))
+        .collect();
+    assert_eq!(
+        implemented,
+        [
+            ("Shape.at".to_owned(), 2),
+            ("Shape.constructor".to_owned(), 1)
+        ]
+    );
 }

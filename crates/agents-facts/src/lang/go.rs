@@ -31,8 +31,8 @@ impl Lang for Go {
     fn function<'t>(
         &self,
         node: Node<'t>,
-        _parent: Option<Node<'t>>,
-        _grandparent: Option<Node<'t>>,
+        parent: Option<Node<'t>>,
+        grandparent: Option<Node<'t>>,
         src: &str,
     ) -> Option<FnDecl<'t>> {
         match node.kind_name() {
@@ -52,11 +52,19 @@ impl Lang for Go {
                     });
                 Some(decl)
             }
-            // A method of an interface type; its container is the type it belongs to.
-            "method_elem" => Some(FnDecl::without_body(
-                field_text(node, "name", src)?.to_owned(),
-                node,
-            )),
+            // A method of a named interface type; its container is the type it belongs to. An
+            // interface written in place (a variable's or field's type, a type constraint)
+            // declares no API of its own.
+            "method_elem"
+                if parent.is_some_and(|p| p.kind_name() == "interface_type")
+                    && grandparent
+                        .is_some_and(|g| matches!(g.kind_name(), "type_spec" | "type_alias")) =>
+            {
+                Some(FnDecl::without_body(
+                    field_text(node, "name", src)?.to_owned(),
+                    node,
+                ))
+            }
             _ => None,
         }
     }

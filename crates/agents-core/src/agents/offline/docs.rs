@@ -20,6 +20,10 @@ use crate::facts::{CodeFacts, FunctionFacts, TypeFacts, Visibility};
 /// everything a writer would add.
 pub(crate) const CONFIDENCE: f64 = 0.5;
 
+/// The line added to a declaration without a body.
+const NO_BODY: &str =
+    "Declared without a body (interface, trait or abstract member): implementations provide it.";
+
 /// What the text says of an item without a doc comment.
 const UNDOCUMENTED: &str = "Undocumented: the code has no doc comment for this item.";
 
@@ -148,9 +152,16 @@ impl Render {
         } else {
             one_line(&function.signature)
         };
+        // A declaration without a body says so, after its own doc (or the "undocumented" line).
+        let bodiless_doc = function.is_abstract.then(|| {
+            format!(
+                "{}\n\n{NO_BODY}",
+                function.doc.as_deref().map_or(UNDOCUMENTED, str::trim)
+            )
+        });
         let item = Item {
             signature,
-            doc: function.doc.as_deref(),
+            doc: bodiless_doc.as_deref().or(function.doc.as_deref()),
             parameters: parameters.clone(),
             returns: returns.clone(),
             lines: (function.start_line, function.end_line),
