@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{CodeFacts, Finding, Rule};
+use super::{CodeFacts, Finding, FunctionFacts, Rule};
 use crate::agents::Severity;
 
 /// Where the threshold rules start to fire. The defaults follow common linters (Sonar's
@@ -40,8 +40,14 @@ impl Default for RuleThresholds {
 /// A method declared without a body ([`FunctionFacts::is_abstract`](super::FunctionFacts))
 /// is checked for its parameters only: every implementation has to take them, so too many
 /// of them is a finding on the declaration; length, complexity and nesting belong to bodies.
+/// Overload signatures next to their implementation (same qualified name, TypeScript) are
+/// left to the implementation, so one function gets one parameter finding.
 pub fn threshold_findings(facts: &CodeFacts, limits: &RuleThresholds) -> Vec<Finding> {
     let mut findings = Vec::new();
+    let implemented: std::collections::HashSet<String> = facts
+        .functions_with_body()
+        .map(FunctionFacts::qualified_name)
+        .collect();
     for function in &facts.functions {
         let name = function.qualified_name();
         let line = function.start_line.max(1);
@@ -92,7 +98,8 @@ pub fn threshold_findings(facts: &CodeFacts, limits: &RuleThresholds) -> Vec<Fin
             ));
         }
         let parameters = u32::try_from(function.parameters.len()).unwrap_or(u32::MAX);
-        if parameters > limits.max_parameters {
+        let overload_signature = !has_body && implemented.contains(&name);
+        if parameters > limits.max_parameters && !overload_signature {
             findings.push(Finding::new(
                 Rule::TooManyParameters,
                 line,
@@ -109,7 +116,7 @@ pub fn threshold_findings(facts: &CodeFacts, limits: &RuleThresholds) -> Vec<Fin
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::facts::{FunctionFacts, ParameterFacts};
+    use crate::facts::ParameterFacts;
 
     fn function(name: &str) -> FunctionFacts {
         FunctionFacts {
@@ -189,6 +196,32 @@ mod tests {
             .map(|f| f.rule)
             .collect();
         assert_eq!(rules, [Rule::TooManyParameters]);
+
+        // Overload signatures with their implementation: one finding, on the implementation.
+        let overloaded = CodeFacts {
+            functions: vec![
+                FunctionFacts {
+                    is_abstract: true,
+                    parameters: vec![ParameterFacts::default(); 6],
+                    ..function("Shape.at")
+                },
+                FunctionFacts {
+                    is_abstract: true,
+                    parameters: vec![ParameterFacts::default(); 7],
+                    ..function("Shape.at")
+                },
+                FunctionFacts {
+                    start_line: 12,
+                    end_line: 14,
+                    parameters: vec![ParameterFacts::default(); 7],
+                    ..function("Shape.at")
+                },
+            ],
+            ..CodeFacts::default()
+        };
+        let found = threshold_findings(&overloaded, &limits);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].line, 12);
     }
 
     #[test]
