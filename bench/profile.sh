@@ -4,9 +4,12 @@
 #
 #   bench/profile.sh                      # 2000 req/s for 20 s
 #   RATE=3000 SECONDS_=30 bench/profile.sh
+#   PERF_CALLGRAPH=dwarf PERF_FREQ=199 bench/profile.sh   # call stacks through Rust code (no frame pointers)
 #
-# Writes perf.data and the top symbols (self time) to bench/results/profile-<UTC>/. Needs
-# `perf` (Debian: linux-perf) and the release binaries (SKIP_BUILD=1 to use the built ones).
+# Writes perf.data, the top symbols (self time) and the server's CPU per call (cpu.txt, over the
+# profiled window, at the offered rate) to bench/results/profile-<UTC>/. Needs
+# `perf` (Debian: linux-perf) and the release binaries (SKIP_BUILD=1 to use the built ones; BIN=dir
+# to profile binaries copied elsewhere, e.g. to compare two builds).
 # Every process this script starts is stopped by its exit trap.
 set -euo pipefail
 
@@ -18,7 +21,7 @@ UPSTREAM_LATENCY=${UPSTREAM_LATENCY:-0}
 SERVER_MAX_IN_FLIGHT=${SERVER_MAX_IN_FLIGHT:-1024}
 SERVER_MAX_QUEUE_DELAY_MS=${SERVER_MAX_QUEUE_DELAY_MS:-10}
 OUT=${OUT:-$BENCH/results/profile-$(date -u +%Y%m%dT%H%M%SZ)}
-BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
+BIN=${BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release}
 mkdir -p "$OUT"
 
 command -v perf >/dev/null || { echo "perf is not installed" >&2; exit 1; }
@@ -68,12 +71,26 @@ wait_until 30 python3 -c "import urllib.request as u; u.urlopen('http://127.0.0.
 load=$!
 PIDS+=("$load")
 sleep 4
-perf record -F 499 -g -p "$server" -o "$OUT/perf.data" -- sleep "$SECONDS_" 2>"$OUT/perf-record.log"
+# The server's CPU time (utime + stime, clock ticks) over the profiled window, for CPU per call.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$server/stat"; }
+ticks_before=$(cpu_ticks)
+perf record -F "${PERF_FREQ:-499}" --call-graph "${PERF_CALLGRAPH:-fp}" -p "$server" -o "$OUT/perf.data" -- sleep "$SECONDS_" 2>"$OUT/perf-record.log"
+ticks_after=$(cpu_ticks)
 wait "$load" || true
+ok_rate=$(sed -n 's/.*throughput \([0-9.]*\) ok\/s.*/\1/p' "$OUT/load.txt")
+python3 - "$ticks_before" "$ticks_after" "$(getconf CLK_TCK)" "$SECONDS_" "${ok_rate:-$RATE}" >"$OUT/cpu.txt" <<'PY'
+import sys
+before, after, hz, seconds, ok_rate = (float(x) for x in sys.argv[1:])
+cpu = (after - before) / hz
+print(f"server CPU {cpu:.2f} s over {seconds:.0f} s ({100 * cpu / seconds:.0f} % of one core); "
+      f"{1e6 * cpu / (seconds * ok_rate):.0f} us per successful call at {ok_rate:.0f} ok/s "
+      "(perf running; refused calls' CPU counts too)")
+PY
 perf report -i "$OUT/perf.data" --no-children --sort dso,symbol --stdio 2>/dev/null \
     | grep -v '^#' | grep -v '^$' | grep '%' | head -60 >"$OUT/top-self.txt" || true
 perf report -i "$OUT/perf.data" --children --sort symbol --stdio -g none 2>/dev/null \
     | grep -v '^#' | grep -v '^$' | grep '%' | head -80 >"$OUT/top-children.txt" || true
 cat "$OUT/load.txt"
+cat "$OUT/cpu.txt"
 echo "--- top symbols by self time ($OUT/top-self.txt)"
 head -40 "$OUT/top-self.txt"

@@ -336,6 +336,37 @@ fn prompts_carry_the_code_byte_for_byte() {
     }
 }
 
+/// The system message is built once per agent: every call sends the same one, and it holds the
+/// agent's own reply schema, compact, as the model's contract.
+#[test]
+fn system_messages_carry_each_agents_reply_schema_on_every_call() {
+    let (analysis, docs, tests) = agents();
+    let cases: [(&dyn Agent, &Value, Value); 3] = [
+        (&analysis, analysis.reply_schema(), analysis_reply()),
+        (&docs, docs.reply_schema(), documentation_reply()),
+        (&tests, tests.reply_schema(), tests_reply()),
+    ];
+    for (agent, schema, reply) in cases {
+        let schema = serde_json::to_string(schema).unwrap();
+        let mut systems = Vec::new();
+        for code in ["fn a() {}", "fn b() { 1 }"] {
+            let model = ScriptedModel::answering(reply.to_string());
+            let ctx = AgentContext::new(model.clone());
+            let input = json!({"source_code": code, "language": "rust"});
+            futures_executor::block_on(agent.execute(&ctx, input)).unwrap();
+            let request = model.last_request();
+            assert_eq!(request.messages[0].role, Role::System);
+            systems.push(request.messages[0].content.clone());
+        }
+        assert!(systems[0].contains(&schema), "{}", agent.id());
+        assert_eq!(systems[0], systems[1], "{}", agent.id());
+    }
+    assert_ne!(
+        serde_json::to_string(analysis.reply_schema()).unwrap(),
+        serde_json::to_string(docs.reply_schema()).unwrap()
+    );
+}
+
 /// Every field of every agent's input, with a wrong value and the path the error must name.
 #[test]
 fn each_invalid_field_is_rejected_with_its_path() {

@@ -86,6 +86,34 @@ async fn answers_carry_text_usage_and_the_request_carries_trace_and_options() {
     );
 }
 
+/// System messages go into the body pre-encoded after the first call: every call must still
+/// carry them, and the user messages, character for character.
+#[tokio::test]
+async fn repeated_system_messages_reach_the_model_unchanged() {
+    let fake = FakeModel::start().await.unwrap();
+    let provider = provider(&fake);
+    let system = "Answer with JSON matching {\"type\":\"object\"}.\n\t\\ \u{00e9} </script>";
+    let other = "You document code.";
+    let calls = [
+        (system, "fn a() {}"),
+        (system, "fn b() -> &'static str { \"\\\"\" }"),
+        (other, "fn c() {}"),
+        (system, "fn d() {}"),
+    ];
+    for (system, user) in calls {
+        fake.push(Behavior::Reply { text: "{}".into() });
+        let request = GenerateRequest::new(vec![Message::system(system), Message::user(user)]);
+        provider.generate(request).await.unwrap();
+    }
+    let sent = fake.requests();
+    assert_eq!(sent.len(), calls.len());
+    for (sent, (system, user)) in sent.iter().zip(calls) {
+        assert_eq!(sent.body["messages"][0]["role"], "system");
+        assert_eq!(sent.body["messages"][0]["content"], system);
+        assert_eq!(sent.body["messages"][1]["content"], user);
+    }
+}
+
 #[tokio::test]
 async fn each_failure_maps_to_its_error() {
     let fake = FakeModel::start().await.unwrap();

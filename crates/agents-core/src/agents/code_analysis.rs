@@ -22,7 +22,7 @@ use serde_json::Value;
 
 use super::config::approx_tokens;
 use super::grounding::{View, facts_block};
-use super::prompt::{system_message, user_message};
+use super::prompt::user_message;
 use super::spec::AgentSpec;
 use super::{AgentConfig, Capability, Language, Severity};
 use crate::facts::CodeFacts;
@@ -387,6 +387,7 @@ impl AgentSpec for CodeAnalysisSpec {
     const ID: &'static str = "code-analysis";
     const CAPABILITY: Capability = Capability::CodeAnalysis;
     const DESCRIPTION: &'static str = "Reviews code for complexity, performance, security and maintainability, with line-level suggestions.";
+    const ROLE: &'static str = "You are a senior software engineer who reviews code precisely. Cite 1-based line numbers; never invent code that is not there.";
     type Input = CodeAnalysisInput;
     type Reply = CodeAnalysisReply;
     type Output = CodeAnalysisOutput;
@@ -399,11 +400,7 @@ impl AgentSpec for CodeAnalysisSpec {
         input.allow_degraded
     }
 
-    fn prompt(
-        input: &CodeAnalysisInput,
-        reply_schema: &str,
-        facts: Option<&CodeFacts>,
-    ) -> Vec<Message> {
+    fn prompt(input: &CodeAnalysisInput, system: &str, facts: Option<&CodeFacts>) -> Vec<Message> {
         let focus = if input.focus.is_empty() {
             "complexity, performance, security, maintainability".to_owned()
         } else {
@@ -434,10 +431,7 @@ impl AgentSpec for CodeAnalysisSpec {
             )
         });
         vec![
-            Message::system(system_message(
-                "You are a senior software engineer who reviews code precisely. Cite 1-based line numbers; never invent code that is not there.",
-                reply_schema,
-            )),
+            Message::system(system),
             Message::user(user_message(
                 "Analyse the following code.",
                 &options,

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::code_analysis::wire_name;
 use super::config::approx_tokens;
 use super::grounding::{View, facts_block};
-use super::prompt::{system_message, user_message};
+use super::prompt::user_message;
 use super::spec::AgentSpec;
 use super::{AgentConfig, Capability, Language};
 use crate::facts::CodeFacts;
@@ -228,6 +228,7 @@ impl AgentSpec for DocumentationSpec {
     const ID: &'static str = "documentation";
     const CAPABILITY: Capability = Capability::Documentation;
     const DESCRIPTION: &'static str = "Writes API references, READMEs, tutorials and guides for code, in Markdown, HTML, reST, docstrings or JSDoc.";
+    const ROLE: &'static str = "You are a technical writer who documents code accurately. Document only what the code really contains, with its real names and signatures.";
     type Input = DocumentationInput;
     type Reply = DocumentationReply;
     type Output = DocumentationOutput;
@@ -240,11 +241,7 @@ impl AgentSpec for DocumentationSpec {
         input.allow_degraded
     }
 
-    fn prompt(
-        input: &DocumentationInput,
-        reply_schema: &str,
-        facts: Option<&CodeFacts>,
-    ) -> Vec<Message> {
+    fn prompt(input: &DocumentationInput, system: &str, facts: Option<&CodeFacts>) -> Vec<Message> {
         let options = [
             ("documentation type", wire_name(&input.documentation_type)),
             ("write section contents in", wire_name(&input.output_format)),
@@ -264,10 +261,7 @@ impl AgentSpec for DocumentationSpec {
             )
         });
         vec![
-            Message::system(system_message(
-                "You are a technical writer who documents code accurately. Document only what the code really contains, with its real names and signatures.",
-                reply_schema,
-            )),
+            Message::system(system),
             Message::user(user_message(
                 "Document the following code.",
                 &options,

@@ -23,6 +23,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::context::{AgentContext, AgentOutput, ExecutionMetadata, micros, millis};
+use super::prompt::system_message;
 use super::{AgentConfig, Capability, Language};
 use crate::error::{AgentError, ProviderAttempt, ProviderError};
 use crate::events::{AgentCompleted, AgentFailed, AgentStarted, CloudEvent, EventPayload};
@@ -40,6 +41,8 @@ pub(crate) trait AgentSpec: Send + Sync + 'static {
     const CAPABILITY: Capability;
     /// One sentence for ListAgents.
     const DESCRIPTION: &'static str;
+    /// Who the model is asked to be: the first line of the system message.
+    const ROLE: &'static str;
     /// The input document.
     type Input: DeserializeOwned + JsonSchema + Send + Sync;
     /// What the model must answer.
@@ -55,8 +58,9 @@ pub(crate) trait AgentSpec: Send + Sync + 'static {
     fn source(input: &Self::Input) -> (Language, &str);
     /// Whether the caller accepts an answer built from the facts alone when no model answers.
     fn allow_degraded(input: &Self::Input) -> bool;
-    /// The conversation to send; `facts`, when known, ground it.
-    fn prompt(input: &Self::Input, reply_schema: &str, facts: Option<&CodeFacts>) -> Vec<Message>;
+    /// The conversation to send: `system` (the agent's system message, built once) and the
+    /// user message for `input`; `facts`, when known, ground it.
+    fn prompt(input: &Self::Input, system: &str, facts: Option<&CodeFacts>) -> Vec<Message>;
     /// Completion tokens this input probably needs.
     fn estimate_tokens(input: &Self::Input) -> u32;
     /// The caller's `max_tokens`, if set.
@@ -84,8 +88,9 @@ pub(crate) struct SpecAgent<S> {
     /// The reply schema as every request sends it: shared, not copied per request (it was a
     /// deep copy of a JSON tree per call, and again per retry and fallback attempt).
     reply_shared: Arc<Value>,
-    /// The reply schema's compact JSON, for the system message.
-    reply_text: String,
+    /// The system message (role and reply schema), built once: it is the same for every call,
+    /// and formatting it per call copied the whole schema text again.
+    system: String,
     output: Value,
     spec: PhantomData<fn() -> S>,
 }
@@ -105,13 +110,14 @@ impl<S: AgentSpec> SpecAgent<S> {
         let reply = CompiledSchema::for_type::<S::Reply>().map_err(internal)?;
         let reply_shared = Arc::new(reply.document().clone());
         let reply_text = serde_json::to_string(reply.document()).unwrap_or_default();
+        let system = system_message(S::ROLE, &reply_text);
         Ok(Self {
             config,
             analyzer: None,
             input: CompiledSchema::for_type::<S::Input>().map_err(internal)?,
             reply,
             reply_shared,
-            reply_text,
+            system,
             output: schema_of::<S::Output>(),
             spec: PhantomData,
         })
@@ -181,7 +187,7 @@ impl<S: AgentSpec> SpecAgent<S> {
         let budget = self
             .config
             .token_budget(S::requested_tokens(input), S::estimate_tokens(input));
-        GenerateRequest::new(S::prompt(input, &self.reply_text, facts))
+        GenerateRequest::new(S::prompt(input, &self.system, facts))
             .with_max_tokens(budget)
             .with_temperature(self.config.temperature)
             .with_seed(S::seed(input))

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::code_analysis::wire_name;
 use super::config::approx_tokens;
 use super::grounding::{View, branch_list, facts_block};
-use super::prompt::{system_message, user_message};
+use super::prompt::user_message;
 use super::spec::AgentSpec;
 use super::{AgentConfig, Capability, Language};
 use crate::error::AgentError;
@@ -264,6 +264,7 @@ impl AgentSpec for TestGenerationSpec {
     const ID: &'static str = "test-generation";
     const CAPABILITY: Capability = Capability::TestGeneration;
     const DESCRIPTION: &'static str = "Writes unit, integration, end-to-end and property tests for code in the framework of your choice.";
+    const ROLE: &'static str = "You are a test engineer who writes tests that compile and run. Test only functions the code really defines, with their real names and parameters.";
     type Input = TestGenerationInput;
     type Reply = TestGenerationReply;
     type Output = TestGenerationOutput;
@@ -298,7 +299,7 @@ impl AgentSpec for TestGenerationSpec {
 
     fn prompt(
         input: &TestGenerationInput,
-        reply_schema: &str,
+        system: &str,
         facts: Option<&CodeFacts>,
     ) -> Vec<Message> {
         let mut options = vec![
@@ -326,10 +327,7 @@ impl AgentSpec for TestGenerationSpec {
             )
         });
         vec![
-            Message::system(system_message(
-                "You are a test engineer who writes tests that compile and run. Test only functions the code really defines, with their real names and parameters.",
-                reply_schema,
-            )),
+            Message::system(system),
             Message::user(user_message(
                 "Write tests for the following code.",
                 &options,

@@ -8,6 +8,7 @@
 //! the `Authorization` header.
 
 mod config;
+mod encoded;
 mod errors;
 mod provider;
 mod sse;

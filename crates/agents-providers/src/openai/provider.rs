@@ -2,13 +2,14 @@ use std::time::{Duration, Instant};
 
 use agents_core::{
     ConfigError, GenerateRequest, Generation, GenerationStream, Provider, ProviderError,
-    ProviderHealth, Redactor, StreamDelta, Usage,
+    ProviderHealth, Redactor, Role, StreamDelta, Usage,
 };
 use futures_util::{Stream, StreamExt};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::config::OpenAiConfig;
+use super::encoded::EncodedMessages;
 use super::errors::{from_status, from_stream_error, from_transport};
 use super::sse::{SseError, SseReader};
 use super::wire::{ChatChunk, ChatRequest, ChatResponse};
@@ -22,6 +23,8 @@ pub struct OpenAiProvider {
     models_url: String,
     /// Static headers, `Authorization` among them (marked sensitive so it is never printed).
     headers: HeaderMap,
+    /// The system messages of recent requests, already encoded as JSON strings.
+    encoded: EncodedMessages,
 }
 
 impl OpenAiProvider {
@@ -66,6 +69,7 @@ impl OpenAiProvider {
             config,
             client,
             headers,
+            encoded: EncodedMessages::default(),
         })
     }
 
@@ -101,7 +105,22 @@ impl OpenAiProvider {
         stream: bool,
         started: Instant,
     ) -> Result<reqwest::Response, ProviderError> {
-        let body = ChatRequest::new(request, &self.config.model, self.config.json_mode, stream);
+        // System messages repeat call after call: they go in already encoded.
+        let encoded: Vec<_> = request
+            .messages
+            .iter()
+            .map(|m| match m.role {
+                Role::System => self.encoded.get(&m.content),
+                _ => None,
+            })
+            .collect();
+        let body = ChatRequest::new(
+            request,
+            &self.config.model,
+            self.config.json_mode,
+            stream,
+            &encoded,
+        );
         let mut call = self
             .client
             .post(&self.completions_url)

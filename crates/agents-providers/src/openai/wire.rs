@@ -1,10 +1,14 @@
 //! The OpenAI chat-completions wire format: what we send and the parts of the answers we read.
 
+use std::sync::Arc;
+
 use agents_core::{GenerateRequest, ResponseFormat, Role};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use super::JsonMode;
+use super::encoded::Encoded;
 
 /// The request body.
 #[derive(Debug, Serialize)]
@@ -45,15 +49,25 @@ struct WireSchema<'a> {
 #[derive(Debug, Serialize)]
 struct ChatMessage<'a> {
     role: &'static str,
-    content: &'a str,
+    content: Content<'a>,
+}
+
+/// A message's text, or the same text already encoded as a JSON string (see `encoded`).
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum Content<'a> {
+    Text(&'a str),
+    Encoded(&'a RawValue),
 }
 
 impl<'a> ChatRequest<'a> {
+    /// The body for `request`; `encoded[i]`, when set, is message `i` already encoded.
     pub(super) fn new(
         request: &'a GenerateRequest,
         default_model: &'a str,
         json_mode: JsonMode,
         stream: bool,
+        encoded: &'a [Option<Arc<Encoded>>],
     ) -> Self {
         let response_format = match (&request.response_format, json_mode) {
             (ResponseFormat::Text, _) | (_, JsonMode::Off) => None,
@@ -73,13 +87,17 @@ impl<'a> ChatRequest<'a> {
             messages: request
                 .messages
                 .iter()
-                .map(|m| ChatMessage {
+                .enumerate()
+                .map(|(i, m)| ChatMessage {
                     role: match m.role {
                         Role::System => "system",
                         Role::Assistant => "assistant",
                         _ => "user",
                     },
-                    content: &m.content,
+                    content: match encoded.get(i).and_then(Option::as_ref) {
+                        Some(encoded) => Content::Encoded(encoded.json()),
+                        None => Content::Text(&m.content),
+                    },
                 })
                 .collect(),
             temperature: request.temperature,
