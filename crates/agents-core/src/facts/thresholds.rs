@@ -2,7 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{CodeFacts, Finding, FunctionFacts, Rule};
+use std::collections::HashSet;
+
+use super::{CodeFacts, Finding, Rule};
 use crate::agents::Severity;
 
 /// Where the threshold rules start to fire. The defaults follow common linters (Sonar's
@@ -44,10 +46,17 @@ impl Default for RuleThresholds {
 /// left to the implementation, so one function gets one parameter finding.
 pub fn threshold_findings(facts: &CodeFacts, limits: &RuleThresholds) -> Vec<Finding> {
     let mut findings = Vec::new();
-    let implemented: std::collections::HashSet<String> = facts
-        .functions_with_body()
-        .map(FunctionFacts::qualified_name)
-        .collect();
+    // (container, name) of each function with a body; built only when a file has body-less
+    // declarations, and borrowed, so a file without them pays nothing.
+    let implemented: HashSet<(Option<&str>, &str)> =
+        if facts.functions.iter().any(|f| f.is_abstract) {
+            facts
+                .functions_with_body()
+                .map(|f| (f.container.as_deref(), f.name.as_str()))
+                .collect()
+        } else {
+            HashSet::new()
+        };
     for function in &facts.functions {
         let name = function.qualified_name();
         let line = function.start_line.max(1);
@@ -98,7 +107,8 @@ pub fn threshold_findings(facts: &CodeFacts, limits: &RuleThresholds) -> Vec<Fin
             ));
         }
         let parameters = u32::try_from(function.parameters.len()).unwrap_or(u32::MAX);
-        let overload_signature = !has_body && implemented.contains(&name);
+        let overload_signature = !has_body
+            && implemented.contains(&(function.container.as_deref(), function.name.as_str()));
         if parameters > limits.max_parameters && !overload_signature {
             findings.push(Finding::new(
                 Rule::TooManyParameters,
@@ -116,7 +126,7 @@ pub fn threshold_findings(facts: &CodeFacts, limits: &RuleThresholds) -> Vec<Fin
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::facts::ParameterFacts;
+    use crate::facts::{FunctionFacts, ParameterFacts};
 
     fn function(name: &str) -> FunctionFacts {
         FunctionFacts {
