@@ -11,6 +11,15 @@ use crate::text::{collapse, field_text, leading_doc, line, named_children, text}
 /// C#.
 pub(super) struct CSharp;
 
+/// The modifier words of the declaration at `node` (`public`, `abstract`, ...).
+fn modifiers<'s>(node: Node<'_>, src: &'s str) -> Vec<&'s str> {
+    named_children(node)
+        .into_iter()
+        .filter(|c| c.kind_name() == "modifier")
+        .map(|m| text(m, src))
+        .collect()
+}
+
 const TYPES: &[(&str, &str)] = &[
     ("class_declaration", "class"),
     ("struct_declaration", "struct"),
@@ -51,9 +60,7 @@ impl Lang for CSharp {
                 let in_interface = node.kind_name() == "method_declaration"
                     && parent.is_some_and(|p| p.kind_name() == "declaration_list")
                     && grandparent.is_some_and(|g| g.kind_name() == "interface_declaration");
-                let is_abstract = named_children(node)
-                    .iter()
-                    .any(|c| c.kind_name() == "modifier" && text(*c, src) == "abstract");
+                let is_abstract = modifiers(node, src).contains(&"abstract");
                 (in_interface || is_abstract).then(|| FnDecl::without_body(name, node))
             }
             _ => None,
@@ -196,11 +203,7 @@ impl Lang for CSharp {
         if scope.in_function {
             return Visibility::Private;
         }
-        let words: Vec<&str> = named_children(node)
-            .into_iter()
-            .filter(|c| c.kind_name() == "modifier")
-            .map(|m| text(m, src))
-            .collect();
+        let words = modifiers(node, src);
         let is_type = TYPES.iter().any(|(k, _)| *k == node.kind_name());
         if words.contains(&"public") {
             Visibility::Public

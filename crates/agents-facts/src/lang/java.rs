@@ -11,12 +11,14 @@ use crate::text::{collapse, field_text, leading_doc, line, named_children, text}
 /// Java.
 pub(super) struct Java;
 
-/// Whether the declaration at `node` has the modifier `word` (`abstract`, `static`, ...).
-fn has_modifier(node: Node<'_>, word: &str, src: &str) -> bool {
+/// The modifier words of the declaration at `node` (`public`, `abstract`, ...).
+fn modifiers<'s>(node: Node<'_>, src: &'s str) -> Vec<&'s str> {
     named_children(node)
         .into_iter()
         .find(|c| c.kind_name() == "modifiers")
-        .is_some_and(|m| text(m, src).split_whitespace().any(|w| w == word))
+        .map_or("", |m| text(m, src))
+        .split_whitespace()
+        .collect()
 }
 
 impl Lang for Java {
@@ -44,7 +46,7 @@ impl Lang for Java {
                 // Without a body: an interface or `abstract` method. A `native` one is
                 // implemented elsewhere and is not listed.
                 let in_interface = parent.is_some_and(|p| p.kind_name() == "interface_body");
-                (in_interface || has_modifier(node, "abstract", src))
+                (in_interface || modifiers(node, src).contains(&"abstract"))
                     .then(|| FnDecl::without_body(name, node))
             }
             _ => None,
@@ -170,11 +172,7 @@ impl Lang for Java {
         if scope.in_function {
             return Visibility::Private;
         }
-        let modifiers = named_children(node)
-            .into_iter()
-            .find(|c| c.kind_name() == "modifiers")
-            .map_or("", |m| text(m, src));
-        let words: Vec<&str> = modifiers.split_whitespace().collect();
+        let words = modifiers(node, src);
         if words.contains(&"public") {
             Visibility::Public
         } else if words.contains(&"protected") {
