@@ -22,6 +22,9 @@
 #   LITELLM_DURATION    measured window for LiteLLM, capped to DURATION (20s)
 #   SATURATION          1 to run at twice the knee afterwards (1); SATURATION_RATE to force one
 #   SATURATION_DURATION the saturation run's window (60s)
+#   UNIQUE_SOURCES      1: every request to our server carries its own source (the load tool's
+#                       --unique-sources), so each call parses and the server's facts cache never
+#                       answers; 0: the payload file as is, parsed once then cached (0)
 #   SKIP_BUILD          1 to use the release binaries already built
 #   OUT                 the results directory
 #
@@ -50,6 +53,9 @@ SATURATION=${SATURATION:-1}
 SATURATION_RATE=${SATURATION_RATE:-}
 SATURATION_DURATION=${SATURATION_DURATION:-60s}
 SKIP_BUILD=${SKIP_BUILD:-0}
+UNIQUE_SOURCES=${UNIQUE_SOURCES:-0}
+AGENTS_SOURCES=()
+[[ $UNIQUE_SOURCES == 1 ]] && AGENTS_SOURCES=(--unique-sources)
 OUT=${OUT:-$BENCH/results/$(date -u +%Y%m%dT%H%M%SZ)}
 VENV=$BENCH/.venv-litellm
 MASTER_KEY=sk-bench-$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')
@@ -141,7 +147,7 @@ done
     echo "loadavg_at_start: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "rustc: $(rustc --version 2>/dev/null || echo unknown)"
     echo "python: $(python3 --version 2>&1)"
-    echo "settings: RATES='$RATES' UPSTREAM_LATENCIES='$UPSTREAM_LATENCIES' DURATION=$DURATION WARMUP=$WARMUP CONNECTIONS=$CONNECTIONS LOAD_THREADS=$LOAD_THREADS SERVER_MAX_IN_FLIGHT=$SERVER_MAX_IN_FLIGHT SERVER_MAX_QUEUE_DELAY_MS=$SERVER_MAX_QUEUE_DELAY_MS LITELLM_WORKERS='$LITELLM_WORKERS' LITELLM_DURATION=$LITELLM_DURATION"
+    echo "settings: RATES='$RATES' UPSTREAM_LATENCIES='$UPSTREAM_LATENCIES' DURATION=$DURATION WARMUP=$WARMUP CONNECTIONS=$CONNECTIONS LOAD_THREADS=$LOAD_THREADS SERVER_MAX_IN_FLIGHT=$SERVER_MAX_IN_FLIGHT SERVER_MAX_QUEUE_DELAY_MS=$SERVER_MAX_QUEUE_DELAY_MS LITELLM_WORKERS='$LITELLM_WORKERS' LITELLM_DURATION=$LITELLM_DURATION UNIQUE_SOURCES=$UNIQUE_SOURCES"
 } >"$OUT/machine.txt"
 
 # --- LiteLLM: its own virtualenv, pinned -----------------------------------------------------
@@ -241,7 +247,7 @@ for latency in $UPSTREAM_LATENCIES; do
     start_server "u$latency"
     for rate in $RATES; do
         drive "agents-u$latency-r$rate" "$SERVER_PID" "$DURATION" -- grpc --addr "$SERVER_ADDR" \
-            --agent code-analysis --payload "$BENCH/payloads/code-analysis.json" \
+            --agent code-analysis --payload "$BENCH/payloads/code-analysis.json" "${AGENTS_SOURCES[@]}" \
             --rate "$rate" --upstream-latency-ms "$latency" --label agents
     done
     stop_pid "$SERVER_PID"
@@ -274,7 +280,7 @@ if [[ $SATURATION == 1 ]]; then
         start_fake "$first_latency"
         start_server "saturation"
         drive "saturation-u$first_latency-r$SATURATION_RATE" "$SERVER_PID" "$SATURATION_DURATION" -- grpc \
-            --addr "$SERVER_ADDR" --agent code-analysis --payload "$BENCH/payloads/code-analysis.json" \
+            --addr "$SERVER_ADDR" --agent code-analysis --payload "$BENCH/payloads/code-analysis.json" "${AGENTS_SOURCES[@]}" \
             --rate "$SATURATION_RATE" --upstream-latency-ms "$first_latency" --label agents-saturation
         stop_pid "$SERVER_PID"
         stop_pid "$FAKE_PID"

@@ -5,6 +5,7 @@
 #   bench/profile.sh                      # 2000 req/s for 20 s
 #   RATE=3000 SECONDS_=30 bench/profile.sh
 #   PERF_CALLGRAPH=dwarf PERF_FREQ=199 bench/profile.sh   # call stacks through Rust code (no frame pointers)
+#   UNIQUE_SOURCES=1 bench/profile.sh     # every request its own source: each call parses (no facts cache hits)
 #
 # Writes perf.data, the top symbols (self time) and the server's CPU per call (cpu.txt, over the
 # profiled window, at the offered rate) to bench/results/profile-<UTC>/. Needs
@@ -53,7 +54,8 @@ wait_until() { # seconds command...
 
 fake_port=$(free_port)
 "$BIN/agents-fake-model" --addr "127.0.0.1:$fake_port" --latency-ms "$UPSTREAM_LATENCY" >"$OUT/fake.log" 2>&1 &
-PIDS+=($!)
+fake=$!
+PIDS+=("$fake")
 wait_until 10 grep -q listening "$OUT/fake.log"
 
 grpc=$(free_port); metrics=$(free_port)
@@ -66,25 +68,32 @@ PIDS+=("$server")
 wait_until 30 python3 -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$metrics/readyz', timeout=2)"
 
 "$BIN/agents-load" grpc --addr "http://127.0.0.1:$grpc" --agent code-analysis \
-    --payload "$BENCH/payloads/code-analysis.json" --rate "$RATE" --warmup 3s \
+    --payload "$BENCH/payloads/code-analysis.json" $([[ ${UNIQUE_SOURCES:-0} == 1 ]] && echo --unique-sources) --rate "$RATE" --warmup 3s \
     --duration "$((SECONDS_ + 2))s" --upstream-latency-ms "$UPSTREAM_LATENCY" >"$OUT/load.txt" &
 load=$!
 PIDS+=("$load")
 sleep 4
-# The server's CPU time (utime + stime, clock ticks) over the profiled window, for CPU per call.
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$server/stat"; }
-ticks_before=$(cpu_ticks)
+# CPU time (utime + stime, clock ticks) over the profiled window, for CPU per call: the server's,
+# and the load tool's and fake model's, which share the same two cores (the budget the server
+# has left at a given rate).
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+ticks_before=$(cpu_ticks "$server")
+peers_before=$(( $(cpu_ticks "$load") + $(cpu_ticks "$fake") ))
 perf record -F "${PERF_FREQ:-499}" --call-graph "${PERF_CALLGRAPH:-fp}" -p "$server" -o "$OUT/perf.data" -- sleep "$SECONDS_" 2>"$OUT/perf-record.log"
-ticks_after=$(cpu_ticks)
+ticks_after=$(cpu_ticks "$server")
+peers_after=$(( $(cpu_ticks "$load") + $(cpu_ticks "$fake") ))
 wait "$load" || true
 ok_rate=$(sed -n 's/.*throughput \([0-9.]*\) ok\/s.*/\1/p' "$OUT/load.txt")
-python3 - "$ticks_before" "$ticks_after" "$(getconf CLK_TCK)" "$SECONDS_" "${ok_rate:-$RATE}" >"$OUT/cpu.txt" <<'PY'
+python3 - "$ticks_before" "$ticks_after" "$peers_before" "$peers_after" "$(getconf CLK_TCK)" "$SECONDS_" "${ok_rate:-$RATE}" >"$OUT/cpu.txt" <<'PY'
 import sys
-before, after, hz, seconds, ok_rate = (float(x) for x in sys.argv[1:])
+before, after, peers_before, peers_after, hz, seconds, ok_rate = (float(x) for x in sys.argv[1:])
 cpu = (after - before) / hz
+peers = (peers_after - peers_before) / hz
 print(f"server CPU {cpu:.2f} s over {seconds:.0f} s ({100 * cpu / seconds:.0f} % of one core); "
       f"{1e6 * cpu / (seconds * ok_rate):.0f} us per successful call at {ok_rate:.0f} ok/s "
       "(perf running; refused calls' CPU counts too)")
+print(f"load tool + fake model CPU {peers:.2f} s ({100 * peers / seconds:.0f} % of one core); "
+      f"{1e6 * peers / (seconds * ok_rate):.0f} us per successful call")
 PY
 perf report -i "$OUT/perf.data" --no-children --sort dso,symbol --stdio 2>/dev/null \
     | grep -v '^#' | grep -v '^$' | grep '%' | head -60 >"$OUT/top-self.txt" || true

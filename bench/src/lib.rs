@@ -11,6 +11,7 @@
 //! as the LiteLLM proxy). `bench/compare.sh` runs both side by side; `bench/README.md` explains
 //! the method.
 
+pub mod payload;
 pub mod run;
 pub mod schedule;
 pub mod stats;

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use agents_bench::payload::GrpcInput;
 use agents_bench::run::{RunConfig, run};
 use agents_bench::schedule::Schedule;
 use agents_bench::stats::RunInfo;
@@ -43,6 +44,10 @@ enum TargetArgs {
         /// Sent as `authorization: Bearer <key>` when the server has auth on.
         #[arg(long)]
         api_key: Option<String>,
+        /// Make every request's `source_code` unique (a comment naming the request is
+        /// appended), so the server parses each one: its facts cache never answers.
+        #[arg(long)]
+        unique_sources: bool,
         #[command(flatten)]
         common: Common,
     },
@@ -136,12 +141,19 @@ async fn main_async(cli: Cli) -> anyhow::Result<()> {
             agent,
             payload,
             api_key,
+            unique_sources,
             common,
         } => {
-            let input = std::fs::read_to_string(&payload)
+            let text = std::fs::read_to_string(&payload)
                 .with_context(|| format!("cannot read {}", payload.display()))?;
-            serde_json::from_str::<serde_json::Value>(&input)
+            serde_json::from_str::<serde_json::Value>(&text)
                 .with_context(|| format!("{} is not JSON", payload.display()))?;
+            let input = if unique_sources {
+                GrpcInput::unique(&text)
+                    .with_context(|| format!("payload {}", payload.display()))?
+            } else {
+                GrpcInput::same(text)
+            };
             let target = GrpcTarget::connect(
                 &addr,
                 common.connections,

@@ -7,6 +7,7 @@ use anyhow::Context as _;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
 
+use crate::payload::GrpcInput;
 use crate::pb;
 use crate::pb::agent_service_client::AgentServiceClient;
 use crate::stats::{Outcome, server_overhead};
@@ -38,7 +39,7 @@ impl Target {
 pub struct GrpcTarget {
     clients: Vec<AgentServiceClient<Channel>>,
     agent: String,
-    input: String,
+    input: GrpcInput,
     authorization: Option<MetadataValue<Ascii>>,
     timeout: Duration,
 }
@@ -50,7 +51,7 @@ impl GrpcTarget {
         addr: &str,
         connections: usize,
         agent: String,
-        input: String,
+        input: GrpcInput,
         api_key: Option<&str>,
         timeout: Duration,
     ) -> anyhow::Result<Self> {
@@ -91,7 +92,7 @@ impl GrpcTarget {
         let mut client = client.clone();
         let mut request = tonic::Request::new(pb::ExecuteRequest {
             agent_id: self.agent.clone(),
-            input_json: self.input.clone(),
+            input_json: self.input.for_request(i),
             request_id: String::new(),
         });
         // The server gets the same deadline (grpc-timeout).

@@ -613,10 +613,19 @@ async fn load_beyond_the_in_flight_cap_is_shed_at_once_and_then_served() {
 async fn metrics_health_and_readiness_answer_over_http() {
     let fake = FakeModel::start().await.unwrap();
     let (running, mut client, _audit) = server(&fake, "").await;
-    client
-        .execute(execute("code-analysis", rust_input()))
-        .await
-        .unwrap();
+    // The same file twice: parsed once, then answered from the facts cache with the same facts.
+    let mut answers = Vec::new();
+    for _ in 0..2 {
+        let reply = client
+            .execute(execute("code-analysis", rust_input()))
+            .await
+            .unwrap()
+            .into_inner();
+        let output: serde_json::Value = serde_json::from_str(&reply.output_json).unwrap();
+        answers.push(output["complexity"].clone());
+    }
+    assert_eq!(answers[0], answers[1]);
+    assert!(answers[0].is_object(), "{answers:?}");
     let status = client
         .execute(execute(
             "code-analysis",
@@ -654,9 +663,12 @@ async fn metrics_health_and_readiness_answer_over_http() {
             "agents_requests_total",
             &[("agent", "code-analysis"), ("code", "OK")]
         ),
-        1.0,
+        2.0,
         "{text}"
     );
+    assert_eq!(value("agents_facts_cache_misses_total", &[]), 1.0, "{text}");
+    assert_eq!(value("agents_facts_cache_hits_total", &[]), 1.0, "{text}");
+    assert!(value("agents_facts_cache_bytes", &[]) > 0.0, "{text}");
     assert_eq!(
         value(
             "agents_requests_total",
@@ -691,5 +703,24 @@ async fn metrics_health_and_readiness_answer_over_http() {
         text.contains("# TYPE agents_audit_write_errors_total counter"),
         "{text}"
     );
+    running.shutdown().await.unwrap();
+
+    // With the cache off, each call parses and the cache's metrics are absent.
+    let (running, mut client, _audit) = server(&fake, "[facts]\ncache_bytes = 0\n").await;
+    for _ in 0..2 {
+        client
+            .execute(execute("code-analysis", rust_input()))
+            .await
+            .unwrap();
+    }
+    let addr = running.metrics_addr.unwrap();
+    let text = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("agents_requests_total"), "{text}");
+    assert!(!text.contains("agents_facts_cache"), "{text}");
     running.shutdown().await.unwrap();
 }

@@ -69,6 +69,7 @@
 )]
 
 mod analyzer;
+mod cache;
 mod calls;
 mod collect;
 mod complexity;
@@ -82,3 +83,4 @@ mod text;
 mod walk;
 
 pub use analyzer::{DEFAULT_BUDGET, TreeSitterAnalyzer};
+pub use cache::{CacheStats, CachedAnalyzer};

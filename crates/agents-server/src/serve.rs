@@ -7,8 +7,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use agents_bus::{AuditLog, BusMetrics, BusSink, EventBus, InProcessBus, InProcessConfig, Tee};
+use agents_core::facts::FactsAnalyzer;
 use agents_core::{CloudEvent, EventSink, NullSink, Provider, grounded_agents};
-use agents_facts::TreeSitterAnalyzer;
+use agents_facts::{CachedAnalyzer, TreeSitterAnalyzer};
 use agents_providers::{FallbackChain, McpProvider, OpenAiProvider, QuotaDepth, Stack};
 use agents_secrets::{SecretRef, SecretStore};
 use anyhow::Context as _;
@@ -16,9 +17,10 @@ use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::auth::Authenticator;
+use crate::config::FactsConfig;
 use crate::config::{BusConfig, ListenConfig, ServerConfig};
 use crate::limits::Limiter;
-use crate::metrics::{Metrics, QuotaSample, merge_bus_numbers};
+use crate::metrics::{FactsCacheSample, Metrics, QuotaSample, merge_bus_numbers};
 use crate::pb;
 use crate::pb::agent_service_server::AgentServiceServer;
 use crate::service::AgentsService;
@@ -276,7 +278,7 @@ impl Runtime {
         }
         // Every agent computes code facts first (tree-sitter, agents-facts): they ground the
         // prompt and are the whole answer when no model answers.
-        let agents = grounded_agents(&config.agents, Arc::new(TreeSitterAnalyzer::new()))?;
+        let agents = grounded_agents(&config.agents, facts_analyzer(&config.facts, &metrics))?;
         Ok(Self {
             pipeline,
             metrics,
@@ -286,6 +288,28 @@ impl Runtime {
             agents,
         })
     }
+}
+
+/// The code-facts analyzer: tree-sitter, behind a cache of `facts.cache_bytes` (whose numbers
+/// `metrics` exports) unless that is 0.
+fn facts_analyzer(config: &FactsConfig, metrics: &Metrics) -> Arc<dyn FactsAnalyzer> {
+    if config.cache_bytes == 0 {
+        return Arc::new(TreeSitterAnalyzer::new());
+    }
+    let cached = Arc::new(CachedAnalyzer::new(
+        TreeSitterAnalyzer::new(),
+        config.cache_bytes,
+    ));
+    let stats = Arc::clone(&cached);
+    metrics.set_facts_cache_source(move || {
+        let now = stats.stats();
+        FactsCacheSample {
+            hits: now.hits,
+            misses: now.misses,
+            bytes: now.weight_bytes,
+        }
+    });
+    cached
 }
 
 /// Starts serving `config` (binding its address; port 0 picks a free one) and returns at once.

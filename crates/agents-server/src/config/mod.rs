@@ -4,10 +4,12 @@
 //! Unknown keys are errors: a typo in a limit must not silently leave the default in force.
 
 mod env;
+mod facts;
 mod model;
 mod queue;
 
 pub use env::apply_env_overrides;
+pub use facts::{DEFAULT_FACTS_CACHE_BYTES, FactsConfig, MAX_FACTS_CACHE_BYTES};
 pub use model::{BusConfig, ListenConfig, ProviderEntry, ServerConfig};
 pub use queue::{Dispatch, TasksConfig, WorkerConfig};
 
@@ -138,6 +140,8 @@ mod tests {
             shutdown_grace_ms = 0
             [agents]
             max_tokens_cap = 0
+            [facts]
+            cache_bytes = 2147483648
             [[providers]]
             openai = { id = "a", base_url = "not a url", model = "m" }
             policies = { timeout = { request_timeout_ms = 0 } }
@@ -155,6 +159,7 @@ mod tests {
             "server.shutdown_grace_ms",
             "agents.max_source_bytes",
             "agents.max_tokens_cap",
+            "facts.cache_bytes",
             "providers[0].openai.base_url",
             "providers[0].policies.timeout.request_timeout_ms",
             "providers[1]",
@@ -163,6 +168,20 @@ mod tests {
         ] {
             assert!(paths.contains(&expected), "missing {expected} in {paths:?}");
         }
+    }
+
+    #[test]
+    fn the_facts_cache_is_on_by_default_and_set_by_file_or_environment() {
+        let config = load(None, Vec::new()).unwrap();
+        assert_eq!(config.facts.cache_bytes, DEFAULT_FACTS_CACHE_BYTES);
+        let config = parse("[facts]\ncache_bytes = 0\n", Vec::new()).unwrap();
+        assert_eq!(config.facts.cache_bytes, 0);
+        let config = load(
+            None,
+            vec![("AGENTS_FACTS__CACHE_BYTES".to_owned(), "1024".to_owned())],
+        )
+        .unwrap();
+        assert_eq!(config.facts.cache_bytes, 1024);
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use agents_bus::AuditConfig;
 use agents_secrets::SecretsConfig;
 
+use super::facts::FactsConfig;
 use super::queue::{TasksConfig, WorkerConfig};
 use crate::auth::AuthConfig;
 use crate::limits::LimitsConfig;
@@ -25,6 +26,9 @@ pub struct ServerConfig {
     /// Limits and defaults every agent shares.
     #[serde(default)]
     pub agents: AgentConfig,
+    /// The code facts every agent computes first: their cache.
+    #[serde(default)]
+    pub facts: FactsConfig,
     /// The model providers, each with its policies.
     #[serde(default)]
     pub providers: Vec<ProviderEntry>,
@@ -244,6 +248,7 @@ impl ServerConfig {
                 .map_err(|e| e.within("secrets"))
                 .err(),
         );
+        errors.extend(self.facts.validate());
         errors.extend(self.tasks.validate());
         errors.extend(self.worker.validate());
         if self.bus.queue_capacity == 0 {

@@ -66,7 +66,7 @@ use sources::{SourceCollector, Sources};
 
 pub use http::serve_http;
 pub use sink::MetricsSink;
-pub use sources::{QuotaSample, merge_bus_numbers};
+pub use sources::{FactsCacheSample, QuotaSample, merge_bus_numbers};
 
 /// Most label sets a family records on their own; later ones share one `other` series.
 pub const MAX_SERIES_PER_FAMILY: usize = 1_000;
@@ -419,6 +419,16 @@ impl Metrics {
         F: Fn() -> Vec<QuotaSample> + Send + Sync + 'static,
     {
         self.sources.set_quota(Arc::new(source));
+    }
+
+    /// Sets where `agents_facts_cache_hits_total`, `agents_facts_cache_misses_total` and
+    /// `agents_facts_cache_bytes` come from, read on every scrape. Until set (no cache
+    /// configured), the metrics are absent. Replaces an earlier source.
+    pub fn set_facts_cache_source<F>(&self, source: F)
+    where
+        F: Fn() -> FactsCacheSample + Send + Sync + 'static,
+    {
+        self.sources.set_facts_cache(Arc::new(source));
     }
 
     /// Sets where `agents_audit_write_errors_total` comes from, read on every scrape. When the

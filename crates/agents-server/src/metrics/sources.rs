@@ -22,6 +22,20 @@ pub(super) type BusSource = Arc<dyn Fn() -> Vec<(&'static str, u64)> + Send + Sy
 /// Returns one counter's current value.
 pub(super) type CountSource = Arc<dyn Fn() -> u64 + Send + Sync>;
 
+/// Returns the facts cache's numbers as they are now.
+pub(super) type FactsCacheSource = Arc<dyn Fn() -> FactsCacheSample + Send + Sync>;
+
+/// The code-facts cache at one moment (`agents_facts::CacheStats`, without depending on it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FactsCacheSample {
+    /// Calls answered from the cache since start.
+    pub hits: u64,
+    /// Calls that computed the facts since start.
+    pub misses: u64,
+    /// Approximate bytes held now.
+    pub bytes: u64,
+}
+
 /// Returns each provider's concurrency quota as it is now.
 pub(super) type QuotaSource = Arc<dyn Fn() -> Vec<QuotaSample> + Send + Sync>;
 
@@ -73,6 +87,7 @@ pub(super) struct Sources {
     bus: RwLock<Option<BusSource>>,
     audit_write_errors: RwLock<Option<CountSource>>,
     quota: RwLock<Option<QuotaSource>>,
+    facts_cache: RwLock<Option<FactsCacheSource>>,
 }
 
 impl fmt::Debug for Sources {
@@ -84,6 +99,7 @@ impl fmt::Debug for Sources {
                 &read(&self.audit_write_errors).is_some(),
             )
             .field("quota", &read(&self.quota).is_some())
+            .field("facts_cache", &read(&self.facts_cache).is_some())
             .finish()
     }
 }
@@ -91,6 +107,13 @@ impl fmt::Debug for Sources {
 impl Sources {
     pub(super) fn set_bus(&self, source: BusSource) {
         *self.bus.write().unwrap_or_else(PoisonError::into_inner) = Some(source);
+    }
+
+    pub(super) fn set_facts_cache(&self, source: FactsCacheSource) {
+        *self
+            .facts_cache
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Some(source);
     }
 
     pub(super) fn set_quota(&self, source: QuotaSource) {
@@ -152,6 +175,9 @@ impl Collector for SourceCollector {
         if let Some(quota) = read(&self.0.quota) {
             encode_quota(&mut encoder, &quota())?;
         }
+        if let Some(cache) = read(&self.0.facts_cache) {
+            encode_facts_cache(&mut encoder, cache())?;
+        }
         Ok(())
     }
 }
@@ -190,6 +216,39 @@ fn encode_quota(encoder: &mut DescriptorEncoder<'_>, samples: &[QuotaSample]) ->
         }
     }
     Ok(())
+}
+
+/// `agents_facts_cache_hits_total`, `agents_facts_cache_misses_total` and
+/// `agents_facts_cache_bytes`.
+fn encode_facts_cache(
+    encoder: &mut DescriptorEncoder<'_>,
+    sample: FactsCacheSample,
+) -> fmt::Result {
+    let counters = [
+        (
+            "facts_cache_hits",
+            "Code facts answered from the cache (the same language and source seen before).",
+            sample.hits,
+        ),
+        (
+            "facts_cache_misses",
+            "Code facts computed by parsing (not in the cache, or too large to keep).",
+            sample.misses,
+        ),
+    ];
+    for (name, help, value) in counters {
+        let counter = ConstCounter::new(value);
+        let metric = encoder.encode_descriptor(name, help, None, counter.metric_type())?;
+        counter.encode(metric)?;
+    }
+    let gauge = ConstGauge::new(i64::try_from(sample.bytes).unwrap_or(i64::MAX));
+    let metric = encoder.encode_descriptor(
+        "facts_cache_bytes",
+        "Approximate bytes the code facts cache holds now (sources and their facts).",
+        None,
+        gauge.metric_type(),
+    )?;
+    gauge.encode(metric)
 }
 
 /// Bus numbers that go up and down; every other bus number only grows.

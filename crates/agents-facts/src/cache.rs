@@ -1,0 +1,332 @@
+//! [`CachedAnalyzer`]: the facts of a source already analysed, kept in a bounded cache.
+//!
+//! Why: the same file is analysed again and again in real use. A CI job that runs all three
+//! agents on a changed file parses it three times; an editor asks about the file it shows on
+//! every save that did not change it; a client that retries sends the same source again. The
+//! parse and walk are most of what a call costs the server (about a third of its CPU for a
+//! small file, all of it for a large one), and facts depend only on the language and the
+//! source, so they can be shared.
+//!
+//! Keys are the language and a seeded 64-bit hash of the source; each entry keeps the source
+//! itself, and a hit compares it byte for byte, so two sources whose hashes collide never
+//! share facts (one tenant's code cannot be answered with another's). Only successful analyses
+//! are kept: a time-out depends on the load at that moment. The cache is bounded by an
+//! approximate byte weight (source plus facts) and evicts with quick_cache's S3-FIFO, which
+//! keeps a stream of one-off files from flushing the files asked about repeatedly.
+
+use std::fmt;
+use std::hash::BuildHasher;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use agents_core::Language;
+use agents_core::facts::{CodeFacts, FactsAnalyzer, FactsError};
+use quick_cache::Weighter;
+use quick_cache::sync::{Cache, DefaultLifecycle};
+
+/// One entry: an entry heavier than the capacity over this is not kept, so that one large
+/// file cannot evict everything else.
+const LARGEST_SHARE: u64 = 16;
+
+/// Bookkeeping bytes counted per entry and per listed item, on top of the text they hold.
+const ENTRY_OVERHEAD: u64 = 256;
+const ITEM_OVERHEAD: u64 = 192;
+
+type Key = (Language, u64);
+
+/// A source and its facts, with the weight they count for.
+#[derive(Debug)]
+struct Entry {
+    source: Box<str>,
+    facts: CodeFacts,
+    weight: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct ByWeight;
+
+impl Weighter<Key, Arc<Entry>> for ByWeight {
+    fn weight(&self, _key: &Key, entry: &Arc<Entry>) -> u64 {
+        entry.weight
+    }
+}
+
+/// What a [`CachedAnalyzer`] has done so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CacheStats {
+    /// Calls answered from the cache.
+    pub hits: u64,
+    /// Calls that ran the analyzer (first sight, evicted, or too large to keep).
+    pub misses: u64,
+    /// Entries held now.
+    pub entries: u64,
+    /// Their approximate weight in bytes now.
+    pub weight_bytes: u64,
+    /// The most the entries may weigh.
+    pub capacity_bytes: u64,
+}
+
+/// A [`FactsAnalyzer`] that answers a source it has seen from memory.
+///
+/// ```
+/// # #[cfg(feature = "python")] {
+/// use agents_core::Language;
+/// use agents_core::facts::FactsAnalyzer;
+/// use agents_facts::{CachedAnalyzer, TreeSitterAnalyzer};
+///
+/// let analyzer = CachedAnalyzer::new(TreeSitterAnalyzer::new(), 8 << 20);
+/// let source = "def area(w, h):\n    return w * h\n";
+/// let first = analyzer.analyze(Language::Python, source).unwrap();
+/// let again = analyzer.analyze(Language::Python, source).unwrap();
+/// assert_eq!(first, again);
+/// assert_eq!((analyzer.stats().misses, analyzer.stats().hits), (1, 1));
+/// # }
+/// ```
+pub struct CachedAnalyzer<A> {
+    inner: A,
+    cache: Cache<Key, Arc<Entry>, ByWeight, foldhash::fast::RandomState>,
+    /// Seeded per process: which sources share a bucket cannot be predicted from outside.
+    hasher: foldhash::quality::RandomState,
+    capacity_bytes: u64,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+impl<A: FactsAnalyzer> CachedAnalyzer<A> {
+    /// Wraps `inner` with a cache of at most `capacity_bytes` (approximate: each entry counts
+    /// its source, the text of its facts and a fixed overhead). An entry heavier than a
+    /// sixteenth of the capacity is not kept.
+    pub fn new(inner: A, capacity_bytes: u64) -> Self {
+        // quick_cache sizes its table from this; a typical entry (a few-kilobyte file and its
+        // facts) weighs about 8 KiB.
+        let estimated_entries = usize::try_from(capacity_bytes / 8192)
+            .unwrap_or(usize::MAX)
+            .clamp(16, 1 << 20);
+        Self {
+            inner,
+            cache: Cache::with(
+                estimated_entries,
+                capacity_bytes.max(1),
+                ByWeight,
+                foldhash::fast::RandomState::default(),
+                DefaultLifecycle::default(),
+            ),
+            hasher: foldhash::quality::RandomState::default(),
+            capacity_bytes,
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
+    }
+
+    /// The analyzer behind the cache.
+    pub fn inner(&self) -> &A {
+        &self.inner
+    }
+
+    /// Hits, misses and what the cache holds now.
+    pub fn stats(&self) -> CacheStats {
+        CacheStats {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+            entries: self.cache.len() as u64,
+            weight_bytes: self.cache.weight(),
+            capacity_bytes: self.capacity_bytes,
+        }
+    }
+}
+
+impl<A: FactsAnalyzer> FactsAnalyzer for CachedAnalyzer<A> {
+    fn analyze(&self, language: Language, source: &str) -> Result<CodeFacts, FactsError> {
+        let key = (language, self.hasher.hash_one(source));
+        if let Some(entry) = self.cache.get(&key)
+            && *entry.source == *source
+        {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(entry.facts.clone());
+        }
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        let facts = self.inner.analyze(language, source)?;
+        let weight = weight(source, &facts);
+        if weight <= self.capacity_bytes / LARGEST_SHARE {
+            self.cache.insert(
+                key,
+                Arc::new(Entry {
+                    source: source.into(),
+                    facts: facts.clone(),
+                    weight,
+                }),
+            );
+        }
+        Ok(facts)
+    }
+}
+
+impl<A: fmt::Debug> fmt::Debug for CachedAnalyzer<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never the cached sources: they are the callers' code.
+        f.debug_struct("CachedAnalyzer")
+            .field("inner", &self.inner)
+            .field("capacity_bytes", &self.capacity_bytes)
+            .field("entries", &self.cache.len())
+            .field("hits", &self.hits.load(Ordering::Relaxed))
+            .field("misses", &self.misses.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+/// The approximate bytes an entry holds: the source, the text copied into its facts (names,
+/// signatures, docs, messages; each at most the source again) and a fixed cost per item.
+fn weight(source: &str, facts: &CodeFacts) -> u64 {
+    let text: usize = facts
+        .functions
+        .iter()
+        .map(|f| {
+            f.name.len()
+                + f.signature.len()
+                + f.container.as_ref().map_or(0, String::len)
+                + f.doc.as_ref().map_or(0, String::len)
+                + f.return_type.as_ref().map_or(0, String::len)
+                + f.parameters
+                    .iter()
+                    .map(|p| p.name.len() + p.type_name.as_ref().map_or(0, String::len))
+                    .sum::<usize>()
+                + f.branches.iter().map(|b| b.kind.len()).sum::<usize>()
+        })
+        .chain(
+            facts
+                .types
+                .iter()
+                .map(|t| t.name.len() + t.kind.len() + t.doc.as_ref().map_or(0, String::len)),
+        )
+        .chain(facts.findings.iter().map(|f| f.message.len()))
+        .chain(facts.syntax_errors.iter().map(|e| e.message.len()))
+        .sum();
+    let items = facts.functions.len()
+        + facts.types.len()
+        + facts.findings.len()
+        + facts.syntax_errors.len()
+        + facts
+            .functions
+            .iter()
+            .map(|f| f.parameters.len() + f.branches.len())
+            .sum::<usize>();
+    let bytes = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+    ENTRY_OVERHEAD
+        .saturating_add(bytes(source.len()))
+        .saturating_add(bytes(text))
+        .saturating_add(bytes(items).saturating_mul(ITEM_OVERHEAD))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// Counts its calls and answers from a script: a stand-in for the grammar-backed analyzer
+    /// where a test needs to see whether the cache called through.
+    #[derive(Debug, Default)]
+    struct Counting {
+        calls: AtomicU64,
+        fail: Mutex<bool>,
+    }
+
+    impl FactsAnalyzer for Counting {
+        fn analyze(&self, _language: Language, source: &str) -> Result<CodeFacts, FactsError> {
+            self.calls.fetch_add(1, Ordering::Relaxed);
+            if *self.fail.lock().unwrap() {
+                return Err(FactsError::TimedOut { budget_ms: 1 });
+            }
+            let mut facts = CodeFacts::default();
+            facts.lines = u32::try_from(source.lines().count()).unwrap();
+            Ok(facts)
+        }
+    }
+
+    fn calls(analyzer: &CachedAnalyzer<Counting>) -> u64 {
+        analyzer.inner().calls.load(Ordering::Relaxed)
+    }
+
+    #[test]
+    fn a_repeated_source_is_answered_from_memory() {
+        let analyzer = CachedAnalyzer::new(Counting::default(), 1 << 20);
+        let a = analyzer.analyze(Language::Rust, "fn a() {}\n").unwrap();
+        let again = analyzer.analyze(Language::Rust, "fn a() {}\n").unwrap();
+        assert_eq!(a, again);
+        assert_eq!(calls(&analyzer), 1);
+        // Another source, or the same source in another language, is analysed.
+        analyzer.analyze(Language::Rust, "fn b() {}\n").unwrap();
+        analyzer.analyze(Language::Go, "fn a() {}\n").unwrap();
+        assert_eq!(calls(&analyzer), 3);
+        let stats = analyzer.stats();
+        assert_eq!((stats.hits, stats.misses, stats.entries), (1, 3, 3));
+        assert!(stats.weight_bytes > 0 && stats.weight_bytes <= stats.capacity_bytes);
+    }
+
+    #[test]
+    fn failures_are_not_kept() {
+        let analyzer = CachedAnalyzer::new(Counting::default(), 1 << 20);
+        *analyzer.inner().fail.lock().unwrap() = true;
+        assert!(analyzer.analyze(Language::Rust, "fn a() {}").is_err());
+        *analyzer.inner().fail.lock().unwrap() = false;
+        assert!(analyzer.analyze(Language::Rust, "fn a() {}").is_ok());
+        assert_eq!(calls(&analyzer), 2);
+    }
+
+    #[test]
+    fn the_weight_stays_under_the_capacity_and_large_sources_are_not_kept() {
+        let capacity = 64 * 1024;
+        let analyzer = CachedAnalyzer::new(Counting::default(), capacity);
+        for i in 0..2_000 {
+            analyzer
+                .analyze(Language::Rust, &format!("fn f{i}() {{}}\n"))
+                .unwrap();
+        }
+        let stats = analyzer.stats();
+        assert!(stats.weight_bytes <= capacity, "{stats:?}");
+        assert!(stats.entries < 2_000, "{stats:?}");
+        // Over a sixteenth of the capacity: analysed every time, never kept.
+        let large = "x".repeat(usize::try_from(capacity / 8).unwrap());
+        analyzer.analyze(Language::Rust, &large).unwrap();
+        let before = calls(&analyzer);
+        analyzer.analyze(Language::Rust, &large).unwrap();
+        assert_eq!(calls(&analyzer), before + 1);
+    }
+
+    #[test]
+    fn a_hash_hit_with_another_source_is_a_miss() {
+        let analyzer = CachedAnalyzer::new(Counting::default(), 1 << 20);
+        analyzer.analyze(Language::Rust, "fn a() {}\n").unwrap();
+        // Plant an entry under the key of `fn b` that holds another source, as a colliding
+        // hash would: the byte comparison must refuse it.
+        let key = (Language::Rust, analyzer.hasher.hash_one("fn b() {}\n"));
+        let mut planted = CodeFacts::default();
+        planted.lines = 99;
+        analyzer.cache.insert(
+            key,
+            Arc::new(Entry {
+                source: "something else".into(),
+                facts: planted,
+                weight: 1,
+            }),
+        );
+        let facts = analyzer.analyze(Language::Rust, "fn b() {}\n").unwrap();
+        assert_eq!(facts.lines, 1);
+        assert_eq!(analyzer.stats().hits, 0);
+    }
+
+    #[cfg(feature = "rust")]
+    #[test]
+    fn cached_facts_equal_fresh_ones() {
+        let analyzer = CachedAnalyzer::new(crate::TreeSitterAnalyzer::new(), 1 << 20);
+        let source = "/// Adds.\npub fn add(a: u32, b: u32) -> u32 { if a > b { a } else { b } }\n";
+        let fresh = crate::TreeSitterAnalyzer::new()
+            .analyze(Language::Rust, source)
+            .unwrap();
+        assert_eq!(analyzer.analyze(Language::Rust, source).unwrap(), fresh);
+        assert_eq!(analyzer.analyze(Language::Rust, source).unwrap(), fresh);
+        assert_eq!(analyzer.stats().hits, 1);
+        assert!(!format!("{analyzer:?}").contains("add"), "Debug shows code");
+    }
+}
