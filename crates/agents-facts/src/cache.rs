@@ -13,6 +13,10 @@
 //! are kept: a time-out depends on the load at that moment. The cache is bounded by an
 //! approximate byte weight (source plus facts) and evicts with quick_cache's S3-FIFO, which
 //! keeps a stream of one-off files from flushing the files asked about repeatedly.
+//!
+//! One cache serves every caller. A hit hands out nothing the caller did not send (facts come
+//! from the source alone), but its speed tells that the same source was analysed recently; a
+//! service whose tenants must not learn even that should not share one cache between them.
 
 use std::fmt;
 use std::hash::BuildHasher;
