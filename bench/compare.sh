@@ -170,7 +170,7 @@ start_fake() { # latency_ms
     wait_for "fake model" 10 grep -q listening "$OUT/fake-$1.log"
 }
 
-SERVER_PID=; SERVER_ADDR=; TELEMETRY=none
+SERVER_PID=; SERVER_ADDR=; SERVER_METRICS=; TELEMETRY=none
 start_server() { # tag
     local tag=$1 grpc metrics cfg
     grpc=$(free_port); metrics=$(free_port)
@@ -190,7 +190,19 @@ start_server() { # tag
     RUST_LOG=${RUST_LOG:-warn} "$BIN/agents-server" serve --config "$cfg" >"$OUT/agents-server-$tag.log" 2>&1 &
     SERVER_PID=$!; PIDS+=("$SERVER_PID")
     SERVER_ADDR="http://127.0.0.1:$grpc"
+    SERVER_METRICS="http://127.0.0.1:$metrics/metrics"
     wait_for "agents-server" 30 http_ok "http://127.0.0.1:$metrics/readyz"
+}
+
+# The server's facts-cache counters after a run (cumulative since the server started), one line
+# per run in facts-cache.txt: shows whether the measured calls parsed or hit the cache.
+record_facts_cache() { # name
+    python3 - "$SERVER_METRICS" "$1" >>"$OUT/facts-cache.txt" <<'PY' || true
+import sys, urllib.request
+text = urllib.request.urlopen(sys.argv[1], timeout=5).read().decode()
+values = {l.split()[0]: l.split()[1] for l in text.splitlines() if l.startswith("agents_facts_cache")}
+print(sys.argv[2], " ".join(f"{k}={v}" for k, v in sorted(values.items())) or "no facts cache")
+PY
 }
 
 LITELLM_PID=; LITELLM_URL=
@@ -249,6 +261,7 @@ for latency in $UPSTREAM_LATENCIES; do
         drive "agents-u$latency-r$rate" "$SERVER_PID" "$DURATION" -- grpc --addr "$SERVER_ADDR" \
             --agent code-analysis --payload "$BENCH/payloads/code-analysis.json" "${AGENTS_SOURCES[@]}" \
             --rate "$rate" --upstream-latency-ms "$latency" --label agents
+        record_facts_cache "agents-u$latency-r$rate"
     done
     stop_pid "$SERVER_PID"
     if [[ $LITELLM == 1 ]]; then

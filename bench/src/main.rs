@@ -149,7 +149,11 @@ async fn main_async(cli: Cli) -> anyhow::Result<()> {
             serde_json::from_str::<serde_json::Value>(&text)
                 .with_context(|| format!("{} is not JSON", payload.display()))?;
             let input = if unique_sources {
-                GrpcInput::unique(&text)
+                // The process id and start time tell this run's sources from an earlier run's.
+                let started = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_micros());
+                GrpcInput::unique(&text, format!("{}-{started}", std::process::id()))
                     .with_context(|| format!("payload {}", payload.display()))?
             } else {
                 GrpcInput::same(text)

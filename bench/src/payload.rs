@@ -10,13 +10,17 @@ use serde_json::Value;
 pub enum GrpcInput {
     /// Every request sends the same document (a server may answer its facts from its cache).
     Same(String),
-    /// Every request sends its own source: the document with `// load request <i>` (or
-    /// `# load request <i>`) as the source's last line.
+    /// Every request sends its own source: the document with `// load run <run> request <i>`
+    /// (or `# ...`) as the source's last line. `run` differs per process, so the next rate of
+    /// a benchmark (a new tool process against the same server) does not resend the sources
+    /// of the one before, which the server's cache may still hold.
     Unique {
         /// The payload document.
         template: Value,
         /// The line comment of the payload's language.
         comment: &'static str,
+        /// This run's tag.
+        run: String,
     },
 }
 
@@ -27,7 +31,7 @@ impl GrpcInput {
     }
 
     /// Unique sources from the payload document, which must have a `source_code` string.
-    pub fn unique(text: &str) -> anyhow::Result<Self> {
+    pub fn unique(text: &str, run: impl Into<String>) -> anyhow::Result<Self> {
         let template: Value = serde_json::from_str(text).context("the payload is not JSON")?;
         if !template.get("source_code").is_some_and(Value::is_string) {
             anyhow::bail!("--unique-sources needs a payload with a `source_code` string");
@@ -36,20 +40,28 @@ impl GrpcInput {
             Some("python" | "ruby") => "#",
             _ => "//",
         };
-        Ok(Self::Unique { template, comment })
+        Ok(Self::Unique {
+            template,
+            comment,
+            run: run.into(),
+        })
     }
 
     /// The `input_json` of request `i`.
     pub fn for_request(&self, i: u64) -> String {
         match self {
             Self::Same(text) => text.clone(),
-            Self::Unique { template, comment } => {
+            Self::Unique {
+                template,
+                comment,
+                run,
+            } => {
                 let mut input = template.clone();
                 if let Some(Value::String(source)) = input.get_mut("source_code") {
                     if !source.ends_with('\n') {
                         source.push('\n');
                     }
-                    source.push_str(&format!("{comment} load request {i}\n"));
+                    source.push_str(&format!("{comment} load run {run} request {i}\n"));
                 }
                 input.to_string()
             }
@@ -68,16 +80,19 @@ mod tests {
         let text = r#"{"source_code": "fn a() {}", "language": "rust", "focus": ["x"]}"#;
         let same = GrpcInput::same(text.to_owned());
         assert_eq!(same.for_request(1), same.for_request(2));
-        let unique = GrpcInput::unique(text).unwrap();
+        let unique = GrpcInput::unique(text, "r1").unwrap();
         let one: Value = serde_json::from_str(&unique.for_request(1)).unwrap();
         let two: Value = serde_json::from_str(&unique.for_request(2)).unwrap();
-        assert_eq!(one["source_code"], "fn a() {}\n// load request 1\n");
+        assert_eq!(one["source_code"], "fn a() {}\n// load run r1 request 1\n");
         assert_ne!(one["source_code"], two["source_code"]);
         assert_eq!(one["focus"], serde_json::json!(["x"]));
-        let python =
-            GrpcInput::unique(r#"{"source_code": "x = 1\n", "language": "python"}"#).unwrap();
+        // Another run sends other sources for the same request numbers.
+        let next_run = GrpcInput::unique(text, "r2").unwrap();
+        assert_ne!(next_run.for_request(1), unique.for_request(1));
+        let python = r#"{"source_code": "x = 1\n", "language": "python"}"#;
+        let python = GrpcInput::unique(python, "r1").unwrap();
         let three: Value = serde_json::from_str(&python.for_request(3)).unwrap();
-        assert_eq!(three["source_code"], "x = 1\n# load request 3\n");
-        assert!(GrpcInput::unique(r#"{"language": "rust"}"#).is_err());
+        assert_eq!(three["source_code"], "x = 1\n# load run r1 request 3\n");
+        assert!(GrpcInput::unique(r#"{"language": "rust"}"#, "r1").is_err());
     }
 }

@@ -7,41 +7,47 @@
 //! small file, all of it for a large one), and facts depend only on the language and the
 //! source, so they can be shared.
 //!
-//! Keys are the language and a seeded 64-bit hash of the source; each entry keeps the source
-//! itself, and a hit compares it byte for byte, so two sources whose hashes collide never
-//! share facts (one tenant's code cannot be answered with another's). Only successful analyses
-//! are kept: a time-out depends on the load at that moment. The cache is bounded by an
-//! approximate byte weight (source plus facts) and evicts with quick_cache's S3-FIFO, which
-//! keeps a stream of one-off files from flushing the files asked about repeatedly.
+//! Keys are the language and the SHA-256 digest of the source. The source itself is not kept:
+//! no caller's code stays in memory after its call, only its facts (names, signatures, doc
+//! comments, line numbers), and two sources sharing a key would take a SHA-256 collision. Only
+//! successful analyses are kept: a time-out depends on the load at that moment. The cache is
+//! bounded by an approximate byte weight (the text of the facts plus a fixed cost per item) and
+//! evicts with quick_cache's S3-FIFO: a file is admitted on probation (3 % of the weight) and
+//! kept if asked for again, so a stream of one-off files does not flush the files asked about
+//! repeatedly. A file asked for a second time only after its probation ended is admitted for
+//! good on its third request (quick_cache remembers recently evicted keys).
 //!
 //! One cache serves every caller. A hit hands out nothing the caller did not send (facts come
 //! from the source alone), but its speed tells that the same source was analysed recently; a
 //! service whose tenants must not learn even that should not share one cache between them.
 
 use std::fmt;
-use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use agents_core::Language;
 use agents_core::facts::{CodeFacts, FactsAnalyzer, FactsError};
-use quick_cache::Weighter;
 use quick_cache::sync::{Cache, DefaultLifecycle};
+use quick_cache::{OptionsBuilder, Weighter};
+use sha2::{Digest as _, Sha256};
 
-/// One entry: an entry heavier than the capacity over this is not kept, so that one large
-/// file cannot evict everything else.
-const LARGEST_SHARE: u64 = 16;
+/// The cache's shards, each with a quarter of the capacity: fixed rather than quick_cache's
+/// default (four per core), whose shards on a large machine are too small for one large file.
+const SHARDS: usize = 4;
+
+/// An entry heavier than its shard's capacity over this is not kept, so that one large file
+/// cannot evict most of a shard.
+const LARGEST_SHARE: u64 = 4;
 
 /// Bookkeeping bytes counted per entry and per listed item, on top of the text they hold.
 const ENTRY_OVERHEAD: u64 = 256;
 const ITEM_OVERHEAD: u64 = 192;
 
-type Key = (Language, u64);
+type Key = (Language, [u8; 32]);
 
-/// A source and its facts, with the weight they count for.
-#[derive(Debug)]
+/// The facts of one source, with the weight they count for. No `Debug`: facts quote names,
+/// signatures and doc comments of a caller's code.
 struct Entry {
-    source: Box<str>,
     facts: CodeFacts,
     weight: u64,
 }
@@ -90,34 +96,47 @@ pub struct CacheStats {
 pub struct CachedAnalyzer<A> {
     inner: A,
     cache: Cache<Key, Arc<Entry>, ByWeight, foldhash::fast::RandomState>,
-    /// Seeded per process: which sources share a bucket cannot be predicted from outside.
-    hasher: foldhash::quality::RandomState,
     capacity_bytes: u64,
+    largest_entry: u64,
     hits: AtomicU64,
     misses: AtomicU64,
 }
 
 impl<A: FactsAnalyzer> CachedAnalyzer<A> {
     /// Wraps `inner` with a cache of at most `capacity_bytes` (approximate: each entry counts
-    /// its source, the text of its facts and a fixed overhead). An entry heavier than a
-    /// sixteenth of the capacity is not kept.
+    /// the text of its facts and a fixed cost per item). The cache has four shards; an entry
+    /// heavier than a quarter of a shard (a sixteenth of the capacity) is not kept.
     pub fn new(inner: A, capacity_bytes: u64) -> Self {
-        // quick_cache sizes its table from this; a typical entry (a few-kilobyte file and its
-        // facts) weighs about 8 KiB.
-        let estimated_entries = usize::try_from(capacity_bytes / 8192)
+        // quick_cache sizes its tables from this; a typical entry (the facts of a few-kilobyte
+        // file) weighs 1-4 KiB.
+        let estimated_entries = usize::try_from(capacity_bytes / 2048)
             .unwrap_or(usize::MAX)
             .clamp(16, 1 << 20);
-        Self {
-            inner,
-            cache: Cache::with(
+        let weight_capacity = capacity_bytes.max(1);
+        let options = OptionsBuilder::new()
+            .shards(SHARDS)
+            .estimated_items_capacity(estimated_entries)
+            .weight_capacity(weight_capacity)
+            .build();
+        let hasher = foldhash::fast::RandomState::default();
+        let cache = match options {
+            Ok(options) => {
+                Cache::with_options(options, ByWeight, hasher, DefaultLifecycle::default())
+            }
+            // Only a missing setting fails, and both are set above.
+            Err(_) => Cache::with(
                 estimated_entries,
-                capacity_bytes.max(1),
+                weight_capacity,
                 ByWeight,
-                foldhash::fast::RandomState::default(),
+                hasher,
                 DefaultLifecycle::default(),
             ),
-            hasher: foldhash::quality::RandomState::default(),
+        };
+        Self {
+            inner,
+            cache,
             capacity_bytes,
+            largest_entry: capacity_bytes / (SHARDS as u64 * LARGEST_SHARE),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         }
@@ -142,21 +161,18 @@ impl<A: FactsAnalyzer> CachedAnalyzer<A> {
 
 impl<A: FactsAnalyzer> FactsAnalyzer for CachedAnalyzer<A> {
     fn analyze(&self, language: Language, source: &str) -> Result<CodeFacts, FactsError> {
-        let key = (language, self.hasher.hash_one(source));
-        if let Some(entry) = self.cache.get(&key)
-            && *entry.source == *source
-        {
+        let key = (language, Sha256::digest(source.as_bytes()).into());
+        if let Some(entry) = self.cache.get(&key) {
             self.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(entry.facts.clone());
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
         let facts = self.inner.analyze(language, source)?;
-        let weight = weight(source, &facts);
-        if weight <= self.capacity_bytes / LARGEST_SHARE {
+        let weight = weight(&facts);
+        if weight <= self.largest_entry {
             self.cache.insert(
                 key,
                 Arc::new(Entry {
-                    source: source.into(),
                     facts: facts.clone(),
                     weight,
                 }),
@@ -168,7 +184,7 @@ impl<A: FactsAnalyzer> FactsAnalyzer for CachedAnalyzer<A> {
 
 impl<A: fmt::Debug> fmt::Debug for CachedAnalyzer<A> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Never the cached sources: they are the callers' code.
+        // Never the cached facts: they quote the callers' code.
         f.debug_struct("CachedAnalyzer")
             .field("inner", &self.inner)
             .field("capacity_bytes", &self.capacity_bytes)
@@ -179,9 +195,9 @@ impl<A: fmt::Debug> fmt::Debug for CachedAnalyzer<A> {
     }
 }
 
-/// The approximate bytes an entry holds: the source, the text copied into its facts (names,
-/// signatures, docs, messages; each at most the source again) and a fixed cost per item.
-fn weight(source: &str, facts: &CodeFacts) -> u64 {
+/// The approximate bytes an entry holds: the text of its facts (names, signatures, docs,
+/// messages) and a fixed cost per item.
+fn weight(facts: &CodeFacts) -> u64 {
     let text: usize = facts
         .functions
         .iter()
@@ -217,7 +233,6 @@ fn weight(source: &str, facts: &CodeFacts) -> u64 {
             .sum::<usize>();
     let bytes = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
     ENTRY_OVERHEAD
-        .saturating_add(bytes(source.len()))
         .saturating_add(bytes(text))
         .saturating_add(bytes(items).saturating_mul(ITEM_OVERHEAD))
 }
@@ -226,9 +241,12 @@ fn weight(source: &str, facts: &CodeFacts) -> u64 {
 mod tests {
     use std::sync::Mutex;
 
+    use agents_core::facts::FunctionFacts;
+
     use super::*;
 
-    /// Counts its calls and answers from a script: a stand-in for the grammar-backed analyzer
+    /// Counts its calls and answers with one function named after the whole source (so an
+    /// entry weighs about the source's length): a stand-in for the grammar-backed analyzer
     /// where a test needs to see whether the cache called through.
     #[derive(Debug, Default)]
     struct Counting {
@@ -244,6 +262,9 @@ mod tests {
             }
             let mut facts = CodeFacts::default();
             facts.lines = u32::try_from(source.lines().count()).unwrap();
+            let mut function = FunctionFacts::default();
+            function.name = source.to_owned();
+            facts.functions.push(function);
             Ok(facts)
         }
     }
@@ -279,7 +300,7 @@ mod tests {
     }
 
     #[test]
-    fn the_weight_stays_under_the_capacity_and_large_sources_are_not_kept() {
+    fn the_weight_stays_under_the_capacity_and_large_entries_are_not_kept() {
         let capacity = 64 * 1024;
         let analyzer = CachedAnalyzer::new(Counting::default(), capacity);
         for i in 0..2_000 {
@@ -289,35 +310,20 @@ mod tests {
         }
         let stats = analyzer.stats();
         assert!(stats.weight_bytes <= capacity, "{stats:?}");
-        assert!(stats.entries < 2_000, "{stats:?}");
-        // Over a sixteenth of the capacity: analysed every time, never kept.
+        // Each entry counts at least its fixed overhead.
+        assert!(stats.entries <= capacity / ENTRY_OVERHEAD, "{stats:?}");
+        // Facts over a sixteenth of the capacity: analysed every time, never kept.
         let large = "x".repeat(usize::try_from(capacity / 8).unwrap());
         analyzer.analyze(Language::Rust, &large).unwrap();
         let before = calls(&analyzer);
         analyzer.analyze(Language::Rust, &large).unwrap();
         assert_eq!(calls(&analyzer), before + 1);
-    }
-
-    #[test]
-    fn a_hash_hit_with_another_source_is_a_miss() {
-        let analyzer = CachedAnalyzer::new(Counting::default(), 1 << 20);
-        analyzer.analyze(Language::Rust, "fn a() {}\n").unwrap();
-        // Plant an entry under the key of `fn b` that holds another source, as a colliding
-        // hash would: the byte comparison must refuse it.
-        let key = (Language::Rust, analyzer.hasher.hash_one("fn b() {}\n"));
-        let mut planted = CodeFacts::default();
-        planted.lines = 99;
-        analyzer.cache.insert(
-            key,
-            Arc::new(Entry {
-                source: "something else".into(),
-                facts: planted,
-                weight: 1,
-            }),
-        );
-        let facts = analyzer.analyze(Language::Rust, "fn b() {}\n").unwrap();
-        assert_eq!(facts.lines, 1);
-        assert_eq!(analyzer.stats().hits, 0);
+        // Just under the limit: kept.
+        let fits = "y".repeat(usize::try_from(capacity / 16 - 2 * 1024).unwrap());
+        analyzer.analyze(Language::Rust, &fits).unwrap();
+        let before = calls(&analyzer);
+        analyzer.analyze(Language::Rust, &fits).unwrap();
+        assert_eq!(calls(&analyzer), before);
     }
 
     #[cfg(feature = "rust")]

@@ -173,10 +173,10 @@ impl<'t, 's> Visitor<'t> for Collector<'s> {
             self.halstead.leaf(node, self.src);
         }
         syntax::check(node, frame, &mut self.syntax_errors, self.src);
-        // Keywords and punctuation, and leaves (names, numbers, plain strings): none declares
-        // a function or type, changes control flow or is a call, so the questions below (each
-        // a few kind comparisons, asked of every node) have nothing to find. Leaves are about
-        // half of the named nodes.
+        // Keywords and punctuation, and leaves (names, numbers, single-token statements such
+        // as Python's `pass`): none declares a function or type, changes control flow or is a
+        // call, so the questions below (each a few kind comparisons, asked of every node) have
+        // nothing to find. Leaves are about half of the named nodes.
         if is_leaf || !node.is_named() {
             return;
         }

@@ -4,6 +4,9 @@
 //! certain, so that agents never ask a model to guess it. [`TreeSitterAnalyzer`] implements
 //! [`agents_core::facts::FactsAnalyzer`] for the nine languages the agents accept.
 //!
+//! [`CachedAnalyzer`] keeps the facts of sources already analysed (keyed by their SHA-256
+//! digest, bounded in bytes), for services that see the same file more than once.
+//!
 //! The grammars are C code and take a while to compile; they live here rather than in
 //! `agents-core` so that programs needing only the contract do not build them.
 //!

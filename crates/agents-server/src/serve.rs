@@ -17,8 +17,7 @@ use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::auth::Authenticator;
-use crate::config::FactsConfig;
-use crate::config::{BusConfig, ListenConfig, ServerConfig};
+use crate::config::{BusConfig, FactsConfig, ListenConfig, ServerConfig};
 use crate::limits::Limiter;
 use crate::metrics::{FactsCacheSample, Metrics, QuotaSample, merge_bus_numbers};
 use crate::pb;

@@ -9,7 +9,9 @@ mod model;
 mod queue;
 
 pub use env::apply_env_overrides;
-pub use facts::{DEFAULT_FACTS_CACHE_BYTES, FactsConfig, MAX_FACTS_CACHE_BYTES};
+pub use facts::{
+    DEFAULT_FACTS_CACHE_BYTES, FactsConfig, MAX_FACTS_CACHE_BYTES, MIN_FACTS_CACHE_BYTES,
+};
 pub use model::{BusConfig, ListenConfig, ProviderEntry, ServerConfig};
 pub use queue::{Dispatch, TasksConfig, WorkerConfig};
 
@@ -178,10 +180,13 @@ mod tests {
         assert_eq!(config.facts.cache_bytes, 0);
         let config = load(
             None,
-            vec![("AGENTS_FACTS__CACHE_BYTES".to_owned(), "1024".to_owned())],
+            vec![("AGENTS_FACTS__CACHE_BYTES".to_owned(), "65536".to_owned())],
         )
         .unwrap();
-        assert_eq!(config.facts.cache_bytes, 1024);
+        assert_eq!(config.facts.cache_bytes, MIN_FACTS_CACHE_BYTES);
+        // So small that no entry would fit: refused, with the key.
+        let errors = parse("[facts]\ncache_bytes = 1024\n", Vec::new()).unwrap_err();
+        assert_eq!(errors[0].path, "facts.cache_bytes", "{errors:?}");
     }
 
     #[test]
