@@ -97,9 +97,14 @@ impl Cluster {
         )
     }
 
-    /// The gRPC server, in this process, dispatching every agent to the queue.
+    /// The gRPC server, in this process, dispatching every agent to the queue. Its CPU-delay
+    /// shedding is off: it shares two cores with the test's own calls and three worker processes
+    /// (under coverage instrumentation in CI), so a burst of submits can see more than
+    /// `max_queue_delay_ms` of scheduling delay and be refused, which these tests are not about
+    /// (shedding has its own tests in `shedding.rs`).
     async fn server(&self) -> (Running, AgentServiceClient<Channel>) {
-        let config = config::parse(&self.config("server", ""), Vec::new()).unwrap();
+        let text = self.config("server", "[limits]\nmax_queue_delay_ms = 0\n");
+        let config = config::parse(&text, Vec::new()).unwrap();
         let running = serve::start(config).await.unwrap();
         let client = AgentServiceClient::connect(format!("http://{}", running.addr))
             .await
@@ -365,12 +370,15 @@ async fn a_worker_killed_while_holding_tasks_loses_none_and_completes_none_twice
     for id in &ids {
         submit(&mut client, id).await;
     }
-    // Wait until the victim holds tasks, then kill it without warning.
+    // Wait until the victim holds tasks with their model calls under way (a task is marked
+    // working a moment before its call reaches the model), then kill it without warning.
     let first = ids[0].clone();
+    let fake = &cluster.fake;
     wait_until(Duration::from_secs(60), "the victim to hold tasks", || {
         let mut client = client.clone();
         let first = first.clone();
-        async move { get(&mut client, &first).await.state == TaskState::Working as i32 }
+        let calling = fake.answering() > 0;
+        async move { calling && get(&mut client, &first).await.state == TaskState::Working as i32 }
     })
     .await;
     let held = cluster.fake.answering();
