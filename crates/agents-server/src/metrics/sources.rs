@@ -1,4 +1,5 @@
-//! Numbers other crates own, read at scrape time: the bus counters and audit write errors.
+//! Numbers other crates own, read at scrape time: the bus counters, audit write errors,
+//! providers' concurrency quotas and the code-facts cache.
 //!
 //! The bus keeps its own atomics ([`agents_bus::BusMetrics`]); copying them into this registry
 //! on a timer would show stale numbers and cost work when nobody scrapes. A collector asks the
@@ -150,27 +151,19 @@ impl Collector for SourceCollector {
                 let family = format!("bus_{name}");
                 let help = bus_help(name);
                 if is_gauge(name) {
-                    let gauge = ConstGauge::new(value);
-                    let metric =
-                        encoder.encode_descriptor(&family, &help, None, gauge.metric_type())?;
-                    gauge.encode(metric)?;
+                    encode_one(&mut encoder, &family, &help, &ConstGauge::new(value))?;
                 } else {
-                    let counter = ConstCounter::new(value);
-                    let metric =
-                        encoder.encode_descriptor(&family, &help, None, counter.metric_type())?;
-                    counter.encode(metric)?;
+                    encode_one(&mut encoder, &family, &help, &ConstCounter::new(value))?;
                 }
             }
         }
         if let Some(audit) = read(&self.0.audit_write_errors) {
-            let counter = ConstCounter::new(audit());
-            let metric = encoder.encode_descriptor(
+            encode_one(
+                &mut encoder,
                 "audit_write_errors",
                 "Audit log appends that failed: an event the audit trail is missing.",
-                None,
-                counter.metric_type(),
+                &ConstCounter::new(audit()),
             )?;
-            counter.encode(metric)?;
         }
         if let Some(quota) = read(&self.0.quota) {
             encode_quota(&mut encoder, &quota())?;
@@ -237,18 +230,25 @@ fn encode_facts_cache(
         ),
     ];
     for (name, help, value) in counters {
-        let counter = ConstCounter::new(value);
-        let metric = encoder.encode_descriptor(name, help, None, counter.metric_type())?;
-        counter.encode(metric)?;
+        encode_one(encoder, name, help, &ConstCounter::new(value))?;
     }
-    let gauge = ConstGauge::new(i64::try_from(sample.bytes).unwrap_or(i64::MAX));
-    let metric = encoder.encode_descriptor(
+    encode_one(
+        encoder,
         "facts_cache_bytes",
-        "Approximate bytes the code facts cache holds now (sources and their facts).",
-        None,
-        gauge.metric_type(),
-    )?;
-    gauge.encode(metric)
+        "Approximate bytes the code facts cache holds now (the text of the facts and a fixed cost per entry; sources are not kept).",
+        &ConstGauge::new(i64::try_from(sample.bytes).unwrap_or(i64::MAX)),
+    )
+}
+
+/// One metric without labels: its descriptor (name, help, type), then its value.
+fn encode_one(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    metric: &impl EncodeMetric,
+) -> fmt::Result {
+    let family = encoder.encode_descriptor(name, help, None, metric.metric_type())?;
+    metric.encode(family)
 }
 
 /// Bus numbers that go up and down; every other bus number only grows.
