@@ -48,6 +48,12 @@ impl CompiledSchema {
 
     /// Every violation of the schema by `instance` (at most [`MAX_VIOLATIONS`]); empty when valid.
     pub(crate) fn violations(&self, instance: &Value) -> Vec<Violation> {
+        // Nearly every instance is valid. `is_valid` stops at the first failure and builds no
+        // error values, where collecting walks every keyword and allocates as it goes (callgrind,
+        // load benchmark: the input and reply checks of one call 11.4k → 8.4k instructions).
+        if self.validator.is_valid(instance) {
+            return Vec::new();
+        }
         self.validator
             .iter_errors(instance)
             .take(MAX_VIOLATIONS)

@@ -25,7 +25,10 @@ pub(super) fn descriptor(agent: &dyn Agent) -> pb::AgentDescriptor {
 pub(crate) fn response(done: &AgentOutput) -> pb::ExecuteResponse {
     let m = &done.metadata;
     pb::ExecuteResponse {
-        output_json: done.output.to_string(),
+        // Straight into a byte buffer: `Display` goes through the formatter for every token.
+        // Serializing a `Value` cannot fail (its keys are strings); the fallback is never taken.
+        output_json: serde_json::to_string(&done.output)
+            .unwrap_or_else(|_| done.output.to_string()),
         metadata: Some(pb::ExecutionMetadata {
             agent_id: m.agent_id.clone(),
             request_id: m.request_id.clone(),
