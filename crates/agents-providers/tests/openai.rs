@@ -446,6 +446,19 @@ async fn an_api_key_never_appears_in_errors_or_debug_output() {
     );
 }
 
+#[tokio::test]
+async fn a_base_url_with_a_trailing_slash_reaches_the_same_path() {
+    let fake = FakeModel::start().await.unwrap();
+    fake.push(Behavior::Reply { text: "ok".into() });
+    let provider = OpenAiProvider::new(
+        OpenAiConfig::new("local", format!("{}/", fake.base_url()), "fake-model"),
+        None,
+    )
+    .unwrap();
+    provider.generate(request()).await.unwrap();
+    assert_eq!(fake.requests()[0].path, "/v1/chat/completions");
+}
+
 #[test]
 fn config_is_validated_and_env_references_resolve() {
     let bad = [
@@ -457,6 +470,14 @@ fn config_is_validated_and_env_references_resolve() {
         ),
         (
             OpenAiConfig::new("a", "http://user:pw@127.0.0.1/v1", "m"),
+            "base_url",
+        ),
+        (
+            OpenAiConfig::new("a", "http://127.0.0.1/v1?api-version=1", "m"),
+            "base_url",
+        ),
+        (
+            OpenAiConfig::new("a", "http://127.0.0.1/v1#frag", "m"),
             "base_url",
         ),
         (OpenAiConfig::new("a", "http://127.0.0.1/v1", " "), "model"),

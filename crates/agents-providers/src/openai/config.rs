@@ -134,6 +134,14 @@ impl OpenAiConfig {
         if !matches!(url.scheme(), "http" | "https") {
             return Err(ConfigError::new("base_url", "must be http:// or https://"));
         }
+        if url.query().is_some() || url.fragment().is_some() {
+            // `/chat/completions` is appended to the text: after a `?` or `#` it would land in
+            // the query or the fragment, and every call would go to the wrong path.
+            return Err(ConfigError::new(
+                "base_url",
+                "must not have a query (?) or fragment (#); give the API's base path, e.g. http://127.0.0.1:8080/v1",
+            ));
+        }
         if !url.username().is_empty() || url.password().is_some() {
             return Err(ConfigError::new(
                 "base_url",

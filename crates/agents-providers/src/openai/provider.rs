@@ -65,8 +65,13 @@ impl OpenAiProvider {
                 ConfigError::new("", format!("the HTTP client could not be built: {e}"))
             })?;
         let base = config.base_url.trim_end_matches('/');
-        let completions_url = reqwest::Url::parse(&format!("{base}/chat/completions"))
-            .map_err(|e| ConfigError::new("base_url", format!("is not a URL: {e}")))?;
+        let completions_url =
+            reqwest::Url::parse(&format!("{base}/chat/completions")).map_err(|e| {
+                ConfigError::new(
+                    "base_url",
+                    format!("is not a URL once /chat/completions is appended ({e})"),
+                )
+            })?;
         Ok(Self {
             completions_url,
             models_url: format!("{base}/models"),

@@ -26,9 +26,8 @@ pub(crate) fn response(done: &AgentOutput) -> pb::ExecuteResponse {
     let m = &done.metadata;
     pb::ExecuteResponse {
         // Straight into a byte buffer: `Display` goes through the formatter for every token.
-        // Serializing a `Value` cannot fail (its keys are strings); the fallback is never taken.
-        output_json: serde_json::to_string(&done.output)
-            .unwrap_or_else(|_| done.output.to_string()),
+        // Serializing a `Value` cannot fail (its keys are strings), so the default is never used.
+        output_json: serde_json::to_string(&done.output).unwrap_or_default(),
         metadata: Some(pb::ExecutionMetadata {
             agent_id: m.agent_id.clone(),
             request_id: m.request_id.clone(),
@@ -45,5 +44,42 @@ pub(crate) fn response(done: &AgentOutput) -> pb::ExecuteResponse {
             latency_us: m.latency_us,
             provider_latency_us: m.provider_latency_us,
         }),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use agents_core::AgentOutput;
+    use serde_json::json;
+
+    use super::response;
+
+    #[test]
+    fn output_json_is_the_compact_json_of_the_output() {
+        // Nesting, escapes, non-ASCII text, floats and large integers: the bytes clients got
+        // from `Display` before, byte for byte.
+        let output = json!({
+            "summary": "quote \" backslash \\ newline \n tab \t nul \u{0} é 漢 😀",
+            "scores": [1.5, -0.0, 1e300, 12_345_678_901_234_567_u64, -42],
+            "nested": {"empty": {}, "list": [], "null": null, "yes": true},
+        });
+        // Built through serde: both types are `#[non_exhaustive]`.
+        let done: AgentOutput = serde_json::from_value(json!({
+            "output": output,
+            "metadata": {"agent_id": "code-analysis", "request_id": "r", "trace_id": "ab",
+                         "provider": "fake", "model": null, "fallbacks": [],
+                         "usage": {"prompt_tokens": 1, "completion_tokens": 2},
+                         "latency_ms": 1, "provider_latency_ms": 1, "latency_us": 900,
+                         "provider_latency_us": 800, "grounded": true, "facts_error": null,
+                         "degraded": false, "degraded_reason": null}
+        }))
+        .unwrap();
+        let encoded = response(&done).output_json;
+        assert_eq!(encoded, output.to_string());
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&encoded).unwrap(),
+            output
+        );
     }
 }
