@@ -20,9 +20,10 @@ pub const MIN_FACTS_CACHE_BYTES: u64 = 64 << 10;
 #[non_exhaustive]
 pub struct FactsConfig {
     /// The facts of sources already analysed are kept up to this many bytes (approximate: the
-    /// text of the facts and a fixed cost per item; the sources are not kept), so that the same file sent again (another agent on the same
-    /// file, a client's retry, an unchanged file in CI) is not parsed again. 0 turns the cache
-    /// off. It counts towards the server's memory: size it with the container's limit.
+    /// text of the facts and a fixed cost per item; the sources are not kept), so that the
+    /// same file sent again (another agent on the same file, a client's retry, an unchanged
+    /// file in CI) is not parsed again. 0 turns the cache off. It counts towards the server's
+    /// memory: size it with the container's limit.
     pub cache_bytes: u64,
 }
 
