@@ -6,11 +6,15 @@
 //! task publishes from the queue in order. When the queue is full the event is dropped and
 //! counted in `sink_dropped`: a request is never slowed down, and never fails, because of an
 //! event, yet no drop goes unseen.
+//!
+//! Deferred events ([`EventSink::emit_deferred`]) travel the same queue unbuilt, and the
+//! background task builds them (payload to JSON, redaction, id): that work leaves the request
+//! path, and their order relative to built events is kept.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use agents_core::{CloudEvent, EventSink};
+use agents_core::{CloudEvent, DeferredEvent, EventSink};
 use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio::task::JoinHandle;
 
@@ -19,7 +23,7 @@ use crate::{BusMetrics, Error, EventBus};
 /// A bounded, non-blocking [`EventSink`] that publishes to an [`EventBus`] in the background.
 #[derive(Debug)]
 pub struct BusSink {
-    tx: Mutex<Option<mpsc::Sender<CloudEvent>>>,
+    tx: Mutex<Option<mpsc::Sender<Queued>>>,
     metrics: Arc<BusMetrics>,
     task: Mutex<Option<JoinHandle<()>>>,
 }
@@ -40,10 +44,14 @@ impl BusSink {
         }
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| Error::NoRuntime { what: "event sink" })?;
-        let (tx, mut rx) = mpsc::channel::<CloudEvent>(capacity);
+        let (tx, mut rx) = mpsc::channel::<Queued>(capacity);
         let metrics = bus.metrics();
         let task = runtime.spawn(async move {
-            while let Some(event) = rx.recv().await {
+            while let Some(queued) = rx.recv().await {
+                let event = match queued {
+                    Queued::Built(event) => event,
+                    Queued::Deferred(event) => event.build(),
+                };
                 // The bus counts the failure in `publish_errors`; the id and type are enough
                 // to find the event, its data stays out of the log. Only they are kept for
                 // the log line: copying the whole event for it cost an allocation per field.
@@ -86,12 +94,12 @@ impl BusSink {
             None => true,
         }
     }
-}
 
-impl EventSink for BusSink {
-    fn emit(&self, event: CloudEvent) {
+    /// Queues `queued` for the background task, or counts it dropped when the queue is full
+    /// or closed.
+    fn enqueue(&self, queued: Queued) {
         let sent = match &*self.tx.lock().unwrap_or_else(PoisonError::into_inner) {
-            Some(tx) => match tx.try_send(event) {
+            Some(tx) => match tx.try_send(queued) {
                 Ok(()) => true,
                 Err(TrySendError::Full(_) | TrySendError::Closed(_)) => false,
             },
@@ -103,10 +111,27 @@ impl EventSink for BusSink {
     }
 }
 
+/// What waits in the queue: an event, or one the background task still has to build.
+#[derive(Debug)]
+enum Queued {
+    Built(CloudEvent),
+    Deferred(DeferredEvent),
+}
+
+impl EventSink for BusSink {
+    fn emit(&self, event: CloudEvent) {
+        self.enqueue(Queued::Built(event));
+    }
+
+    fn emit_deferred(&self, event: DeferredEvent) {
+        self.enqueue(Queued::Deferred(event));
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
-    use agents_core::TaskQueued;
+    use agents_core::{AgentFailed, TaskQueued};
 
     use super::*;
     use crate::{InProcessBus, InProcessConfig, TypeFilter};
@@ -136,6 +161,33 @@ mod tests {
         assert!(sub.recv().await.is_some());
         let m = memory.metrics().snapshot();
         assert_eq!((m.published, m.sink_dropped), (2, 2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn deferred_events_are_built_by_the_task_in_queue_order_and_redacted() {
+        let memory = InProcessBus::new(InProcessConfig::default()).unwrap();
+        let mut sub = memory.subscribe_now(TypeFilter::all()).unwrap();
+        let sink = BusSink::spawn(Arc::new(memory.clone()), 3).unwrap();
+        let mut failed = AgentFailed::default();
+        failed.message = "upstream said Authorization: Bearer abcdefghijklmnopqrstu".into();
+        sink.emit(CloudEvent::new("/a", &TaskQueued::default()));
+        sink.emit_deferred(DeferredEvent::new("/agents/x", failed).with_subject("req-7"));
+        sink.emit(CloudEvent::new("/a", &TaskQueued::default()));
+        // A deferred event takes a queue slot like any other: the fourth is dropped and counted.
+        sink.emit_deferred(DeferredEvent::new("/a", TaskQueued::default()));
+        assert!(sink.close(Duration::from_secs(5)).await);
+        let mut types = Vec::new();
+        while sub.queued() > 0 {
+            let event = sub.recv().await.unwrap();
+            if event.event_type == "agent.failed" {
+                assert_eq!(event.subject.as_deref(), Some("req-7"));
+                let text = serde_json::to_string(&*event).unwrap();
+                assert!(!text.contains("abcdefghijklmnopqrstu"), "{text}");
+            }
+            types.push(event.event_type.clone());
+        }
+        assert_eq!(types, ["task.queued", "agent.failed", "task.queued"]);
+        assert_eq!(memory.metrics().snapshot().sink_dropped, 1);
     }
 
     #[tokio::test(start_paused = true)]

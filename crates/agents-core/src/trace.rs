@@ -60,14 +60,38 @@ impl TraceContext {
         if trace_id.bytes().all(|b| b == b'0') || parent_id.bytes().all(|b| b == b'0') {
             return Err(TraceContextError::ZeroId);
         }
-        let tracestate = tracestate
-            .map(str::trim)
-            .filter(|s| !s.is_empty() && s.len() <= MAX_TRACESTATE_LEN && s.is_ascii())
-            .map(str::to_owned);
         Ok(Self {
             // Downstream we speak version 00: keep only its four fields.
             traceparent: format!("00-{trace_id}-{parent_id}-{flags}"),
-            tracestate,
+            tracestate: kept_tracestate(tracestate),
+        })
+    }
+
+    /// The context of a span known by its ids, e.g. from an OpenTelemetry `SpanContext`,
+    /// without writing a header to parse it back. `tracestate` is kept as [`parse`](Self::parse)
+    /// keeps it.
+    ///
+    /// # Errors
+    /// [`TraceContextError::ZeroId`] when either id is all zeros.
+    pub fn from_ids(
+        trace_id: [u8; 16],
+        parent_id: [u8; 8],
+        flags: u8,
+        tracestate: Option<&str>,
+    ) -> Result<Self, TraceContextError> {
+        if trace_id == [0; 16] || parent_id == [0; 8] {
+            return Err(TraceContextError::ZeroId);
+        }
+        let mut traceparent = String::with_capacity(55);
+        traceparent.push_str("00-");
+        push_hex(&mut traceparent, &trace_id);
+        traceparent.push('-');
+        push_hex(&mut traceparent, &parent_id);
+        traceparent.push('-');
+        push_hex(&mut traceparent, &[flags]);
+        Ok(Self {
+            traceparent,
+            tracestate: kept_tracestate(tracestate),
         })
     }
 
@@ -91,9 +115,18 @@ impl TraceContext {
     /// The same trace with a new parent span id: what a component sends downstream for the
     /// span it opened.
     pub fn child(&self) -> Self {
-        let span = uuid::Uuid::new_v4().simple().to_string();
+        // The first 8 bytes of a v4 UUID: random, and never all zeros (byte 6 holds the
+        // version bits).
+        let random = uuid::Uuid::new_v4();
+        let mut traceparent = String::with_capacity(55);
+        traceparent.push_str("00-");
+        traceparent.push_str(self.trace_id());
+        traceparent.push('-');
+        push_hex(&mut traceparent, &random.as_bytes()[..8]);
+        traceparent.push('-');
+        traceparent.push_str(self.flags());
         Self {
-            traceparent: format!("00-{}-{}-{}", self.trace_id(), &span[..16], self.flags()),
+            traceparent,
             tracestate: self.tracestate.clone(),
         }
     }
@@ -128,6 +161,23 @@ impl TraceContext {
     }
 }
 
+/// `tracestate` as it is kept: trimmed, and dropped when empty, over-long or not ASCII.
+fn kept_tracestate(tracestate: Option<&str>) -> Option<String> {
+    tracestate
+        .map(str::trim)
+        .filter(|s| !s.is_empty() && s.len() <= MAX_TRACESTATE_LEN && s.is_ascii())
+        .map(str::to_owned)
+}
+
+/// Appends `bytes` as lowercase hex, two digits each.
+fn push_hex(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for byte in bytes {
+        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        out.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+    }
+}
+
 impl fmt::Display for TraceContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.traceparent)
@@ -155,6 +205,35 @@ mod tests {
         assert!(trace.sampled());
         assert_eq!(trace.tracestate(), Some("congo=t61rcWkgMzE"));
         assert_eq!(trace.to_string(), EXAMPLE);
+    }
+
+    #[test]
+    fn from_ids_is_what_parsing_the_header_of_those_ids_gives() {
+        let trace_id = 0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736_u128.to_be_bytes();
+        let parent_id = 0x00f0_67aa_0ba9_02b7_u64.to_be_bytes();
+        for (flags, state) in [
+            (1, Some(" congo=t61rcWkgMzE ")),
+            (0, Some("")),
+            (0xa5, None),
+        ] {
+            let header =
+                format!("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-{flags:02x}");
+            assert_eq!(
+                TraceContext::from_ids(trace_id, parent_id, flags, state),
+                TraceContext::parse(&header, state)
+            );
+        }
+        let long = "a=b,".repeat(200);
+        let kept = TraceContext::from_ids(trace_id, parent_id, 1, Some(&long)).unwrap();
+        assert_eq!(kept.tracestate(), None);
+        assert_eq!(
+            TraceContext::from_ids([0; 16], parent_id, 1, None),
+            Err(TraceContextError::ZeroId)
+        );
+        assert_eq!(
+            TraceContext::from_ids(trace_id, [0; 8], 1, None),
+            Err(TraceContextError::ZeroId)
+        );
     }
 
     #[test]
@@ -212,6 +291,10 @@ mod tests {
 
         let parent = TraceContext::parse_or_new(Some(EXAMPLE), Some("a=b"));
         let child = parent.child();
+        assert_eq!(
+            TraceContext::parse(child.traceparent(), child.tracestate()).as_ref(),
+            Ok(&child)
+        );
         assert_eq!(child.trace_id(), parent.trace_id());
         assert_ne!(child.parent_id(), parent.parent_id());
         assert_eq!(child.tracestate(), Some("a=b"));

@@ -213,6 +213,111 @@ fn code_analysis_accepts_valid_input_and_returns_valid_output() {
     assert_eq!(done.metadata.trace_id.len(), 32);
 }
 
+/// `execute_json` writes the text straight from the typed output; it must be the JSON of what
+/// `execute` returns (the same value; keys in declaration order), with the same metadata and
+/// the same events.
+#[test]
+fn execute_json_is_the_json_of_execute() {
+    let (code, docs, tests) = agents();
+    let cases: [(&dyn Agent, Value, Value); 3] = [
+        (
+            &code,
+            analysis_reply(),
+            json!({"source_code": RUST_CODE, "language": "rust", "include_metrics": true}),
+        ),
+        (
+            &docs,
+            documentation_reply(),
+            json!({"source_code": RUST_CODE, "language": "rust"}),
+        ),
+        (
+            &tests,
+            tests_reply(),
+            json!({"source_code": RUST_CODE, "language": "rust"}),
+        ),
+    ];
+    for (agent, reply, input) in cases {
+        let events = MemorySink::new();
+        let ctx = AgentContext::new(ScriptedModel::answering(fenced(&reply)))
+            .with_events(Arc::new(events.clone()));
+        let tree = futures_executor::block_on(agent.execute(&ctx, input.clone())).unwrap();
+        let text = futures_executor::block_on(agent.execute_json(&ctx, input)).unwrap();
+        let written: Value = serde_json::from_str(&text.output_json).unwrap();
+        assert_eq!(written, tree.output, "{}", agent.id());
+        assert_valid_against(agent.output_schema(), &written);
+        assert_eq!(text.metadata.provider, tree.metadata.provider);
+        assert_eq!(text.metadata.usage, tree.metadata.usage);
+        let types = events.types();
+        assert_eq!(types[..2], types[2..], "{}: {types:?}", agent.id());
+    }
+    // Keys come in declaration order (code-analysis declares `suggestions` first and
+    // `degraded` after `confidence`), not sorted: the text is written from the typed output.
+    let ctx = AgentContext::new(ScriptedModel::answering(fenced(&analysis_reply())));
+    let input = json!({"source_code": RUST_CODE, "language": "rust"});
+    let text = futures_executor::block_on(code.execute_json(&ctx, input)).unwrap();
+    assert!(
+        text.output_json.starts_with(r#"{"suggestions":["#),
+        "{}",
+        text.output_json
+    );
+    assert!(
+        text.output_json
+            .ends_with(r#""confidence":0.8,"degraded":false}"#)
+    );
+}
+
+/// An agent that implements only `execute`: `execute_json` comes from the trait's default.
+#[derive(Debug)]
+struct OnlyExecute(CodeAnalysisAgent);
+
+#[async_trait::async_trait]
+impl Agent for OnlyExecute {
+    fn id(&self) -> &str {
+        self.0.id()
+    }
+    fn capability(&self) -> agents_core::Capability {
+        self.0.capability()
+    }
+    fn description(&self) -> &str {
+        self.0.description()
+    }
+    fn input_schema(&self) -> &Value {
+        self.0.input_schema()
+    }
+    fn output_schema(&self) -> &Value {
+        self.0.output_schema()
+    }
+    fn validate_input(&self, input: &Value) -> Result<(), AgentError> {
+        self.0.validate_input(input)
+    }
+    async fn execute(
+        &self,
+        ctx: &AgentContext,
+        input: Value,
+    ) -> Result<agents_core::AgentOutput, AgentError> {
+        self.0.execute(ctx, input).await
+    }
+}
+
+#[test]
+fn the_default_execute_json_serializes_execute() {
+    let (code, ..) = agents();
+    let agent = OnlyExecute(code);
+    let ctx = AgentContext::new(ScriptedModel::answering(fenced(&analysis_reply())));
+    let input = json!({"source_code": RUST_CODE, "language": "rust"});
+    let tree = futures_executor::block_on(agent.execute(&ctx, input.clone())).unwrap();
+    let text = futures_executor::block_on(agent.execute_json(&ctx, input.clone())).unwrap();
+    assert_eq!(
+        text.output_json,
+        serde_json::to_string(&tree.output).unwrap()
+    );
+    let refused = futures_executor::block_on(agent.execute_json(&ctx, json!({"language": "rust"})));
+    assert!(
+        matches!(refused, Err(AgentError::Validation { .. })),
+        "{refused:?}"
+    );
+}
+
 #[test]
 fn code_analysis_enforces_the_callers_options() {
     let (agent, ..) = agents();

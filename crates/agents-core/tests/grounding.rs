@@ -599,6 +599,23 @@ fn offline_tests_are_pending_skeletons_in_every_framework() {
     assert_eq!(go["imports"], json!(["import \"testing\""]));
 }
 
+/// Degraded answers are built from the facts alone; `execute_json` must write the same JSON
+/// for them as `execute` returns, for every agent.
+#[test]
+fn execute_json_is_the_json_of_execute_for_degraded_answers() {
+    let agents = grounded_agents(&AgentConfig::default(), CannedFacts::new(facts())).unwrap();
+    for agent in &agents {
+        let input = json!({"source_code": python_source(), "language": "python"});
+        let ctx = AgentContext::new(Model::down());
+        let tree = futures_executor::block_on(agent.execute(&ctx, input.clone())).unwrap();
+        let text = futures_executor::block_on(agent.execute_json(&ctx, input)).unwrap();
+        assert!(tree.metadata.degraded && text.metadata.degraded);
+        let written: Value = serde_json::from_str(&text.output_json).unwrap();
+        assert_eq!(written, tree.output, "{}", agent.id());
+        assert_eq!(text.metadata.degraded_reason, tree.metadata.degraded_reason);
+    }
+}
+
 #[test]
 fn degraded_answers_only_when_allowed_and_only_for_provider_failures() {
     let (code, docs, tests) = {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use agents_bus::{AuditLog, BusMetrics, BusSink, EventBus, InProcessBus, InProcessConfig, Tee};
 use agents_core::facts::FactsAnalyzer;
-use agents_core::{CloudEvent, EventSink, NullSink, Provider, grounded_agents};
+use agents_core::{CloudEvent, DeferredEvent, EventSink, NullSink, Provider, grounded_agents};
 use agents_facts::{CachedAnalyzer, TreeSitterAnalyzer};
 use agents_providers::{FallbackChain, McpProvider, OpenAiProvider, QuotaDepth, Stack};
 use agents_secrets::{SecretRef, SecretStore};
@@ -203,7 +203,8 @@ impl EventPipeline {
 
 /// Sends every event to each sink in turn: borrowed to all but the last, which gets it
 /// owned. Put the sinks that only read events (metrics) first and the one that keeps them
-/// (the bus queue) last, and no event is copied.
+/// (the bus queue) last, and no event is copied. A deferred event skips the sinks before the
+/// last when none of them `wants` its type, and reaches the last one unbuilt.
 #[derive(Debug)]
 struct FanOut(Vec<Arc<dyn EventSink>>);
 
@@ -225,6 +226,24 @@ impl EventSink for FanOut {
         for sink in &self.0 {
             sink.emit_ref(event);
         }
+    }
+
+    /// Passes the event on unbuilt when no sink before the last reads its type (metrics reads
+    /// provider, breaker and pressure events, not the agents'), so the last one (the bus
+    /// queue) builds it off the request path; otherwise builds it here, once, for all.
+    fn emit_deferred(&self, event: DeferredEvent) {
+        let Some((last, rest)) = self.0.split_last() else {
+            return;
+        };
+        if rest.iter().any(|sink| sink.wants(event.event_type())) {
+            self.emit(event.build());
+        } else {
+            last.emit_deferred(event);
+        }
+    }
+
+    fn wants(&self, event_type: &str) -> bool {
+        self.0.iter().any(|sink| sink.wants(event_type))
     }
 }
 
@@ -567,6 +586,75 @@ mod tests {
         }
         assert!(!FanOut(vec![Arc::new(NullSink), Arc::new(NullSink)]).is_enabled());
         assert!(!FanOut(Vec::new()).is_enabled());
+    }
+
+    /// Keeps the types of the deferred events it is handed, unbuilt, and reads only
+    /// `task.queued` on the spot.
+    #[derive(Debug, Default)]
+    struct Recording {
+        deferred: std::sync::Mutex<Vec<&'static str>>,
+        built: MemorySink,
+    }
+
+    impl EventSink for Recording {
+        fn emit(&self, event: CloudEvent) {
+            self.built.emit(event);
+        }
+
+        fn emit_deferred(&self, event: DeferredEvent) {
+            self.deferred.lock().unwrap().push(event.event_type());
+        }
+
+        fn wants(&self, event_type: &str) -> bool {
+            event_type == "task.queued"
+        }
+    }
+
+    #[test]
+    fn fan_out_builds_a_deferred_event_only_for_a_sink_before_the_last_that_reads_it() {
+        use agents_core::AgentStarted;
+        let reader = Arc::new(Recording::default());
+        let last = Arc::new(Recording::default());
+        let fan = FanOut(vec![
+            Arc::clone(&reader) as Arc<dyn EventSink>,
+            Arc::new(NullSink),
+            Arc::clone(&last) as Arc<dyn EventSink>,
+        ]);
+        // Nobody before the last reads agent.started: it goes on unbuilt.
+        fan.emit_deferred(DeferredEvent::new("/a", AgentStarted::default()));
+        // The reader wants task.queued: built once, read by it, handed to the last built.
+        fan.emit_deferred(DeferredEvent::new("/b", TaskQueued::default()));
+        assert_eq!(*last.deferred.lock().unwrap(), ["agent.started"]);
+        assert!(reader.deferred.lock().unwrap().is_empty());
+        for sink in [&reader, &last] {
+            assert_eq!(sink.built.types(), ["task.queued"]);
+        }
+        assert!(fan.wants("task.queued") && !fan.wants("agent.started"));
+        // No sinks: nothing to do, and nothing panics.
+        FanOut(Vec::new()).emit_deferred(DeferredEvent::new("/c", AgentStarted::default()));
+    }
+
+    #[test]
+    fn behind_the_metrics_sink_provider_events_are_counted_and_agent_events_pass_unbuilt() {
+        use agents_core::{AgentStarted, ProviderRequest};
+        let metrics = Arc::new(Metrics::new());
+        let last = Arc::new(Recording::default());
+        let fan = FanOut(vec![
+            metrics.sink(),
+            Arc::new(NullSink),
+            Arc::clone(&last) as Arc<dyn EventSink>,
+        ]);
+        let mut request = ProviderRequest::default();
+        request.provider = "fake".into();
+        fan.emit_deferred(DeferredEvent::new("/providers/fake", request));
+        fan.emit_deferred(DeferredEvent::new("/agents/a", AgentStarted::default()));
+        let text = metrics.encode();
+        assert!(
+            text.contains("agents_provider_requests_total{provider=\"fake\"} 1"),
+            "{text}"
+        );
+        assert_eq!(*last.deferred.lock().unwrap(), ["agent.started"]);
+        assert_eq!(last.built.types(), ["provider.request"]);
     }
 
     #[tokio::test]

@@ -105,6 +105,29 @@ pub struct AgentOutput {
     pub metadata: ExecutionMetadata,
 }
 
+/// A finished run with the output as compact JSON text: what [`Agent::execute_json`]
+/// returns, for a server that writes the output to the wire as it is.
+///
+/// [`Agent::execute_json`]: super::Agent::execute_json
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct AgentJsonOutput {
+    /// The output as JSON text, valid against the agent's output schema.
+    pub output_json: String,
+    /// How it was made.
+    pub metadata: ExecutionMetadata,
+}
+
+impl AgentJsonOutput {
+    /// An output already serialized, and how it was made.
+    pub fn new(output_json: String, metadata: ExecutionMetadata) -> Self {
+        Self {
+            output_json,
+            metadata,
+        }
+    }
+}
+
 /// How an output was made: for the response, metrics and audit.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[non_exhaustive]

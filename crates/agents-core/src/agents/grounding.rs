@@ -8,7 +8,7 @@
 
 use std::fmt::Write as _;
 
-use crate::facts::{CodeFacts, FunctionFacts};
+use crate::facts::{CodeFacts, FunctionFacts, Visibility};
 
 /// At most this many functions are described.
 pub(crate) const MAX_FUNCTIONS: usize = 60;
@@ -42,124 +42,156 @@ pub(crate) struct View {
     pub(crate) with_body_only: bool,
 }
 
+#[cfg(test)]
+impl View {
+    /// Every part of the facts, every function: the view tests render the most of.
+    pub(crate) fn everything() -> Self {
+        Self {
+            complexity: true,
+            docs: true,
+            branches: true,
+            findings: true,
+            public_only: false,
+            with_body_only: false,
+        }
+    }
+}
+
 /// The facts block for a prompt: plain text, one item a line, bounded.
+///
+/// Every line is written straight into the block (no string per line or per field): the
+/// block is rendered on every call, cached facts included, so its allocations were a visible
+/// part of a call's cost.
 pub(crate) fn facts_block(facts: &CodeFacts, view: View) -> String {
     let mut out = Block::default();
     let without_body = facts.functions.len() - facts.functions_with_body().count();
-    out.line(format!(
-        "file: {} lines, {} functions ({} public{}), {} types",
-        facts.lines,
-        facts.functions.len(),
-        facts.public_functions().count(),
+    out.line(|l| {
+        let _ = write!(
+            l,
+            "file: {} lines, {} functions ({} public",
+            facts.lines,
+            facts.functions.len(),
+            facts.public_functions().count(),
+        );
         if without_body > 0 {
-            format!(", {without_body} declared without a body")
-        } else {
-            String::new()
-        },
-        facts.types.len()
-    ));
+            let _ = write!(l, ", {without_body} declared without a body");
+        }
+        let _ = write!(l, "), {} types", facts.types.len());
+    });
     if view.complexity {
-        out.line(format!(
-            "file complexity: cyclomatic {} (1 + every decision point), highest cognitive {}, maintainability index {:.0}/100",
-            facts.total_cyclomatic(),
-            facts.max_cognitive(),
-            facts.maintainability_index
-        ));
+        out.line(|l| {
+            let _ = write!(
+                l,
+                "file complexity: cyclomatic {} (1 + every decision point), highest cognitive {}, maintainability index {:.0}/100",
+                facts.total_cyclomatic(),
+                facts.max_cognitive(),
+                facts.maintainability_index
+            );
+        });
     }
     if !facts.syntax_errors.is_empty() {
-        let shown: Vec<String> = facts
-            .syntax_errors
-            .iter()
-            .take(5)
-            .map(|e| format!("line {}:{} {}", e.line, e.column, clip(&e.message)))
-            .collect();
-        out.line(format!(
-            "syntax errors ({}): {}",
-            facts.syntax_errors.len(),
-            shown.join("; ")
-        ));
+        out.line(|l| {
+            let _ = write!(l, "syntax errors ({}): ", facts.syntax_errors.len());
+            for (index, error) in facts.syntax_errors.iter().take(5).enumerate() {
+                if index > 0 {
+                    l.push_str("; ");
+                }
+                let _ = write!(l, "line {}:{} ", error.line, error.column);
+                push_clipped(l, &error.message);
+            }
+        });
     }
 
-    let functions: Vec<&FunctionFacts> = if view.public_only {
-        facts.public_functions().collect()
-    } else {
-        facts.functions.iter().collect()
-    };
-    let functions: Vec<&FunctionFacts> = functions
-        .into_iter()
+    let functions: Vec<&FunctionFacts> = facts
+        .functions
+        .iter()
+        .filter(|f| !view.public_only || f.visibility == Visibility::Public)
         .filter(|f| !view.with_body_only || !f.is_abstract)
         .collect();
     if !functions.is_empty() {
-        out.line(if view.public_only {
-            "public functions:".to_owned()
-        } else {
-            "functions:".to_owned()
+        out.line(|l| {
+            l.push_str(if view.public_only {
+                "public functions:"
+            } else {
+                "functions:"
+            });
         });
     }
     let mut omitted = 0;
     for (index, function) in functions.iter().enumerate() {
-        if index >= MAX_FUNCTIONS || !out.line(describe_function(function, view)) {
+        if index >= MAX_FUNCTIONS || !out.line(|l| describe_function(l, function, view)) {
             omitted = functions.len() - index;
             break;
         }
     }
     if omitted > 0 {
-        out.force(format!("... {omitted} more functions not shown"));
+        out.force(|l| {
+            let _ = write!(l, "... {omitted} more functions not shown");
+        });
     }
 
     let types: Vec<_> = facts
         .types
         .iter()
-        .filter(|t| !view.public_only || matches!(t.visibility, crate::facts::Visibility::Public))
+        .filter(|t| !view.public_only || t.visibility == Visibility::Public)
         .collect();
     if !types.is_empty() && !out.full {
-        out.line("types:".to_owned());
+        out.line(|l| l.push_str("types:"));
         let mut omitted = 0;
         for (index, ty) in types.iter().enumerate() {
-            let mut line = format!(
-                "- {} {} ({}), lines {}-{}",
-                clip(&ty.kind),
-                clip(&ty.name),
-                wire(&ty.visibility),
-                ty.start_line,
-                ty.end_line
-            );
-            if view.docs {
-                match &ty.doc {
-                    Some(doc) => {
-                        let _ = write!(line, "; doc: {}", clip(doc));
+            let fits = index < MAX_TYPES
+                && out.line(|l| {
+                    l.push_str("- ");
+                    push_clipped(l, &ty.kind);
+                    l.push(' ');
+                    push_clipped(l, &ty.name);
+                    let _ = write!(
+                        l,
+                        " ({}), lines {}-{}",
+                        visibility_name(ty.visibility),
+                        ty.start_line,
+                        ty.end_line
+                    );
+                    if view.docs {
+                        push_doc(l, ty.doc.as_deref());
                     }
-                    None => line.push_str("; undocumented"),
-                }
-            }
-            if index >= MAX_TYPES || !out.line(line) {
+                });
+            if !fits {
                 omitted = types.len() - index;
                 break;
             }
         }
         if omitted > 0 {
-            out.force(format!("... {omitted} more types not shown"));
+            out.force(|l| {
+                let _ = write!(l, "... {omitted} more types not shown");
+            });
         }
     }
 
     if view.findings && !facts.findings.is_empty() && !out.full {
-        out.line("rule findings:".to_owned());
+        out.line(|l| l.push_str("rule findings:"));
         let mut omitted = 0;
         for (index, finding) in facts.findings.iter().enumerate() {
-            let line = format!(
-                "- line {}: {} ({}): {}",
-                finding.line,
-                finding.rule,
-                finding.severity.as_str(),
-                clip(&finding.message)
-            );
-            if index >= MAX_FINDINGS || !out.line(line) {
+            let fits = index < MAX_FINDINGS
+                && out.line(|l| {
+                    let _ = write!(
+                        l,
+                        "- line {}: {} ({}): ",
+                        finding.line,
+                        finding.rule,
+                        finding.severity.as_str()
+                    );
+                    push_clipped(l, &finding.message);
+                });
+            if !fits {
                 omitted = facts.findings.len() - index;
                 break;
             }
         }
         if omitted > 0 {
-            out.force(format!("... {omitted} more findings not shown"));
+            out.force(|l| {
+                let _ = write!(l, "... {omitted} more findings not shown");
+            });
         }
     }
     out.text
@@ -167,21 +199,26 @@ pub(crate) fn facts_block(facts: &CodeFacts, view: View) -> String {
 
 /// One function on one line. A declaration without a body says so, and has no complexity or
 /// branches to show.
-fn describe_function(function: &FunctionFacts, view: View) -> String {
-    let mut line = format!(
-        "- {} [lines {}-{}, {}{}{}]: {}",
-        clip(&function.qualified_name()),
+fn describe_function(line: &mut String, function: &FunctionFacts, view: View) {
+    line.push_str("- ");
+    match &function.container {
+        Some(container) => push_clipped(line, &format!("{container}.{}", function.name)),
+        None => push_clipped(line, &function.name),
+    }
+    let _ = write!(
+        line,
+        " [lines {}-{}, {}{}{}]: ",
         function.start_line,
         function.end_line,
-        wire(&function.visibility),
+        visibility_name(function.visibility),
         if function.is_async { ", async" } else { "" },
         if function.is_abstract {
             ", no body: interface, trait or abstract"
         } else {
             ""
         },
-        clip(&function.signature)
     );
+    push_clipped(line, &function.signature);
     if view.complexity && !function.is_abstract {
         let _ = write!(
             line,
@@ -190,24 +227,25 @@ fn describe_function(function: &FunctionFacts, view: View) -> String {
         );
     }
     if view.docs {
-        match &function.doc {
-            Some(doc) => {
-                let _ = write!(line, "; doc: {}", clip(doc));
-            }
-            None => line.push_str("; undocumented"),
-        }
+        push_doc(line, function.doc.as_deref());
     }
     if view.branches && !function.is_abstract {
         if function.branches.is_empty() {
             line.push_str("; no branches");
         } else {
-            let shown: Vec<String> = function
+            line.push_str("; branches: ");
+            for (index, branch) in function
                 .branches
                 .iter()
                 .take(MAX_BRANCHES_PER_FUNCTION)
-                .map(|b| format!("{} at line {}", clip(&b.kind), b.line))
-                .collect();
-            let _ = write!(line, "; branches: {}", shown.join(", "));
+                .enumerate()
+            {
+                if index > 0 {
+                    line.push_str(", ");
+                }
+                push_clipped(line, &branch.kind);
+                let _ = write!(line, " at line {}", branch.line);
+            }
             let more = function
                 .branches
                 .len()
@@ -217,7 +255,27 @@ fn describe_function(function: &FunctionFacts, view: View) -> String {
             }
         }
     }
-    line
+}
+
+/// `; doc: <doc>` or `; undocumented`.
+fn push_doc(line: &mut String, doc: Option<&str>) {
+    match doc {
+        Some(doc) => {
+            line.push_str("; doc: ");
+            push_clipped(line, doc);
+        }
+        None => line.push_str("; undocumented"),
+    }
+}
+
+/// The wire (serde) name of a visibility; a test keeps the two in step.
+fn visibility_name(visibility: Visibility) -> &'static str {
+    match visibility {
+        Visibility::Public => "public",
+        Visibility::Internal => "internal",
+        Visibility::Protected => "protected",
+        Visibility::Private => "private",
+    }
 }
 
 /// The branch points of every function, as `name: kind at line N`, in source order, for
@@ -237,21 +295,47 @@ pub(crate) fn branch_list(facts: &CodeFacts) -> Vec<String> {
 
 /// `text` on one line, cut to [`MAX_FIELD_CHARS`] characters.
 pub(crate) fn clip(text: &str) -> String {
-    let flat = one_line(text);
-    match flat.char_indices().nth(MAX_FIELD_CHARS) {
-        Some((cut, _)) => format!("{}...", &flat[..cut]),
-        None => flat,
+    let mut out = String::with_capacity(text.len().min(MAX_FIELD_CHARS + 3));
+    push_clipped(&mut out, text);
+    out
+}
+
+/// Appends [`clip`]`(text)` to `out`: every run of whitespace as one space, and `...` after
+/// the first [`MAX_FIELD_CHARS`] characters when there are more.
+fn push_clipped(out: &mut String, text: &str) {
+    let mut left = MAX_FIELD_CHARS;
+    for (index, word) in text.split_whitespace().enumerate() {
+        if index > 0 {
+            if left == 0 {
+                out.push_str("...");
+                return;
+            }
+            out.push(' ');
+            left -= 1;
+        }
+        // A word of at most `left` bytes has at most `left` characters.
+        if word.len() <= left {
+            out.push_str(word);
+            left -= word.chars().count();
+            continue;
+        }
+        match word.char_indices().nth(left) {
+            Some((cut, _)) => {
+                out.push_str(&word[..cut]);
+                out.push_str("...");
+                return;
+            }
+            None => {
+                out.push_str(word);
+                left -= word.chars().count();
+            }
+        }
     }
 }
 
 /// `text` with every run of whitespace (newlines included) collapsed to one space.
 pub(crate) fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// The serde name of a unit enum variant.
-fn wire<T: serde::Serialize>(value: &T) -> String {
-    super::code_analysis::wire_name(value)
 }
 
 /// Text that stops growing at [`MAX_BLOCK_BYTES`].
@@ -262,24 +346,38 @@ struct Block {
 }
 
 impl Block {
-    /// Appends `line` if it fits; returns whether it did.
-    fn line(&mut self, line: String) -> bool {
-        if self.full || self.text.len() + line.len() + 1 > MAX_BLOCK_BYTES {
+    /// Appends the line `write` writes, if it fits; returns whether it did. A line that does
+    /// not fit is taken back, and the block takes no more lines.
+    fn line(&mut self, write: impl FnOnce(&mut String)) -> bool {
+        if self.full {
+            return false;
+        }
+        let start = self.text.len();
+        self.force(write);
+        // The budget counts a separator for every line, the first one included.
+        let separator = usize::from(start > 0);
+        let written = self.text.len() - start - separator;
+        if start + written + 1 > MAX_BLOCK_BYTES {
+            self.text.truncate(start);
             self.full = true;
             return false;
         }
-        self.force(line);
         true
     }
 
-    /// Appends `line` whatever the budget (for the short "N more not shown" notes).
-    fn force(&mut self, line: String) {
+    /// Appends the line `write` writes, whatever the budget (for the short "N more not shown"
+    /// notes).
+    fn force(&mut self, write: impl FnOnce(&mut String)) {
         if !self.text.is_empty() {
             self.text.push('\n');
         }
-        self.text.push_str(&line);
+        write(&mut self.text);
     }
 }
+
+#[cfg(test)]
+#[path = "grounding_golden.rs"]
+mod golden;
 
 #[cfg(test)]
 mod tests {
@@ -327,14 +425,7 @@ mod tests {
             findings: vec![Finding::new(Rule::UnsafeCode, 5, "unsafe block")],
             maintainability_index: 61.4,
         };
-        let all = View {
-            complexity: true,
-            docs: true,
-            branches: true,
-            findings: true,
-            public_only: false,
-            with_body_only: false,
-        };
+        let all = View::everything();
         let block = facts_block(&facts, all);
         for expected in [
             "file: 20 lines, 2 functions (1 public), 1 types",
@@ -435,14 +526,7 @@ mod tests {
                 .collect(),
             ..CodeFacts::default()
         };
-        let all = View {
-            complexity: true,
-            docs: true,
-            branches: true,
-            findings: true,
-            public_only: false,
-            with_body_only: false,
-        };
+        let all = View::everything();
         let block = facts_block(&facts, all);
         assert!(block.len() < MAX_BLOCK_BYTES + 200, "{}", block.len());
         assert!(block.contains("more functions not shown"));

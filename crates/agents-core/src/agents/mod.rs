@@ -23,7 +23,7 @@ pub use code_analysis::{
     RiskLevel, SecurityReport, Suggestion, SuggestionKind, Vulnerability,
 };
 pub use config::{AgentConfig, DEFAULT_MAX_SOURCE_BYTES, DEFAULT_MAX_TOKENS_CAP};
-pub use context::{AgentContext, AgentOutput, ExecutionMetadata};
+pub use context::{AgentContext, AgentJsonOutput, AgentOutput, ExecutionMetadata};
 pub use documentation::{
     DetailLevel, DocumentationInput, DocumentationMetadata, DocumentationOutput,
     DocumentationReply, DocumentationType, OutputFormat, Parameter, Section,
@@ -59,6 +59,24 @@ pub trait Agent: Send + Sync + fmt::Debug {
     /// Runs the agent on `input`. The input is validated first; the output is valid against
     /// [`output_schema`](Agent::output_schema) or the run fails with a typed error.
     async fn execute(&self, ctx: &AgentContext, input: Value) -> Result<AgentOutput, AgentError>;
+    /// [`execute`](Agent::execute), with the output as compact JSON text: for a caller that
+    /// only writes it out (the gRPC server). The default serializes `execute`'s output; the
+    /// built-in agents write the text straight from their typed output, without building a
+    /// JSON tree first, so their object keys come in declaration order. Either way the text
+    /// parses to the value `execute` would have returned.
+    async fn execute_json(
+        &self,
+        ctx: &AgentContext,
+        input: Value,
+    ) -> Result<AgentJsonOutput, AgentError> {
+        let done = self.execute(ctx, input).await?;
+        // Cannot fail: a `Value`'s keys are strings.
+        let output_json =
+            serde_json::to_string(&done.output).map_err(|e| AgentError::Internal {
+                message: format!("serializing the output failed: {e}"),
+            })?;
+        Ok(AgentJsonOutput::new(output_json, done.metadata))
+    }
 }
 
 /// What an agent does.
@@ -143,7 +161,16 @@ macro_rules! builtin_agent {
                 self.0.parse_input(input.clone()).map(|_| ())
             }
             async fn execute(&self, ctx: &AgentContext, input: Value) -> Result<AgentOutput, AgentError> {
-                self.0.execute(ctx, input).await
+                let (output, metadata) = self.0.execute::<spec::Tree>(ctx, input).await?;
+                Ok(AgentOutput { output, metadata })
+            }
+            async fn execute_json(
+                &self,
+                ctx: &AgentContext,
+                input: Value,
+            ) -> Result<AgentJsonOutput, AgentError> {
+                let (output_json, metadata) = self.0.execute::<spec::Text>(ctx, input).await?;
+                Ok(AgentJsonOutput::new(output_json, metadata))
             }
         }
     };

@@ -22,11 +22,11 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::context::{AgentContext, AgentOutput, ExecutionMetadata, micros, millis};
+use super::context::{AgentContext, ExecutionMetadata, micros, millis};
 use super::prompt::system_message;
 use super::{AgentConfig, Capability, Language};
 use crate::error::{AgentError, ProviderAttempt, ProviderError};
-use crate::events::{AgentCompleted, AgentFailed, AgentStarted, CloudEvent, EventPayload};
+use crate::events::{AgentCompleted, AgentFailed, AgentStarted, DeferredEvent, EventPayload};
 use crate::extract::extract_json_object;
 use crate::facts::{CodeFacts, FactsAnalyzer};
 use crate::provider::{GenerateRequest, Generation, Message, ResponseFormat, Usage};
@@ -199,13 +199,13 @@ impl<S: AgentSpec> SpecAgent<S> {
             .with_trace(ctx.trace.child())
     }
 
-    /// Reads the output from a model's answer.
-    pub(crate) fn parse_reply(
+    /// Reads the output from a model's answer, in form `F`.
+    pub(crate) fn parse_reply<F: OutputForm>(
         &self,
         input: S::Input,
         text: &str,
         facts: Option<&CodeFacts>,
-    ) -> Result<Value, AgentError> {
+    ) -> Result<F::Output, AgentError> {
         let reply = extract_json_object(text).map_err(|e| AgentError::OutputInvalid {
             path: String::new(),
             message: e.to_string(),
@@ -225,7 +225,7 @@ impl<S: AgentSpec> SpecAgent<S> {
                     e.classify()
                 ),
             })?;
-        to_output(S::finish(input, typed, facts))
+        F::encode(&S::finish(input, typed, facts))
     }
 
     /// The facts of the input's code: `None` without an analyzer, `Err` (redacted) saying why
@@ -240,11 +240,12 @@ impl<S: AgentSpec> SpecAgent<S> {
         )
     }
 
-    pub(crate) async fn execute(
+    /// Runs the agent, emitting its start and its end, with the output in form `F`.
+    pub(crate) async fn execute<F: OutputForm>(
         &self,
         ctx: &AgentContext,
         input: Value,
-    ) -> Result<AgentOutput, AgentError> {
+    ) -> Result<(F::Output, ExecutionMetadata), AgentError> {
         let started = Instant::now();
         let input_bytes = input
             .get("source_code")
@@ -252,31 +253,31 @@ impl<S: AgentSpec> SpecAgent<S> {
             .map_or(0, str::len);
         self.emit(
             ctx,
-            &AgentStarted {
+            AgentStarted {
                 agent_id: S::ID.to_owned(),
                 request_id: ctx.request_id.clone(),
                 tenant: ctx.tenant.clone(),
                 input_bytes: input_bytes as u64,
             },
         );
-        let result = self.run(ctx, input, started).await;
+        let result = self.run::<F>(ctx, input, started).await;
         match &result {
-            Ok(done) => self.emit(
+            Ok((_, metadata)) => self.emit(
                 ctx,
-                &AgentCompleted {
+                AgentCompleted {
                     agent_id: S::ID.to_owned(),
                     request_id: ctx.request_id.clone(),
-                    provider: done.metadata.provider.clone(),
-                    fallbacks: u32::try_from(done.metadata.fallbacks.len()).unwrap_or(u32::MAX),
-                    prompt_tokens: done.metadata.usage.prompt_tokens,
-                    completion_tokens: done.metadata.usage.completion_tokens,
-                    latency_ms: done.metadata.latency_ms,
-                    degraded: done.metadata.degraded,
+                    provider: metadata.provider.clone(),
+                    fallbacks: u32::try_from(metadata.fallbacks.len()).unwrap_or(u32::MAX),
+                    prompt_tokens: metadata.usage.prompt_tokens,
+                    completion_tokens: metadata.usage.completion_tokens,
+                    latency_ms: metadata.latency_ms,
+                    degraded: metadata.degraded,
                 },
             ),
             Err(error) => self.emit(
                 ctx,
-                &AgentFailed {
+                AgentFailed {
                     agent_id: S::ID.to_owned(),
                     request_id: ctx.request_id.clone(),
                     error_kind: error.kind().as_str().to_owned(),
@@ -288,12 +289,12 @@ impl<S: AgentSpec> SpecAgent<S> {
         result
     }
 
-    async fn run(
+    async fn run<F: OutputForm>(
         &self,
         ctx: &AgentContext,
         input: Value,
         started: Instant,
-    ) -> Result<AgentOutput, AgentError> {
+    ) -> Result<(F::Output, ExecutionMetadata), AgentError> {
         let input = self.parse_input(input)?;
         if ctx.cancel.is_cancelled() {
             return Err(AgentError::Cancelled);
@@ -333,7 +334,7 @@ impl<S: AgentSpec> SpecAgent<S> {
                     return Err(AgentError::AllProvidersFailed { attempts });
                 };
                 let reason = degraded_reason(&attempts);
-                let output = to_output(S::offline(input, &facts, &reason, &self.config))?;
+                let output = F::encode(&S::offline(input, &facts, &reason, &self.config))?;
                 metadata.fallbacks = fallbacks("", attempts);
                 let (waited, elapsed) = (provider_started.elapsed(), started.elapsed());
                 metadata.provider_latency_ms = millis(waited);
@@ -342,11 +343,11 @@ impl<S: AgentSpec> SpecAgent<S> {
                 metadata.latency_us = micros(elapsed);
                 metadata.degraded = true;
                 metadata.degraded_reason = Some(reason);
-                return Ok(AgentOutput { output, metadata });
+                return Ok((output, metadata));
             }
             Err(error) => return Err(error),
         };
-        let output = self.parse_reply(input, &generation.text, facts.as_ref())?;
+        let output = self.parse_reply::<F>(input, &generation.text, facts.as_ref())?;
         metadata.fallbacks = fallbacks(&generation.provider_id, generation.failed_attempts);
         metadata.provider = Some(generation.provider_id);
         metadata.model = Some(generation.model);
@@ -356,7 +357,7 @@ impl<S: AgentSpec> SpecAgent<S> {
         metadata.latency_ms = millis(elapsed);
         metadata.provider_latency_us = micros(generation.latency);
         metadata.latency_us = micros(elapsed);
-        Ok(AgentOutput { output, metadata })
+        Ok((output, metadata))
     }
 
     /// Calls the provider, stopping at once when the caller cancels.
@@ -382,22 +383,57 @@ impl<S: AgentSpec> SpecAgent<S> {
         })
     }
 
-    fn emit<P: EventPayload>(&self, ctx: &AgentContext, payload: &P) {
-        let event = CloudEvent::new(format!("/agents/{}", S::ID), payload)
+    /// Emits `payload` deferred: the sink builds the envelope (JSON data, redaction, id), so
+    /// a queueing sink does that work off the request path.
+    fn emit<P: EventPayload + Send + 'static>(&self, ctx: &AgentContext, payload: P) {
+        let event = DeferredEvent::new(format!("/agents/{}", S::ID), payload)
             .with_subject(ctx.request_id.clone())
             .with_trace(
                 ctx.trace.traceparent(),
                 ctx.trace.tracestate().map(str::to_owned),
             );
-        ctx.events.emit(event);
+        ctx.events.emit_deferred(event);
     }
 }
 
-/// Serializes an agent's output.
-fn to_output<T: Serialize>(output: T) -> Result<Value, AgentError> {
-    serde_json::to_value(output).map_err(|e| AgentError::Internal {
+/// The form a run hands its output back in: a JSON tree ([`Tree`], for `Agent::execute`) or
+/// JSON text ([`Text`], for `Agent::execute_json`). Text is written straight from the typed
+/// output: a server that only writes the JSON to the wire skips building a tree (an allocation
+/// per key and string) and walking it again.
+pub(crate) trait OutputForm {
+    type Output: Send;
+    fn encode<T: Serialize>(output: &T) -> Result<Self::Output, AgentError>;
+}
+
+/// The output as a [`Value`].
+pub(crate) struct Tree;
+
+impl OutputForm for Tree {
+    type Output = Value;
+
+    fn encode<T: Serialize>(output: &T) -> Result<Value, AgentError> {
+        serde_json::to_value(output).map_err(serialize_failed)
+    }
+}
+
+/// The output as compact JSON text: the same JSON value as the [`Tree`] form (a test holds
+/// them equal), with object keys in the output types' declaration order. (A tree's keys come
+/// out sorted, unless serde_json's `preserve_order` is on; the output types have no maps, so
+/// the text's order is fixed.)
+pub(crate) struct Text;
+
+impl OutputForm for Text {
+    type Output = String;
+
+    fn encode<T: Serialize>(output: &T) -> Result<String, AgentError> {
+        serde_json::to_string(output).map_err(serialize_failed)
+    }
+}
+
+fn serialize_failed(e: serde_json::Error) -> AgentError {
+    AgentError::Internal {
         message: format!("serializing the output failed: {e}"),
-    })
+    }
 }
 
 /// Why an answer is degraded, for the output and the metadata: which providers failed and how,

@@ -93,14 +93,24 @@ impl CloudEvent {
     /// an emitter that forgot to redact a message still cannot publish a
     /// registered secret or a credential-shaped string.
     pub fn new<P: EventPayload>(source: impl Into<String>, payload: &P) -> Self {
-        let mut data = payload.to_data();
+        Self::from_data(source.into(), P::TYPE, payload.to_data(), Utc::now())
+    }
+
+    /// [`new`](Self::new) for a payload already turned into `data`, of catalogue type
+    /// `event_type`, that happened at `time`; `data` is redacted here.
+    pub(super) fn from_data(
+        source: String,
+        event_type: &str,
+        mut data: Value,
+        time: DateTime<Utc>,
+    ) -> Self {
         Redactor::global().redact_json(&mut data);
         Self {
             id: uuid::Uuid::new_v4().to_string(),
-            source: source.into(),
+            source,
             specversion: SpecVersion::V1_0,
-            event_type: P::TYPE.to_owned(),
-            time: Utc::now(),
+            event_type: event_type.to_owned(),
+            time,
             datacontenttype: json_content_type(),
             subject: None,
             dataschema: None,

@@ -32,6 +32,7 @@
 //! ```
 
 mod catalogue;
+mod deferred;
 mod envelope;
 mod error;
 mod sink;
@@ -42,6 +43,7 @@ pub use catalogue::{
     ProviderFailure, ProviderFallback, ProviderRequest, ProviderSuccess, TaskCompleted,
     TaskDeadLettered, TaskFailed, TaskQueued, TaskStarted, ThermalThrottle, catalogue,
 };
+pub use deferred::DeferredEvent;
 pub use envelope::{CloudEvent, MAX_EVENT_BYTES, SpecVersion};
 pub use error::EventError;
 pub use sink::{EventSink, MemorySink, NullSink};

@@ -2,11 +2,12 @@
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use super::deferred::DeferredEvent;
 use super::envelope::CloudEvent;
 
 /// Receives the events of agents, providers, breakers and the server.
 ///
-/// `emit` runs on the request path, so implementations **must not block**
+/// `emit` and `emit_deferred` run on the request path, so implementations **must not block**
 /// and must bound what they hold: when full they drop the event and count the
 /// drop (the bus crate does this with a bounded queue and a metric). Emitting
 /// is fire-and-forget; a producer never learns whether an event was delivered
@@ -28,6 +29,22 @@ pub trait EventSink: Send + Sync + std::fmt::Debug {
     fn emit_ref(&self, event: &CloudEvent) {
         self.emit(event.clone());
     }
+
+    /// Hands over an event whose envelope is not built yet, so that a sink which only queues
+    /// events can build it off the request path. The default builds it here and calls
+    /// [`emit`](Self::emit); the bus crate's queue overrides it and builds the event on its
+    /// publishing task. Either way the event is redacted before anything reads it.
+    fn emit_deferred(&self, event: DeferredEvent) {
+        self.emit(event.build());
+    }
+
+    /// Whether this sink does anything with events of `event_type`. A fan-out asks before
+    /// building a [`DeferredEvent`] for sinks that read events on the spot: when none of them
+    /// wants the type, the event goes on unbuilt. The default is `true`.
+    fn wants(&self, event_type: &str) -> bool {
+        let _ = event_type;
+        true
+    }
 }
 
 impl<T: EventSink + ?Sized> EventSink for Arc<T> {
@@ -41,6 +58,14 @@ impl<T: EventSink + ?Sized> EventSink for Arc<T> {
 
     fn emit_ref(&self, event: &CloudEvent) {
         (**self).emit_ref(event);
+    }
+
+    fn emit_deferred(&self, event: DeferredEvent) {
+        (**self).emit_deferred(event);
+    }
+
+    fn wants(&self, event_type: &str) -> bool {
+        (**self).wants(event_type)
     }
 }
 
@@ -56,6 +81,12 @@ impl EventSink for NullSink {
     }
 
     fn emit_ref(&self, _event: &CloudEvent) {}
+
+    fn emit_deferred(&self, _event: DeferredEvent) {}
+
+    fn wants(&self, _event_type: &str) -> bool {
+        false
+    }
 }
 
 /// Keeps every event in memory in emission order; clones share one store.
@@ -130,6 +161,21 @@ mod tests {
         );
         assert_eq!(sink.take().len(), 3);
         assert!(sink.events().is_empty());
+    }
+
+    #[test]
+    fn deferred_events_are_built_by_default_and_dropped_by_the_null_sink() {
+        let sink = MemorySink::new();
+        let shared: Arc<dyn EventSink> = Arc::new(sink.clone());
+        assert!(shared.wants("task.queued"));
+        shared.emit_deferred(DeferredEvent::new("/a", TaskQueued::default()).with_subject("t-1"));
+        let null: Arc<dyn EventSink> = Arc::new(NullSink);
+        assert!(!null.wants("task.queued"));
+        null.emit_deferred(DeferredEvent::new("/a", TaskQueued::default()));
+        let events = sink.take();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].event_type, "task.queued");
+        assert_eq!(events[0].subject.as_deref(), Some("t-1"));
     }
 
     #[test]

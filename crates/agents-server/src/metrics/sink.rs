@@ -42,7 +42,25 @@ impl EventSink for MetricsSink {
     fn emit_ref(&self, event: &CloudEvent) {
         self.metrics.observe(event);
     }
+
+    /// Only the types that change a metric; the agents' own events are counted by the
+    /// service, so a fan-out need not build them for this sink.
+    fn wants(&self, event_type: &str) -> bool {
+        OBSERVED.contains(&event_type)
+    }
 }
+
+/// The event types that change a metric: exactly the arms of [`Metrics::observe`].
+const OBSERVED: [&str; 8] = [
+    ProviderRequest::TYPE,
+    ProviderSuccess::TYPE,
+    ProviderFailure::TYPE,
+    ProviderFallback::TYPE,
+    CircuitOpened::TYPE,
+    CircuitClosed::TYPE,
+    MemoryPressure::TYPE,
+    ThermalThrottle::TYPE,
+];
 
 impl Metrics {
     /// Updates the event-derived families from one event; events of other types, and events
@@ -154,6 +172,59 @@ mod tests {
     use agents_core::ProviderError;
 
     use super::*;
+
+    /// `wants` must name exactly the types `observe` counts: a type it left out would never
+    /// reach the metrics through a fan-out of deferred events.
+    #[test]
+    fn wants_exactly_the_types_that_change_a_metric() {
+        let metrics = Arc::new(Metrics::new());
+        let sink = MetricsSink::new(Arc::clone(&metrics));
+        fn event<P: EventPayload + Default>() -> CloudEvent {
+            CloudEvent::new("/t", &P::default())
+        }
+        let every_type = [
+            event::<agents_core::AgentStarted>(),
+            event::<agents_core::AgentCompleted>(),
+            event::<agents_core::AgentFailed>(),
+            event::<ProviderRequest>(),
+            event::<ProviderSuccess>(),
+            event::<ProviderFailure>(),
+            event::<ProviderFallback>(),
+            event::<CircuitOpened>(),
+            event::<CircuitClosed>(),
+            event::<MemoryPressure>(),
+            event::<ThermalThrottle>(),
+            event::<agents_core::McpServerConnected>(),
+            event::<agents_core::McpServerDisconnected>(),
+            event::<agents_core::TaskQueued>(),
+            event::<agents_core::TaskStarted>(),
+            event::<agents_core::TaskCompleted>(),
+            event::<agents_core::TaskFailed>(),
+            event::<agents_core::TaskDeadLettered>(),
+        ];
+        let mut listed: Vec<&str> = every_type.iter().map(|e| e.event_type.as_str()).collect();
+        let mut catalogue = agents_core::EVENT_TYPES.to_vec();
+        listed.sort_unstable();
+        catalogue.sort_unstable();
+        assert_eq!(listed, catalogue, "a new event type: add it to this test");
+        let mut changed = Vec::new();
+        for event in &every_type {
+            let before = metrics.encode();
+            sink.emit_ref(event);
+            if metrics.encode() != before {
+                changed.push(event.event_type.as_str());
+            }
+        }
+        let mut wanted: Vec<&str> = agents_core::EVENT_TYPES
+            .iter()
+            .copied()
+            .filter(|t| sink.wants(t))
+            .collect();
+        wanted.sort_unstable();
+        changed.sort_unstable();
+        assert_eq!(wanted, changed);
+        assert!(!sink.wants(agents_core::AgentStarted::TYPE));
+    }
 
     #[test]
     fn quota_scope_is_read_from_the_error_message() {

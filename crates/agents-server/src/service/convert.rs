@@ -1,6 +1,6 @@
 //! Core types as protocol messages.
 
-use agents_core::{Agent, AgentOutput};
+use agents_core::{Agent, AgentOutput, ExecutionMetadata};
 
 use crate::pb;
 
@@ -20,14 +20,21 @@ pub(super) fn descriptor(agent: &dyn Agent) -> pb::AgentDescriptor {
     }
 }
 
-/// The response of a finished run: for Execute, and for a queued task's stored result (which is
-/// `done`'s serde form, decoded again).
+/// The response of a finished run whose output is a JSON tree: for ExecuteStream, in-process
+/// tasks and a queued task's stored result (which is `done`'s serde form, decoded again).
+/// Execute writes its output as text instead ([`response_of_json`]); both share the metadata
+/// mapping.
 pub(crate) fn response(done: &AgentOutput) -> pb::ExecuteResponse {
-    let m = &done.metadata;
+    // Straight into a byte buffer: `Display` goes through the formatter for every token.
+    // Serializing a `Value` cannot fail (its keys are strings), so the default is never used.
+    let output_json = serde_json::to_string(&done.output).unwrap_or_default();
+    response_of_json(output_json, &done.metadata)
+}
+
+/// The response of a run whose output is already JSON text (`Agent::execute_json`).
+pub(crate) fn response_of_json(output_json: String, m: &ExecutionMetadata) -> pb::ExecuteResponse {
     pb::ExecuteResponse {
-        // Straight into a byte buffer: `Display` goes through the formatter for every token.
-        // Serializing a `Value` cannot fail (its keys are strings), so the default is never used.
-        output_json: serde_json::to_string(&done.output).unwrap_or_default(),
+        output_json,
         metadata: Some(pb::ExecutionMetadata {
             agent_id: m.agent_id.clone(),
             request_id: m.request_id.clone(),

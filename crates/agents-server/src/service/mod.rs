@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use agents_core::{
-    Agent, AgentContext, AgentError, AgentOutput, CloudEvent, EventSink, Provider, TraceContext,
+    Agent, AgentContext, AgentError, CloudEvent, EventSink, ExecutionMetadata, Provider,
+    TraceContext,
 };
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -78,12 +79,18 @@ impl AgentsService {
         self
     }
 
-    /// Counts a finished call: its code, its time, and the part spent at providers.
-    fn record(&self, agent: &str, started: Instant, result: &Result<AgentOutput, AgentError>) {
+    /// Counts a finished call (`Ok` with how it was made): its code, its time, and the part
+    /// spent at providers.
+    fn record(
+        &self,
+        agent: &str,
+        started: Instant,
+        result: Result<&ExecutionMetadata, &AgentError>,
+    ) {
         let (code, provider) = match result {
-            Ok(done) => (
+            Ok(metadata) => (
                 tonic::Code::Ok,
-                Duration::from_micros(done.metadata.provider_latency_us),
+                Duration::from_micros(metadata.provider_latency_us),
             ),
             Err(error) => (status::from_agent_error(error).code(), Duration::ZERO),
         };
@@ -258,10 +265,16 @@ impl AgentService for AgentsService {
         let agent = self.agent(&body.agent_id)?;
         let input = parse_input(&body.input_json)?;
         // If the client goes away, tonic drops this future, and with it the provider call.
-        let result = agent.execute(&ctx, input).await;
-        self.record(agent.id(), started, &result);
+        // The output as JSON text, written straight from the agent's typed output: the
+        // response carries nothing else of it.
+        let result = agent.execute_json(&ctx, input).await;
+        self.record(
+            agent.id(),
+            started,
+            result.as_ref().map(|done| &done.metadata),
+        );
         let done = result.map_err(|e| status::from_agent_error(&e))?;
-        let mut response = convert::response(&done);
+        let mut response = convert::response_of_json(done.output_json, &done.metadata);
         if let Some(metadata) = response.metadata.as_mut() {
             // The whole call as the server saw it, admission and parsing included, so that
             // latency_us - provider_latency_us is everything the runtime added.
@@ -304,7 +317,11 @@ impl AgentService for AgentsService {
                 result = &mut run => result,
                 () = sender.closed() => return,
             };
-            service.record(agent.id(), started, &result);
+            service.record(
+                agent.id(),
+                started,
+                result.as_ref().map(|done| &done.metadata),
+            );
             let last = match result {
                 Ok(done) => Ok(pb::ExecuteStreamEvent {
                     event: Some(pb::execute_stream_event::Event::Result(convert::response(

@@ -93,14 +93,14 @@ pub fn current_trace_context() -> Option<TraceContext> {
     if !span_context.is_valid() {
         return None;
     }
-    let traceparent = format!(
-        "00-{}-{}-{:02x}",
-        span_context.trace_id(),
-        span_context.span_id(),
-        span_context.trace_flags().to_u8()
-    );
     let tracestate = span_context.trace_state().header();
-    TraceContext::parse(&traceparent, Some(&tracestate)).ok()
+    TraceContext::from_ids(
+        span_context.trace_id().to_bytes(),
+        span_context.span_id().to_bytes(),
+        span_context.trace_flags().to_u8(),
+        Some(&tracestate),
+    )
+    .ok()
 }
 
 /// Reads trace headers from an HTTP/2 request's headers (gRPC metadata).

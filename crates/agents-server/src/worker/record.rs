@@ -1,8 +1,9 @@
 //! Task records as protocol messages, and agent outputs as stored results.
 //!
 //! A result is stored in [`AgentOutput`]'s own serde form and read back into it, so the
-//! response a queued task gives is made by the same [`convert::response`] as Execute's: one
-//! mapping, not a hand-kept mirror of it.
+//! response a queued task gives is made by [`convert::response`], whose metadata mapping
+//! Execute's response shares: one mapping, not a hand-kept mirror of it. (The output JSON is
+//! the same value; its keys may come in another order.)
 
 use std::time::{Duration, UNIX_EPOCH};
 

@@ -1,0 +1,167 @@
+//! An event whose envelope is built by the sink that keeps it, not by the producer.
+//!
+//! Why: building a [`CloudEvent`] means serializing the payload into a JSON tree, running every
+//! key and string through the [`Redactor`](crate::Redactor), and making a UUID. An agent emits
+//! two events per call, and that work sat on the request path although nothing on it reads the
+//! result: the bus queue only carries the event to a background task. A [`DeferredEvent`] holds
+//! the typed payload and the attributes known at emission (source, subject, trace context,
+//! time), and [`build`](DeferredEvent::build) makes the same `CloudEvent` later, redaction
+//! included, wherever the sink chooses to run it.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::catalogue::EventPayload;
+use super::envelope::CloudEvent;
+
+/// An event not built yet: the payload and the attributes known when it happened.
+///
+/// [`build`](Self::build) returns what [`CloudEvent::new`] and its `with_*` setters would have
+/// returned at emission: the same `source`, `type`, `subject`, trace context and `time`, the
+/// data redacted, and a fresh id. Hand it to [`EventSink::emit_deferred`](super::EventSink::emit_deferred).
+pub struct DeferredEvent {
+    source: String,
+    subject: Option<String>,
+    trace: Option<(String, Option<String>)>,
+    time: DateTime<Utc>,
+    payload: Box<dyn Payload>,
+}
+
+impl DeferredEvent {
+    /// An event of `payload`'s type from `source`, happening now.
+    pub fn new<P: EventPayload + Send + 'static>(source: impl Into<String>, payload: P) -> Self {
+        Self {
+            source: source.into(),
+            subject: None,
+            trace: None,
+            time: Utc::now(),
+            payload: Box::new(payload),
+        }
+    }
+
+    /// Sets `subject` (redacted when the event is built, as [`CloudEvent::with_subject`] does).
+    #[must_use]
+    pub fn with_subject(mut self, subject: impl Into<String>) -> Self {
+        self.subject = Some(subject.into());
+        self
+    }
+
+    /// Sets the W3C trace context of the emitting span.
+    #[must_use]
+    pub fn with_trace(
+        mut self,
+        traceparent: impl Into<String>,
+        tracestate: Option<String>,
+    ) -> Self {
+        self.trace = Some((traceparent.into(), tracestate));
+        self
+    }
+
+    /// The CloudEvents `type` it will have, e.g. `agent.started`: enough for a sink to decide
+    /// whether it wants the event at all without building it.
+    pub fn event_type(&self) -> &'static str {
+        self.payload.event_type()
+    }
+
+    /// The event, built now: payload to JSON, redaction, a fresh id; the time is when the
+    /// deferred event was made.
+    pub fn build(self) -> CloudEvent {
+        let mut event = CloudEvent::from_data(
+            self.source,
+            self.payload.event_type(),
+            self.payload.to_data(),
+            self.time,
+        );
+        if let Some(subject) = self.subject {
+            event = event.with_subject(subject);
+        }
+        if let Some((traceparent, tracestate)) = self.trace {
+            event = event.with_trace(traceparent, tracestate);
+        }
+        event
+    }
+}
+
+impl fmt::Debug for DeferredEvent {
+    // The payload is left out: it is not redacted until the event is built.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeferredEvent")
+            .field("type", &self.event_type())
+            .field("source", &self.source)
+            .field("time", &self.time)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A catalogue payload with its type erased, so one queue can hold events of every type.
+trait Payload: Send {
+    fn event_type(&self) -> &'static str;
+    fn to_data(&self) -> Value;
+}
+
+impl<P: EventPayload + Send> Payload for P {
+    fn event_type(&self) -> &'static str {
+        P::TYPE
+    }
+
+    fn to_data(&self) -> Value {
+        EventPayload::to_data(self)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::super::{AgentFailed, AgentStarted};
+    use super::*;
+
+    const PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    #[test]
+    fn builds_what_new_would_have_built_at_emission() {
+        let started = AgentStarted {
+            agent_id: "code-analysis".into(),
+            request_id: "req-1".into(),
+            ..AgentStarted::default()
+        };
+        let deferred = DeferredEvent::new("/agents/code-analysis", started.clone())
+            .with_subject("req-1")
+            .with_trace(PARENT, Some("congo=t61rcWkgMzE".into()));
+        assert_eq!(deferred.event_type(), "agent.started");
+        let when = deferred.time;
+        let built = deferred.build();
+        let direct = CloudEvent::new("/agents/code-analysis", &started)
+            .with_subject("req-1")
+            .with_trace(PARENT, Some("congo=t61rcWkgMzE".into()))
+            .with_time(when)
+            .with_id(built.id.clone());
+        assert_eq!(built, direct);
+        assert_eq!(built.payload::<AgentStarted>().unwrap(), started);
+    }
+
+    #[test]
+    fn building_redacts_the_data_and_the_subject_and_debug_shows_neither() {
+        let failed = AgentFailed {
+            message: "upstream said Authorization: Bearer abcdefghijklmnopqrstu".into(),
+            ..AgentFailed::default()
+        };
+        let deferred = DeferredEvent::new("/agents/x", failed).with_subject("password=hunter2");
+        let debug = format!("{deferred:?}");
+        assert!(debug.contains("agent.failed") && !debug.contains("abcdefghijklmnopqrstu"));
+        assert!(!debug.contains("hunter2"), "{debug}");
+        let text = serde_json::to_string(&deferred.build()).unwrap();
+        for secret in ["abcdefghijklmnopqrstu", "hunter2"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+    }
+
+    #[test]
+    fn each_build_gets_its_own_id() {
+        let a = DeferredEvent::new("/a", AgentStarted::default()).build();
+        let b = DeferredEvent::new("/a", AgentStarted::default()).build();
+        assert_ne!(a.id, b.id);
+        assert!(a.subject.is_none() && a.traceparent.is_none());
+    }
+}
