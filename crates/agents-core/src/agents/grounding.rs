@@ -201,10 +201,7 @@ pub(crate) fn facts_block(facts: &CodeFacts, view: View) -> String {
 /// branches to show.
 fn describe_function(line: &mut String, function: &FunctionFacts, view: View) {
     line.push_str("- ");
-    match &function.container {
-        Some(container) => push_clipped(line, &format!("{container}.{}", function.name)),
-        None => push_clipped(line, &function.name),
-    }
+    push_clipped(line, &function.qualified_name());
     let _ = write!(
         line,
         " [lines {}-{}, {}{}{}]: ",

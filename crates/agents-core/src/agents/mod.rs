@@ -70,11 +70,9 @@ pub trait Agent: Send + Sync + fmt::Debug {
         input: Value,
     ) -> Result<AgentJsonOutput, AgentError> {
         let done = self.execute(ctx, input).await?;
-        // Cannot fail: a `Value`'s keys are strings.
-        let output_json =
-            serde_json::to_string(&done.output).map_err(|e| AgentError::Internal {
-                message: format!("serializing the output failed: {e}"),
-            })?;
+        // The same writer as the built-in agents' text form; it cannot fail for a `Value`,
+        // whose keys are strings.
+        let output_json = <spec::Text as spec::OutputForm>::encode(&done.output)?;
         Ok(AgentJsonOutput::new(output_json, done.metadata))
     }
 }
