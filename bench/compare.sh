@@ -273,6 +273,7 @@ for latency in $UPSTREAM_LATENCIES; do
                 drive "litellm$workers-u$latency-r$rate" "$LITELLM_PID" "$LITELLM_DURATION" -- openai \
                     --url "$LITELLM_URL" --payload "$BENCH/payloads/chat.json" \
                     -H "Authorization: Bearer $MASTER_KEY" \
+                    --overhead-header x-litellm-overhead-duration-ms \
                     --rate "$rate" --upstream-latency-ms "$latency" --label "litellm-${workers}w"
             done
             stop_pid "$LITELLM_PID" group

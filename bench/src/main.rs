@@ -62,6 +62,11 @@ enum TargetArgs {
         /// A header, `Name: value`; repeat for more (e.g. `Authorization: Bearer sk-...`).
         #[arg(long = "header", short = 'H')]
         headers: Vec<String>,
+        /// A response header in which the server reports its own overhead in milliseconds
+        /// (its total minus the upstream call), recorded as its gateway overhead:
+        /// LiteLLM's is `x-litellm-overhead-duration-ms`.
+        #[arg(long)]
+        overhead_header: Option<String>,
         #[command(flatten)]
         common: Common,
     },
@@ -173,14 +178,18 @@ async fn main_async(cli: Cli) -> anyhow::Result<()> {
             url,
             payload,
             headers,
+            overhead_header,
             common,
         } => {
             let body = std::fs::read(&payload)
                 .with_context(|| format!("cannot read {}", payload.display()))?;
             serde_json::from_slice::<serde_json::Value>(&body)
                 .with_context(|| format!("{} is not JSON", payload.display()))?;
-            let target =
+            let mut target =
                 OpenAiTarget::new(&url, common.connections, body, &headers, common.timeout)?;
+            if let Some(name) = overhead_header.as_deref() {
+                target = target.with_overhead_header(name)?;
+            }
             (Target::OpenAi(target), common, "openai")
         }
     };

@@ -21,10 +21,15 @@ pub const UNFINISHED: &str = "unfinished";
 /// How one request ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// Answered successfully; `server_overhead` is the server's own time, when it says.
+    /// Answered successfully, with the server's own figures when it reports them.
     Ok {
-        /// From response metadata: the server's total minus the time at providers.
+        /// Our server's metadata: its total minus the provider chain's time (the resilience
+        /// policies count as provider time here).
         server_overhead: Option<Duration>,
+        /// The server's total minus its exchange with the model's server: for ours from the
+        /// metadata (`latency_us - upstream_latency_us`), for a peer from its own overhead
+        /// header. Policies, encoding and parsing all count: the like-for-like figure.
+        gateway_overhead: Option<Duration>,
     },
     /// Failed, with a code such as `RESOURCE_EXHAUSTED`, `http_429` or `transport`.
     Error(String),
@@ -39,6 +44,17 @@ pub fn server_overhead(latency_us: u64, provider_latency_us: u64) -> Option<Dura
     }
     Some(Duration::from_micros(
         latency_us.saturating_sub(provider_latency_us),
+    ))
+}
+
+/// Everything the server added outside its exchange with the model: its total minus the
+/// upstream time; `None` when the response does not say (an older server, a degraded answer).
+pub fn gateway_overhead(latency_us: u64, upstream_latency_us: u64) -> Option<Duration> {
+    if latency_us == 0 || upstream_latency_us == 0 {
+        return None;
+    }
+    Some(Duration::from_micros(
+        latency_us.saturating_sub(upstream_latency_us),
     ))
 }
 
@@ -113,6 +129,8 @@ pub struct Recorder {
     pub client_overhead: Micros,
     /// Server-reported overhead, successful requests whose response carries it.
     pub server_overhead: Micros,
+    /// Server-reported total minus the upstream exchange (ours or a peer's header).
+    pub gateway_overhead: Micros,
     /// How late the tool sent each request after its due time (its own contribution).
     pub send_lag: Micros,
     /// Successful requests.
@@ -128,6 +146,7 @@ impl Recorder {
             latency: Micros::new()?,
             client_overhead: Micros::new()?,
             server_overhead: Micros::new()?,
+            gateway_overhead: Micros::new()?,
             send_lag: Micros::new()?,
             ok: 0,
             errors: BTreeMap::new(),
@@ -137,13 +156,19 @@ impl Recorder {
     /// Records a finished request.
     pub fn record(&mut self, outcome: &Outcome, latency: Duration, upstream: Duration) {
         match outcome {
-            Outcome::Ok { server_overhead } => {
+            Outcome::Ok {
+                server_overhead,
+                gateway_overhead,
+            } => {
                 self.ok += 1;
                 self.latency.record(latency);
                 self.client_overhead
                     .record(client_overhead(latency, upstream));
                 if let Some(overhead) = server_overhead {
                     self.server_overhead.record(*overhead);
+                }
+                if let Some(overhead) = gateway_overhead {
+                    self.gateway_overhead.record(*overhead);
                 }
             }
             Outcome::Error(code) => self.error(code),
@@ -168,6 +193,7 @@ impl Recorder {
             latency: self.latency.summary(),
             client_overhead: self.client_overhead.summary(),
             server_overhead: self.server_overhead.summary(),
+            gateway_overhead: self.gateway_overhead.summary(),
             send_lag: self.send_lag.summary(),
             info: meta,
         }
@@ -214,8 +240,11 @@ pub struct Report {
     pub latency: Percentiles,
     /// Client latency minus the upstream's fixed latency.
     pub client_overhead: Percentiles,
-    /// Server-reported overhead (empty for peers, which do not report it).
+    /// Our server's overhead outside the provider chain (empty for peers).
     pub server_overhead: Percentiles,
+    /// The server's total minus its upstream exchange, as it reports it: ours from metadata,
+    /// a peer's from its overhead header (empty when it sends none).
+    pub gateway_overhead: Percentiles,
     /// How late the tool itself sent requests.
     pub send_lag: Percentiles,
 }
@@ -258,6 +287,7 @@ impl Report {
             ("latency", &self.latency),
             ("client overhead", &self.client_overhead),
             ("server overhead", &self.server_overhead),
+            ("gateway overhead", &self.gateway_overhead),
             ("tool send lag", &self.send_lag),
         ];
         for (name, p) in rows {

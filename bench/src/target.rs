@@ -10,7 +10,7 @@ use tonic::transport::{Channel, Endpoint};
 use crate::payload::GrpcInput;
 use crate::pb;
 use crate::pb::agent_service_client::AgentServiceClient;
-use crate::stats::{Outcome, server_overhead};
+use crate::stats::{Outcome, gateway_overhead, server_overhead};
 
 /// Error code of a request that outlived `--timeout-ms` in the tool.
 pub const CLIENT_TIMEOUT: &str = "client_timeout";
@@ -105,12 +105,16 @@ impl GrpcTarget {
         match tokio::time::timeout(self.timeout, client.execute(request)).await {
             Err(_) => Outcome::Error(CLIENT_TIMEOUT.into()),
             Ok(Err(status)) => Outcome::Error(code_name(status.code()).into()),
-            Ok(Ok(response)) => Outcome::Ok {
-                server_overhead: response
-                    .into_inner()
-                    .metadata
-                    .and_then(|m| server_overhead(m.latency_us, m.provider_latency_us)),
-            },
+            Ok(Ok(response)) => {
+                let metadata = response.into_inner().metadata;
+                let metadata = metadata.as_ref();
+                Outcome::Ok {
+                    server_overhead: metadata
+                        .and_then(|m| server_overhead(m.latency_us, m.provider_latency_us)),
+                    gateway_overhead: metadata
+                        .and_then(|m| gateway_overhead(m.latency_us, m.upstream_latency_us)),
+                }
+            }
         }
     }
 }
@@ -147,6 +151,8 @@ pub struct OpenAiTarget {
     body: bytes::Bytes,
     headers: http::HeaderMap,
     timeout: Duration,
+    /// The response header carrying the server's own overhead in milliseconds, if any.
+    overhead_header: Option<http::HeaderName>,
 }
 
 impl OpenAiTarget {
@@ -196,7 +202,21 @@ impl OpenAiTarget {
             body: body.into(),
             headers: map,
             timeout,
+            overhead_header: None,
         })
+    }
+
+    /// Reads the server's own overhead from response header `name` (milliseconds, a decimal
+    /// number, as LiteLLM's `x-litellm-overhead-duration-ms`), so that a peer's overhead can be
+    /// compared with ours measured the same way (the gateway overhead): the server's total
+    /// minus its upstream call.
+    pub fn with_overhead_header(mut self, name: &str) -> anyhow::Result<Self> {
+        let name: http::HeaderName = name
+            .trim()
+            .parse()
+            .with_context(|| format!("`{name}` is not a header name"))?;
+        self.overhead_header = Some(name);
+        Ok(self)
     }
 
     async fn call(&self, i: u64) -> Outcome {
@@ -212,19 +232,139 @@ impl OpenAiTarget {
                 .send()
                 .await?;
             let status = response.status();
+            let overhead = self
+                .overhead_header
+                .as_ref()
+                .and_then(|name| response.headers().get(name))
+                .and_then(|value| value.to_str().ok())
+                .and_then(overhead_from_millis);
             // Read the whole body: the answer is not complete before it.
             response.bytes().await?;
-            Ok::<_, reqwest::Error>(status)
+            Ok::<_, reqwest::Error>((status, overhead))
         };
         match tokio::time::timeout(self.timeout, send).await {
             Err(_) => Outcome::Error(CLIENT_TIMEOUT.into()),
             Ok(Err(error)) if error.is_timeout() => Outcome::Error(CLIENT_TIMEOUT.into()),
             Ok(Err(error)) if error.is_connect() => Outcome::Error("connect".into()),
             Ok(Err(_)) => Outcome::Error("transport".into()),
-            Ok(Ok(status)) if status.is_success() => Outcome::Ok {
+            Ok(Ok((status, overhead))) if status.is_success() => Outcome::Ok {
                 server_overhead: None,
+                gateway_overhead: overhead,
             },
-            Ok(Ok(status)) => Outcome::Error(format!("http_{}", status.as_u16())),
+            Ok(Ok((status, _))) => Outcome::Error(format!("http_{}", status.as_u16())),
         }
+    }
+}
+
+/// A server's overhead header in milliseconds (`"3.1416"`) as a duration; `None` for anything
+/// that is not a finite, non-negative number (LiteLLM writes `None` when it has no figure).
+pub fn overhead_from_millis(text: &str) -> Option<Duration> {
+    let millis: f64 = text.trim().parse().ok()?;
+    if !millis.is_finite() || millis < 0.0 {
+        return None;
+    }
+    Duration::try_from_secs_f64(millis / 1000.0).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn overhead_headers_parse_as_milliseconds() {
+        assert_eq!(
+            overhead_from_millis("3.5"),
+            Some(Duration::from_micros(3500))
+        );
+        assert_eq!(
+            overhead_from_millis(" 12 "),
+            Some(Duration::from_millis(12))
+        );
+        assert_eq!(overhead_from_millis("0"), Some(Duration::ZERO));
+        assert_eq!(overhead_from_millis("None"), None);
+        assert_eq!(overhead_from_millis("-1"), None);
+        assert_eq!(overhead_from_millis("NaN"), None);
+        assert_eq!(overhead_from_millis("inf"), None);
+    }
+
+    /// A one-connection HTTP/1.1 server on 127.0.0.1 that answers every request with `head`
+    /// (status line and headers) and a small JSON body.
+    async fn answering(head: &'static str) -> String {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut buffer = vec![0_u8; 64 * 1024];
+            let mut seen = Vec::new();
+            loop {
+                let n = socket.read(&mut buffer).await.unwrap();
+                seen.extend_from_slice(&buffer[..n]);
+                // The request is whole once its headers and its 2-byte body (`{}`) are in.
+                if n == 0 || seen.ends_with(b"\r\n\r\n{}") {
+                    break;
+                }
+            }
+            let body = "{\"ok\":true}";
+            let reply = format!("{head}\r\ncontent-length: {}\r\n\r\n{body}", body.len());
+            socket.write_all(reply.as_bytes()).await.unwrap();
+        });
+        format!("http://{addr}/v1/chat/completions")
+    }
+
+    fn target(url: &str) -> OpenAiTarget {
+        OpenAiTarget::new(url, 1, b"{}".to_vec(), &[], Duration::from_secs(5))
+            .unwrap()
+            .with_overhead_header("x-litellm-overhead-duration-ms")
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_peers_overhead_header_is_recorded_as_its_own_overhead() {
+        let url = answering("HTTP/1.1 200 OK\r\nx-litellm-overhead-duration-ms: 4.25").await;
+        assert_eq!(
+            target(&url).call(0).await,
+            Outcome::Ok {
+                server_overhead: None,
+                gateway_overhead: Some(Duration::from_micros(4250))
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn an_answer_without_the_header_has_no_gateway_overhead() {
+        let url = answering("HTTP/1.1 200 OK").await;
+        assert_eq!(
+            target(&url).call(0).await,
+            Outcome::Ok {
+                server_overhead: None,
+                gateway_overhead: None
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refusal_is_an_error_whatever_its_headers() {
+        let url =
+            answering("HTTP/1.1 429 Too Many Requests\r\nx-litellm-overhead-duration-ms: 1").await;
+        assert_eq!(
+            target(&url).call(0).await,
+            Outcome::Error("http_429".into())
+        );
+    }
+
+    #[test]
+    fn a_bad_header_name_is_refused_when_the_target_is_built() {
+        let built = OpenAiTarget::new(
+            "http://127.0.0.1:1/",
+            1,
+            Vec::new(),
+            &[],
+            Duration::from_secs(1),
+        )
+        .unwrap()
+        .with_overhead_header("not a header");
+        assert!(built.unwrap_err().to_string().contains("not a header"));
     }
 }

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use agents_bench::schedule::Schedule;
 use agents_bench::stats::{
-    CLIENT_BACKPRESSURE, Micros, Outcome, Recorder, RunInfo, client_overhead, server_overhead,
+    CLIENT_BACKPRESSURE, Micros, Outcome, Recorder, RunInfo, client_overhead, gateway_overhead,
+    server_overhead,
 };
 
 fn secs(s: f64) -> Duration {
@@ -115,6 +116,18 @@ fn server_overhead_is_total_minus_provider_time() {
 }
 
 #[test]
+fn gateway_overhead_is_total_minus_the_upstream_exchange() {
+    assert_eq!(
+        gateway_overhead(1_250, 900),
+        Some(Duration::from_micros(350))
+    );
+    assert_eq!(gateway_overhead(900, 1_000), Some(Duration::ZERO));
+    // No upstream figure (older server, degraded answer): nothing, not the whole total.
+    assert_eq!(gateway_overhead(1_250, 0), None);
+    assert_eq!(gateway_overhead(0, 0), None);
+}
+
+#[test]
 fn client_overhead_is_latency_minus_upstream_latency() {
     assert_eq!(
         client_overhead(Duration::from_micros(50_700), Duration::from_millis(50)),
@@ -138,6 +151,7 @@ fn recorder_counts_outcomes_and_reports_them() {
         r.record(
             &Outcome::Ok {
                 server_overhead: Some(Duration::from_micros(200)),
+                gateway_overhead: Some(Duration::from_micros(300)),
             },
             Duration::from_micros(50_600),
             upstream,
@@ -170,13 +184,16 @@ fn recorder_counts_outcomes_and_reports_them() {
     assert!(report.latency.p50_us.abs_diff(50_600) <= 50);
     assert!(report.client_overhead.p99_us.abs_diff(600) <= 1);
     assert_eq!(report.server_overhead.p99_us, 200);
+    assert_eq!(report.gateway_overhead.p99_us, 300);
 
     let json: serde_json::Value = serde_json::to_value(&report).unwrap();
     assert_eq!(json["errors"]["RESOURCE_EXHAUSTED"], 1);
     assert_eq!(json["server_overhead"]["p99_us"], 200);
+    assert_eq!(json["gateway_overhead"]["p50_us"], 300);
     assert_eq!(json["info"]["label"], "agents");
 
     let table = report.table();
     assert!(table.contains("server overhead"), "{table}");
+    assert!(table.contains("gateway overhead"), "{table}");
     assert!(table.contains("error RESOURCE_EXHAUSTED: 1"), "{table}");
 }

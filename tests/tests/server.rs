@@ -108,6 +108,12 @@ async fn lists_describes_and_executes_every_agent() {
             metadata.latency_us >= metadata.provider_latency_us,
             "{metadata:?}"
         );
+        // The model's exchange is part of the provider chain's time.
+        assert!(metadata.upstream_latency_us > 0, "{metadata:?}");
+        assert!(
+            metadata.provider_latency_us >= metadata.upstream_latency_us,
+            "{metadata:?}"
+        );
     }
     let calls: Vec<_> = fake
         .requests()

@@ -291,6 +291,11 @@ pub struct Generation {
     pub usage: Usage,
     /// Time spent in the provider, including retries and fallbacks.
     pub latency: Duration,
+    /// Of `latency`, the answering attempt's exchange with the model's server: from sending
+    /// the request to having the whole response, before it is parsed. `None` from a provider
+    /// that does not measure it. Everything else in `latency` (policies, encoding the request,
+    /// parsing the answer, failed attempts, back-off) is the runtime's own work or waiting.
+    pub upstream_latency: Option<Duration>,
     /// Attempts that failed before this one succeeded (fallbacks and retries), in order.
     pub failed_attempts: Vec<ProviderAttempt>,
 }
@@ -308,6 +313,7 @@ impl Generation {
             model: model.into(),
             usage: Usage::default(),
             latency: Duration::ZERO,
+            upstream_latency: None,
             failed_attempts: Vec::new(),
         }
     }
@@ -321,6 +327,13 @@ impl Generation {
     /// Sets the latency.
     pub fn with_latency(mut self, latency: Duration) -> Self {
         self.latency = latency;
+        self
+    }
+
+    /// Sets the answering attempt's exchange time (see
+    /// [`upstream_latency`](Self::upstream_latency)).
+    pub fn with_upstream_latency(mut self, upstream: Duration) -> Self {
+        self.upstream_latency = Some(upstream);
         self
     }
 
@@ -464,9 +477,12 @@ mod tests {
                 completion_tokens: 2,
             })
             .with_latency(Duration::from_millis(3))
+            .with_upstream_latency(Duration::from_millis(2))
             .with_failed_attempts(vec![ProviderAttempt::new("q", ProviderError::Cancelled)]);
         assert_eq!(generation.usage.total(), 3);
         assert_eq!(generation.latency, Duration::from_millis(3));
+        assert_eq!(generation.upstream_latency, Some(Duration::from_millis(2)));
+        assert_eq!(Generation::new("p", "m", "t").upstream_latency, None);
         assert_eq!(generation.failed_attempts[0].provider, "q");
         assert!(ProviderHealth::Healthy.is_serving());
         assert!(

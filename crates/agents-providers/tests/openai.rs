@@ -86,6 +86,36 @@ async fn answers_carry_text_usage_and_the_request_carries_trace_and_options() {
     );
 }
 
+/// The answer says how long the exchange with the model's server took: at least the model's
+/// own wait, and part of the provider's whole time. A stream does not measure it.
+#[tokio::test]
+async fn answers_carry_the_upstream_exchange_time() {
+    let fake = FakeModel::start().await.unwrap();
+    let wait = Duration::from_millis(30);
+    fake.push(Behavior::Delay {
+        delay: wait,
+        then: Box::new(Behavior::Reply {
+            text: "late".into(),
+        }),
+    });
+    let generation = provider(&fake).generate(request()).await.unwrap();
+    let upstream = generation.upstream_latency.unwrap();
+    assert!(upstream >= wait, "{upstream:?} < the model's {wait:?}");
+    assert!(upstream <= generation.latency, "{generation:?}");
+
+    fake.push(Behavior::Reply {
+        text: "streamed".into(),
+    });
+    let mut stream = provider(&fake).generate_stream(request()).await.unwrap();
+    let mut finished = None;
+    while let Some(delta) = stream.next().await {
+        if let StreamDelta::Finished(generation) = delta.unwrap() {
+            finished = Some(generation);
+        }
+    }
+    assert_eq!(finished.unwrap().upstream_latency, None);
+}
+
 /// System messages go into the body pre-encoded after the first call: every call must still
 /// carry them, and the user messages, character for character.
 #[tokio::test]

@@ -228,17 +228,26 @@ impl EventSink for FanOut {
         }
     }
 
-    /// Passes the event on unbuilt when no sink before the last reads its type (metrics reads
-    /// provider, breaker and pressure events, not the agents'), so the last one (the bus
-    /// queue) builds it off the request path; otherwise builds it here, once, for all.
+    /// Shows the event to each sink before the last that reads its type (metrics reads
+    /// provider, breaker and pressure events, from the typed payload), then passes it on
+    /// unbuilt to the last one (the bus queue), which builds it off the request path.
     fn emit_deferred(&self, event: DeferredEvent) {
         let Some((last, rest)) = self.0.split_last() else {
             return;
         };
-        if rest.iter().any(|sink| sink.wants(event.event_type())) {
-            self.emit(event.build());
-        } else {
-            last.emit_deferred(event);
+        for sink in rest {
+            if sink.wants(event.event_type()) {
+                sink.emit_deferred_ref(&event);
+            }
+        }
+        last.emit_deferred(event);
+    }
+
+    fn emit_deferred_ref(&self, event: &DeferredEvent) {
+        for sink in &self.0 {
+            if sink.wants(event.event_type()) {
+                sink.emit_deferred_ref(event);
+            }
         }
     }
 
@@ -611,7 +620,7 @@ mod tests {
     }
 
     #[test]
-    fn fan_out_builds_a_deferred_event_only_for_a_sink_before_the_last_that_reads_it() {
+    fn fan_out_shows_a_deferred_event_to_the_sinks_that_read_it_and_passes_it_on_unbuilt() {
         use agents_core::AgentStarted;
         let reader = Arc::new(Recording::default());
         let last = Arc::new(Recording::default());
@@ -620,22 +629,29 @@ mod tests {
             Arc::new(NullSink),
             Arc::clone(&last) as Arc<dyn EventSink>,
         ]);
-        // Nobody before the last reads agent.started: it goes on unbuilt.
+        // Nobody before the last reads agent.started: only the last sees it.
         fan.emit_deferred(DeferredEvent::new("/a", AgentStarted::default()));
-        // The reader wants task.queued: built once, read by it, handed to the last built.
+        // The reader wants task.queued: it sees it (here, through the default, a built copy)
+        // and the last still gets it unbuilt.
         fan.emit_deferred(DeferredEvent::new("/b", TaskQueued::default()));
-        assert_eq!(*last.deferred.lock().unwrap(), ["agent.started"]);
+        assert_eq!(
+            *last.deferred.lock().unwrap(),
+            ["agent.started", "task.queued"]
+        );
+        assert!(last.built.types().is_empty());
         assert!(reader.deferred.lock().unwrap().is_empty());
-        for sink in [&reader, &last] {
-            assert_eq!(sink.built.types(), ["task.queued"]);
-        }
+        assert_eq!(reader.built.types(), ["task.queued"]);
         assert!(fan.wants("task.queued") && !fan.wants("agent.started"));
+        // A fan-out inside a fan-out shows the event to the inner sinks that read it.
+        fan.emit_deferred_ref(&DeferredEvent::new("/c", TaskQueued::default()));
+        assert_eq!(reader.built.types(), ["task.queued", "task.queued"]);
+        assert_eq!(last.built.types(), ["task.queued"]);
         // No sinks: nothing to do, and nothing panics.
         FanOut(Vec::new()).emit_deferred(DeferredEvent::new("/c", AgentStarted::default()));
     }
 
     #[test]
-    fn behind_the_metrics_sink_provider_events_are_counted_and_agent_events_pass_unbuilt() {
+    fn behind_the_metrics_sink_provider_events_are_counted_and_every_event_passes_unbuilt() {
         use agents_core::{AgentStarted, ProviderRequest};
         let metrics = Arc::new(Metrics::new());
         let last = Arc::new(Recording::default());
@@ -653,8 +669,11 @@ mod tests {
             text.contains("agents_provider_requests_total{provider=\"fake\"} 1"),
             "{text}"
         );
-        assert_eq!(*last.deferred.lock().unwrap(), ["agent.started"]);
-        assert_eq!(last.built.types(), ["provider.request"]);
+        assert_eq!(
+            *last.deferred.lock().unwrap(),
+            ["provider.request", "agent.started"]
+        );
+        assert!(last.built.types().is_empty());
     }
 
     #[tokio::test]

@@ -158,6 +158,14 @@ pub struct ExecutionMetadata {
     /// `provider_latency_ms` in microseconds: the runtime's own cost is well under a
     /// millisecond, too fine for the millisecond fields.
     pub provider_latency_us: u64,
+    /// Of `provider_latency_us`, the answering attempt's exchange with the model's server
+    /// (request sent to whole response read), in microseconds; 0 when the provider does not
+    /// measure it (degraded answers, streams, providers of other crates).
+    /// `latency_us - upstream_latency_us` is everything the runtime added, its resilience
+    /// policies and the model's wire format included: the figure to compare with another
+    /// gateway's own overhead.
+    #[serde(default)]
+    pub upstream_latency_us: u64,
     /// Whether code facts were computed and grounded the run (prompt, complexity, branches).
     pub grounded: bool,
     /// Why the agent has an analyzer but no facts for this run (unsupported language, parse
@@ -200,6 +208,7 @@ mod tests {
                 provider_latency_ms: 8,
                 latency_us: 9_001,
                 provider_latency_us: 8_001,
+                upstream_latency_us: 7_001,
                 grounded: true,
                 facts_error: None,
                 degraded: false,
@@ -210,5 +219,21 @@ mod tests {
         assert_eq!(json["metadata"]["usage"]["completion_tokens"], 4);
         let back: Option<AgentOutput> = serde_json::from_value(json).ok();
         assert_eq!(back, Some(done));
+    }
+
+    #[test]
+    fn metadata_written_before_upstream_latency_still_reads() {
+        let json = serde_json::json!({
+            "agent_id": "documentation", "request_id": "t1",
+            "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736", "provider": null, "model": null,
+            "fallbacks": [], "usage": {"prompt_tokens": 0, "completion_tokens": 0},
+            "latency_ms": 1, "provider_latency_ms": 0, "latency_us": 1_000,
+            "provider_latency_us": 0, "grounded": false, "facts_error": null,
+            "degraded": false, "degraded_reason": null
+        });
+        let metadata: ExecutionMetadata = serde_json::from_value(json).unwrap_or_else(|e| {
+            panic!("an older record must still read: {e}");
+        });
+        assert_eq!(metadata.upstream_latency_us, 0);
     }
 }

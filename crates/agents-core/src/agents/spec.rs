@@ -320,6 +320,7 @@ impl<S: AgentSpec> SpecAgent<S> {
             provider_latency_ms: 0,
             latency_us: 0,
             provider_latency_us: 0,
+            upstream_latency_us: 0,
             grounded: facts.is_some(),
             facts_error,
             degraded: false,
@@ -356,6 +357,7 @@ impl<S: AgentSpec> SpecAgent<S> {
         metadata.provider_latency_ms = millis(generation.latency);
         metadata.latency_ms = millis(elapsed);
         metadata.provider_latency_us = micros(generation.latency);
+        metadata.upstream_latency_us = generation.upstream_latency.map_or(0, micros);
         metadata.latency_us = micros(elapsed);
         Ok((output, metadata))
     }

@@ -8,6 +8,7 @@
 //! time), and [`build`](DeferredEvent::build) makes the same `CloudEvent` later, redaction
 //! included, wherever the sink chooses to run it.
 
+use std::any::Any;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
@@ -65,23 +66,57 @@ impl DeferredEvent {
         self.payload.event_type()
     }
 
+    /// The payload, when it is a `P`: for a sink that reads a few fields on the spot (metrics)
+    /// without building the envelope. It is **not redacted**: a reader that passes any of it
+    /// on (a label, a log line) redacts it at its own edge, as the metrics do with labels.
+    pub fn payload<P: EventPayload + 'static>(&self) -> Option<&P> {
+        self.payload.as_any().downcast_ref::<P>()
+    }
+
     /// The event, built now: payload to JSON, redaction, a fresh id; the time is when the
     /// deferred event was made.
     pub fn build(self) -> CloudEvent {
-        let mut event = CloudEvent::from_data(
-            self.source,
-            self.payload.event_type(),
-            self.payload.to_data(),
-            self.time,
-        );
-        if let Some(subject) = self.subject {
-            event = event.with_subject(subject);
-        }
-        if let Some((traceparent, tracestate)) = self.trace {
-            event = event.with_trace(traceparent, tracestate);
-        }
-        event
+        assemble(
+            CloudEvent::from_data(
+                self.source,
+                self.payload.event_type(),
+                self.payload.to_data(),
+                self.time,
+            ),
+            self.subject,
+            self.trace,
+        )
     }
+
+    /// [`build`](Self::build) from a borrowed event (its strings copied), for a sink that sees
+    /// the event while another one keeps it.
+    pub fn to_event(&self) -> CloudEvent {
+        assemble(
+            CloudEvent::from_data(
+                self.source.clone(),
+                self.payload.event_type(),
+                self.payload.to_data(),
+                self.time,
+            ),
+            self.subject.clone(),
+            self.trace.clone(),
+        )
+    }
+}
+
+/// The envelope with the optional attributes set through the setters that redact them.
+fn assemble(
+    mut event: CloudEvent,
+    subject: Option<String>,
+    trace: Option<(String, Option<String>)>,
+) -> CloudEvent {
+    if let Some(subject) = subject {
+        event = event.with_subject(subject);
+    }
+    if let Some((traceparent, tracestate)) = trace {
+        event = event.with_trace(traceparent, tracestate);
+    }
+    event
 }
 
 impl fmt::Debug for DeferredEvent {
@@ -99,15 +134,20 @@ impl fmt::Debug for DeferredEvent {
 trait Payload: Send {
     fn event_type(&self) -> &'static str;
     fn to_data(&self) -> Value;
+    fn as_any(&self) -> &dyn Any;
 }
 
-impl<P: EventPayload + Send> Payload for P {
+impl<P: EventPayload + Send + 'static> Payload for P {
     fn event_type(&self) -> &'static str {
         P::TYPE
     }
 
     fn to_data(&self) -> Value {
         EventPayload::to_data(self)
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
     }
 }
 
@@ -155,6 +195,23 @@ mod tests {
         for secret in ["abcdefghijklmnopqrstu", "hunter2"] {
             assert!(!text.contains(secret), "{secret} in {text}");
         }
+    }
+
+    #[test]
+    fn a_borrowed_event_builds_the_same_envelope_and_its_payload_reads_typed() {
+        let started = AgentStarted {
+            agent_id: "code-analysis".into(),
+            ..AgentStarted::default()
+        };
+        let deferred = DeferredEvent::new("/agents/code-analysis", started.clone())
+            .with_subject("req-1")
+            .with_trace(PARENT, None);
+        assert_eq!(deferred.payload::<AgentStarted>(), Some(&started));
+        assert_eq!(deferred.payload::<AgentFailed>(), None);
+        let seen = deferred.to_event();
+        let kept = deferred.build();
+        assert_eq!(seen.clone().with_id(kept.id.clone()), kept);
+        assert_ne!(seen.id, kept.id);
     }
 
     #[test]

@@ -38,6 +38,15 @@ pub trait EventSink: Send + Sync + std::fmt::Debug {
         self.emit(event.build());
     }
 
+    /// Shows a deferred event that another sink keeps, for a fan-out: a sink that reads events
+    /// on the spot (metrics) overrides this and reads the typed payload
+    /// ([`DeferredEvent::payload`], unredacted: redact what you pass on), so nothing is built
+    /// on the request path. The default builds a copy ([`DeferredEvent::to_event`]) and calls
+    /// [`emit`](Self::emit).
+    fn emit_deferred_ref(&self, event: &DeferredEvent) {
+        self.emit(event.to_event());
+    }
+
     /// Whether this sink does anything with events of `event_type`. A fan-out asks before
     /// building a [`DeferredEvent`] for sinks that read events on the spot: when none of them
     /// wants the type, the event goes on unbuilt. The default is `true`.
@@ -64,6 +73,10 @@ impl<T: EventSink + ?Sized> EventSink for Arc<T> {
         (**self).emit_deferred(event);
     }
 
+    fn emit_deferred_ref(&self, event: &DeferredEvent) {
+        (**self).emit_deferred_ref(event);
+    }
+
     fn wants(&self, event_type: &str) -> bool {
         (**self).wants(event_type)
     }
@@ -83,6 +96,8 @@ impl EventSink for NullSink {
     fn emit_ref(&self, _event: &CloudEvent) {}
 
     fn emit_deferred(&self, _event: DeferredEvent) {}
+
+    fn emit_deferred_ref(&self, _event: &DeferredEvent) {}
 
     fn wants(&self, _event_type: &str) -> bool {
         false

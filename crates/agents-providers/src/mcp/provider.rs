@@ -368,10 +368,13 @@ impl Provider for McpProvider {
             .with_arguments(self.arguments(&request, prompt));
         // The peer handle is used without any lock held; dropping the call on timeout makes
         // rmcp send `notifications/cancelled` for it.
+        let sent = Instant::now();
         let result = tokio::time::timeout_at(deadline, connection.service.peer().call_tool(params))
             .await
             .map_err(|_| timeout())?
             .map_err(|e| self.call_failed(&connection, e))?;
+        // The tool call's round trip; connecting (first use) and reading the result are ours.
+        let upstream = sent.elapsed();
         let text = self.read_result(result)?;
 
         let usage = Usage {
@@ -381,7 +384,8 @@ impl Provider for McpProvider {
         let model = request.model.unwrap_or_else(|| self.config.tool.clone());
         Ok(Generation::new(&self.config.id, model, text)
             .with_usage(usage)
-            .with_latency(started.elapsed()))
+            .with_latency(started.elapsed())
+            .with_upstream_latency(upstream))
     }
 
     async fn health(&self) -> ProviderHealth {

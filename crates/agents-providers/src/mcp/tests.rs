@@ -98,6 +98,13 @@ async fn connects_lists_tools_and_generates_through_echo() {
     assert!(reply.text.contains("User:\nhello there"), "{}", reply.text);
     assert_eq!(reply.provider_id, "everything");
     assert_eq!(reply.model, "echo");
+    // The tool call's round trip is measured, inside the provider's whole time.
+    let upstream = reply.upstream_latency.unwrap();
+    assert!(
+        upstream <= reply.latency,
+        "{upstream:?} > {:?}",
+        reply.latency
+    );
     assert!(reply.usage.prompt_tokens > 0 && reply.usage.completion_tokens > 0);
 
     let pid = provider.server_pid().expect("a stdio child has a pid");

@@ -107,13 +107,14 @@ impl OpenAiProvider {
         &self.config
     }
 
-    /// Sends the request; returns the response once its status is a success.
+    /// Sends the request; returns the response once its status is a success, with the moment
+    /// the request went out (its body already encoded): where the upstream exchange starts.
     async fn send(
         &self,
         request: &GenerateRequest,
         stream: bool,
         started: Instant,
-    ) -> Result<reqwest::Response, ProviderError> {
+    ) -> Result<(reqwest::Response, Instant), ProviderError> {
         // System messages repeat call after call: they go in already encoded.
         let encoded: Vec<_> = request
             .messages
@@ -147,6 +148,7 @@ impl OpenAiProvider {
                 elapsed: started.elapsed(),
             });
         }
+        let sent = Instant::now();
         let response = match (left, stream) {
             // A whole answer must arrive by the deadline, body included.
             (Some(left), false) => call.timeout(left).send().await,
@@ -165,7 +167,7 @@ impl OpenAiProvider {
         .map_err(|e| from_transport(&e, started.elapsed()))?;
         let status = response.status();
         if status.is_success() {
-            return Ok(response);
+            return Ok((response, sent));
         }
         let headers = response.headers().clone();
         let body = read_limited(response, 16 * 1024, started)
@@ -176,8 +178,10 @@ impl OpenAiProvider {
 
     async fn generate_whole(&self, request: GenerateRequest) -> Result<Generation, ProviderError> {
         let started = Instant::now();
-        let response = self.send(&request, false, started).await?;
+        let (response, sent) = self.send(&request, false, started).await?;
         let body = read_limited(response, self.config.max_response_bytes, started).await?;
+        // The exchange ends with the whole body: parsing it is ours, not the model's.
+        let upstream = sent.elapsed();
         let parsed: ChatResponse =
             serde_json::from_slice(&body).map_err(|e| ProviderError::InvalidResponse {
                 message: format!(
@@ -205,7 +209,8 @@ impl OpenAiProvider {
             prompt_tokens: usage.prompt_tokens,
             completion_tokens: usage.completion_tokens,
         })
-        .with_latency(started.elapsed()))
+        .with_latency(started.elapsed())
+        .with_upstream_latency(upstream))
     }
 
     fn model_of(&self, request: &GenerateRequest) -> String {
@@ -220,7 +225,8 @@ impl OpenAiProvider {
         request: GenerateRequest,
     ) -> Result<GenerationStream, ProviderError> {
         let started = Instant::now();
-        let response = self.send(&request, true, started).await?;
+        // A stream's exchange is interleaved with our parsing of its events: not measured.
+        let (response, _sent) = self.send(&request, true, started).await?;
         let state = StreamState {
             bytes: Box::pin(response.bytes_stream()),
             reader: SseReader::new(self.config.max_response_bytes),

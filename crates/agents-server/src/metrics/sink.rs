@@ -4,12 +4,13 @@
 //! those events, rather than instrumenting each policy a second time, keeps the metrics and the
 //! audit trail telling the same story.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use agents_core::{
-    CircuitClosed, CircuitOpened, CloudEvent, EventPayload, EventSink, MemoryPressure,
-    PressureLevel, ProviderFailure, ProviderFallback, ProviderRequest, ProviderSuccess,
-    ThermalThrottle,
+    CircuitClosed, CircuitOpened, CloudEvent, DeferredEvent, EventPayload, EventSink,
+    MemoryPressure, PressureLevel, ProviderFailure, ProviderFallback, ProviderRequest,
+    ProviderSuccess, ThermalThrottle,
 };
 
 use super::Metrics;
@@ -35,12 +36,22 @@ impl MetricsSink {
 
 impl EventSink for MetricsSink {
     fn emit(&self, event: CloudEvent) {
-        self.metrics.observe(&event);
+        self.metrics.observe(event.event_type.as_str(), &event);
     }
 
     /// Reads the event where it is: no copy.
     fn emit_ref(&self, event: &CloudEvent) {
-        self.metrics.observe(event);
+        self.metrics.observe(event.event_type.as_str(), event);
+    }
+
+    /// Reads the typed payload: nothing is built or decoded. Labels are redacted by the
+    /// families as always, so the unredacted payload goes nowhere else.
+    fn emit_deferred(&self, event: DeferredEvent) {
+        self.metrics.observe(event.event_type(), &event);
+    }
+
+    fn emit_deferred_ref(&self, event: &DeferredEvent) {
+        self.metrics.observe(event.event_type(), event);
     }
 
     /// Only the types that change a metric; the agents' own events are counted by the
@@ -62,18 +73,36 @@ const OBSERVED: [&str; 8] = [
     ThermalThrottle::TYPE,
 ];
 
+/// An event's payload, read as the type its `type` names: decoded from a built event's JSON
+/// data, or borrowed from a deferred event.
+trait Payloads {
+    fn read<P: EventPayload + Clone + 'static>(&self) -> Option<Cow<'_, P>>;
+}
+
+impl Payloads for CloudEvent {
+    fn read<P: EventPayload + Clone + 'static>(&self) -> Option<Cow<'_, P>> {
+        self.payload::<P>().ok().map(Cow::Owned)
+    }
+}
+
+impl Payloads for DeferredEvent {
+    fn read<P: EventPayload + Clone + 'static>(&self) -> Option<Cow<'_, P>> {
+        self.payload::<P>().map(Cow::Borrowed)
+    }
+}
+
 impl Metrics {
-    /// Updates the event-derived families from one event; events of other types, and events
-    /// whose data does not decode, change nothing.
-    fn observe(&self, event: &CloudEvent) {
-        match event.event_type.as_str() {
+    /// Updates the event-derived families from one event of type `event_type`; events of
+    /// other types, and events whose data does not decode, change nothing.
+    fn observe(&self, event_type: &str, event: &impl Payloads) {
+        match event_type {
             ProviderRequest::TYPE => {
-                if let Ok(p) = event.payload::<ProviderRequest>() {
+                if let Some(p) = event.read::<ProviderRequest>() {
                     self.provider_requests.get([&p.provider]).inc();
                 }
             }
             ProviderSuccess::TYPE => {
-                if let Ok(p) = event.payload::<ProviderSuccess>() {
+                if let Some(p) = event.read::<ProviderSuccess>() {
                     self.provider_duration
                         .get([&p.provider, "success"])
                         .observe(seconds(p.latency_ms));
@@ -86,7 +115,7 @@ impl Metrics {
                 }
             }
             ProviderFailure::TYPE => {
-                if let Ok(p) = event.payload::<ProviderFailure>() {
+                if let Some(p) = event.read::<ProviderFailure>() {
                     self.provider_duration
                         .get([&p.provider, "failure"])
                         .observe(seconds(p.latency_ms));
@@ -99,7 +128,7 @@ impl Metrics {
                 }
             }
             ProviderFallback::TYPE => {
-                if let Ok(p) = event.payload::<ProviderFallback>() {
+                if let Some(p) = event.read::<ProviderFallback>() {
                     self.fallbacks
                         .get([&p.from_provider, &p.to_provider, &p.reason_kind])
                         .inc();
@@ -114,22 +143,22 @@ impl Metrics {
                 }
             }
             CircuitOpened::TYPE => {
-                if let Ok(p) = event.payload::<CircuitOpened>() {
+                if let Some(p) = event.read::<CircuitOpened>() {
                     self.breaker_open.get([&p.provider]).set(1);
                 }
             }
             CircuitClosed::TYPE => {
-                if let Ok(p) = event.payload::<CircuitClosed>() {
+                if let Some(p) = event.read::<CircuitClosed>() {
                     self.breaker_open.get([&p.provider]).set(0);
                 }
             }
             MemoryPressure::TYPE => {
-                if let Ok(p) = event.payload::<MemoryPressure>() {
+                if let Some(p) = event.read::<MemoryPressure>() {
                     self.set_pressure("memory", p.level);
                 }
             }
             ThermalThrottle::TYPE => {
-                if let Ok(p) = event.payload::<ThermalThrottle>() {
+                if let Some(p) = event.read::<ThermalThrottle>() {
                     self.set_pressure("thermal", p.level);
                 }
             }
@@ -224,6 +253,72 @@ mod tests {
         changed.sort_unstable();
         assert_eq!(wanted, changed);
         assert!(!sink.wants(agents_core::AgentStarted::TYPE));
+    }
+
+    /// A deferred event, read from its typed payload, changes the metrics exactly as the same
+    /// event built and decoded does.
+    #[test]
+    fn deferred_events_count_as_built_ones_do() {
+        fn both<P: EventPayload + Clone + Send + 'static>(
+            payload: P,
+        ) -> (CloudEvent, DeferredEvent) {
+            (
+                CloudEvent::new("/t", &payload),
+                DeferredEvent::new("/t", payload),
+            )
+        }
+        let mut request = ProviderRequest::default();
+        request.provider = "local".into();
+        let mut success = ProviderSuccess::default();
+        success.provider = "local".into();
+        success.latency_ms = 12;
+        success.prompt_tokens = 30;
+        success.completion_tokens = 7;
+        let mut failure = ProviderFailure::default();
+        failure.provider = "local".into();
+        failure.error_kind = OVERLOADED.into();
+        failure.message = ProviderError::Overloaded {
+            scope: "rate".into(),
+            retry_after: None,
+        }
+        .to_string();
+        let mut fallback = ProviderFallback::default();
+        fallback.from_provider = "local".into();
+        fallback.to_provider = "remote".into();
+        fallback.reason_kind = "timeout".into();
+        let mut opened = CircuitOpened::default();
+        opened.provider = "remote".into();
+        let mut pressure = MemoryPressure::default();
+        pressure.level = PressureLevel::Critical;
+        let events = [
+            both(request),
+            both(success),
+            both(failure),
+            both(fallback),
+            both(opened),
+            both(pressure),
+            both(agents_core::AgentStarted::default()),
+        ];
+        let (built, deferred) = (Arc::new(Metrics::new()), Arc::new(Metrics::new()));
+        let (built_sink, deferred_sink) = (built.sink(), deferred.sink());
+        for (event, pending) in &events {
+            built_sink.emit_ref(event);
+            deferred_sink.emit_deferred_ref(pending);
+        }
+        // The same series and values; label sets come in each family's hash order.
+        let sorted = |text: String| {
+            let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+            lines.sort_unstable();
+            lines
+        };
+        let text = deferred.encode();
+        assert_eq!(sorted(text.clone()), sorted(built.encode()));
+        for line in [
+            "agents_provider_requests_total{provider=\"local\"} 1",
+            "agents_provider_tokens_total{provider=\"local\",direction=\"prompt\"} 30",
+        ] {
+            assert!(text.contains(line), "{line} not in {text}");
+        }
     }
 
     #[test]

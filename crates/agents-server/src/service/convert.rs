@@ -50,6 +50,7 @@ pub(crate) fn response_of_json(output_json: String, m: &ExecutionMetadata) -> pb
             degraded_reason: m.degraded_reason.clone().unwrap_or_default(),
             latency_us: m.latency_us,
             provider_latency_us: m.provider_latency_us,
+            upstream_latency_us: m.upstream_latency_us,
         }),
     }
 }

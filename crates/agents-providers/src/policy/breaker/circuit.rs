@@ -39,7 +39,7 @@ pub enum BreakerState {
 
 /// A [`Provider`] that stops calling its inner provider while that provider is failing.
 ///
-/// See the [module docs](super) for what counts as a failure and how streams are judged.
+/// See the module docs of `src/policy/breaker/mod.rs` for what counts as a failure and how streams are judged.
 #[derive(Debug)]
 pub struct CircuitBreaker {
     inner: Arc<dyn Provider>,

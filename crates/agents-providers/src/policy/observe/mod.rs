@@ -19,8 +19,9 @@ use std::time::Instant;
 
 use agents_core::TraceContext;
 use agents_core::{
-    CloudEvent, EventPayload, EventSink, GenerateRequest, Generation, GenerationStream, Provider,
-    ProviderError, ProviderFailure, ProviderHealth, ProviderRequest, ProviderSuccess, StreamDelta,
+    DeferredEvent, EventPayload, EventSink, GenerateRequest, Generation, GenerationStream,
+    Provider, ProviderError, ProviderFailure, ProviderHealth, ProviderRequest, ProviderSuccess,
+    StreamDelta,
 };
 use futures_util::Stream;
 use tracing::Instrument as _;
@@ -57,12 +58,14 @@ impl Call {
         self.events.is_enabled()
     }
 
-    fn emit<P: EventPayload>(&self, payload: &P) {
-        let mut event = CloudEvent::new(self.source.clone(), payload);
+    /// Emits `payload` deferred: a queueing sink builds the envelope (JSON data, redaction,
+    /// id) off the request path, and the metrics read the typed payload.
+    fn emit<P: EventPayload + Send + 'static>(&self, payload: P) {
+        let mut event = DeferredEvent::new(self.source.clone(), payload);
         if let Some(trace) = &self.trace {
             event = event.with_trace(trace.traceparent(), trace.tracestate().map(str::to_owned));
         }
-        self.events.emit(event);
+        self.events.emit_deferred(event);
     }
 
     fn success(&self, generation: &Generation) {
@@ -82,7 +85,7 @@ impl Call {
         payload.latency_ms = ms_since(self.started);
         payload.prompt_tokens = generation.usage.prompt_tokens;
         payload.completion_tokens = generation.usage.completion_tokens;
-        self.emit(&payload);
+        self.emit(payload);
     }
 
     fn failure(&self, error: &ProviderError) {
@@ -100,7 +103,7 @@ impl Call {
         payload.message = error.to_string();
         payload.retryable = error.is_retryable();
         payload.latency_ms = ms_since(self.started);
-        self.emit(&payload);
+        self.emit(payload);
     }
 }
 
@@ -155,7 +158,7 @@ impl Observe {
             payload.provider = call.provider.clone();
             payload.model = call.model.clone();
             payload.attempt = attempt;
-            call.emit(&payload);
+            call.emit(payload);
         }
         call
     }
@@ -322,7 +325,7 @@ mod tests {
     struct Off(std::sync::atomic::AtomicUsize);
 
     impl EventSink for Off {
-        fn emit(&self, _event: CloudEvent) {
+        fn emit(&self, _event: agents_core::CloudEvent) {
             self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
 

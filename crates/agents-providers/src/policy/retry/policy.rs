@@ -15,7 +15,7 @@ use super::budget::Budget;
 
 /// A [`Provider`] that calls its inner provider again after a transient failure.
 ///
-/// See the [module docs](super) for when it retries and when it gives up.
+/// See the module docs of `src/policy/retry/mod.rs` for when it retries and when it gives up.
 #[derive(Debug)]
 pub struct Retry {
     inner: Arc<dyn Provider>,
