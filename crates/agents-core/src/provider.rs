@@ -291,10 +291,13 @@ pub struct Generation {
     pub usage: Usage,
     /// Time spent in the provider, including retries and fallbacks.
     pub latency: Duration,
-    /// Of `latency`, the answering attempt's exchange with the model's server: from sending
-    /// the request to having the whole response, before it is parsed. `None` from a provider
-    /// that does not measure it. Everything else in `latency` (policies, encoding the request,
-    /// parsing the answer, failed attempts, back-off) is the runtime's own work or waiting.
+    /// Of `latency`, the answering attempt's exchange with the model's server. The OpenAI
+    /// adapter measures from sending the encoded request to having the whole body, before
+    /// parsing it; the MCP provider measures the tool call, whose JSON-RPC encoding and
+    /// decoding happen inside rmcp and so count here. `None` from a provider that does not
+    /// measure it (and for streams). Everything else in `latency` (policies, encoding the
+    /// request, parsing the answer, failed attempts, back-off) is the runtime's own work or
+    /// waiting.
     pub upstream_latency: Option<Duration>,
     /// Attempts that failed before this one succeeded (fallbacks and retries), in order.
     pub failed_attempts: Vec<ProviderAttempt>,

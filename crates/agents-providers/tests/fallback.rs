@@ -153,6 +153,15 @@ async fn primary_times_out() {
     let pair = pair(|_, _| {}, None).await;
     pair.primary.set_default(Behavior::Hang);
     assert_fell_back(&pair, "timeout").await;
+    // The upstream time is the answering attempt's exchange alone: the primary's 400 ms wait
+    // is in the chain's latency, not in it.
+    let generation = pair.chain.generate(request()).await.unwrap();
+    let upstream = generation.upstream_latency.unwrap();
+    assert!(
+        generation.latency.saturating_sub(upstream) >= Duration::from_millis(400),
+        "{upstream:?} of {:?}",
+        generation.latency
+    );
 }
 
 #[tokio::test]

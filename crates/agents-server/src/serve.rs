@@ -203,8 +203,9 @@ impl EventPipeline {
 
 /// Sends every event to each sink in turn: borrowed to all but the last, which gets it
 /// owned. Put the sinks that only read events (metrics) first and the one that keeps them
-/// (the bus queue) last, and no event is copied. A deferred event skips the sinks before the
-/// last when none of them `wants` its type, and reaches the last one unbuilt.
+/// (the bus queue) last, and no event is copied. A deferred event is shown
+/// (`emit_deferred_ref`) to each sink before the last that `wants` its type, and reaches the
+/// last one unbuilt.
 #[derive(Debug)]
 struct FanOut(Vec<Arc<dyn EventSink>>);
 

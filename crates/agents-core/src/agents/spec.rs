@@ -357,7 +357,10 @@ impl<S: AgentSpec> SpecAgent<S> {
         metadata.provider_latency_ms = millis(generation.latency);
         metadata.latency_ms = millis(elapsed);
         metadata.provider_latency_us = micros(generation.latency);
-        metadata.upstream_latency_us = generation.upstream_latency.map_or(0, micros);
+        // 0 means "not measured": a measured exchange under a microsecond still counts as 1.
+        metadata.upstream_latency_us = generation
+            .upstream_latency
+            .map_or(0, |upstream| micros(upstream).max(1));
         metadata.latency_us = micros(elapsed);
         Ok((output, metadata))
     }

@@ -10,6 +10,7 @@
 
 use std::any::Any;
 use std::fmt;
+use std::sync::OnceLock;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -28,6 +29,10 @@ pub struct DeferredEvent {
     trace: Option<(String, Option<String>)>,
     time: DateTime<Utc>,
     payload: Box<dyn Payload>,
+    /// The id of the first envelope built from it: every later build carries the same one, so
+    /// a sink shown the event ([`to_event`](Self::to_event)) and the sink that keeps it
+    /// ([`build`](Self::build)) hold the same event.
+    id: OnceLock<String>,
 }
 
 impl DeferredEvent {
@@ -39,6 +44,7 @@ impl DeferredEvent {
             trace: None,
             time: Utc::now(),
             payload: Box::new(payload),
+            id: OnceLock::new(),
         }
     }
 
@@ -73,34 +79,36 @@ impl DeferredEvent {
         self.payload.as_any().downcast_ref::<P>()
     }
 
-    /// The event, built now: payload to JSON, redaction, a fresh id; the time is when the
-    /// deferred event was made.
+    /// The event, built now: payload to JSON, redaction, an id (fresh, or the one an earlier
+    /// [`to_event`](Self::to_event) gave it); the time is when the deferred event was made.
     pub fn build(self) -> CloudEvent {
-        assemble(
-            CloudEvent::from_data(
-                self.source,
-                self.payload.event_type(),
-                self.payload.to_data(),
-                self.time,
-            ),
-            self.subject,
-            self.trace,
-        )
+        let mut event = CloudEvent::from_data(
+            self.source,
+            self.payload.event_type(),
+            self.payload.to_data(),
+            self.time,
+        );
+        if let Some(id) = self.id.into_inner() {
+            event.id = id;
+        }
+        assemble(event, self.subject, self.trace)
     }
 
     /// [`build`](Self::build) from a borrowed event (its strings copied), for a sink that sees
-    /// the event while another one keeps it.
+    /// the event while another one keeps it. Every build of one deferred event has the same
+    /// id.
     pub fn to_event(&self) -> CloudEvent {
-        assemble(
-            CloudEvent::from_data(
-                self.source.clone(),
-                self.payload.event_type(),
-                self.payload.to_data(),
-                self.time,
-            ),
-            self.subject.clone(),
-            self.trace.clone(),
-        )
+        let mut event = CloudEvent::from_data(
+            self.source.clone(),
+            self.payload.event_type(),
+            self.payload.to_data(),
+            self.time,
+        );
+        let id = self.id.get_or_init(|| event.id.clone());
+        if event.id != *id {
+            event.id.clone_from(id);
+        }
+        assemble(event, self.subject.clone(), self.trace.clone())
     }
 }
 
@@ -209,13 +217,15 @@ mod tests {
         assert_eq!(deferred.payload::<AgentStarted>(), Some(&started));
         assert_eq!(deferred.payload::<AgentFailed>(), None);
         let seen = deferred.to_event();
+        let seen_again = deferred.to_event();
         let kept = deferred.build();
-        assert_eq!(seen.clone().with_id(kept.id.clone()), kept);
-        assert_ne!(seen.id, kept.id);
+        // One event, whoever builds it: the same id too, so sinks can match what they hold.
+        assert_eq!(seen, kept);
+        assert_eq!(seen_again, kept);
     }
 
     #[test]
-    fn each_build_gets_its_own_id() {
+    fn different_events_get_different_ids() {
         let a = DeferredEvent::new("/a", AgentStarted::default()).build();
         let b = DeferredEvent::new("/a", AgentStarted::default()).build();
         assert_ne!(a.id, b.id);

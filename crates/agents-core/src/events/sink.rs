@@ -48,8 +48,9 @@ pub trait EventSink: Send + Sync + std::fmt::Debug {
     }
 
     /// Whether this sink does anything with events of `event_type`. A fan-out asks before
-    /// building a [`DeferredEvent`] for sinks that read events on the spot: when none of them
-    /// wants the type, the event goes on unbuilt. The default is `true`.
+    /// showing a [`DeferredEvent`] to a sink that reads events on the spot
+    /// ([`emit_deferred_ref`](Self::emit_deferred_ref)), so a sink that does not want the type
+    /// costs nothing. The default is `true`.
     fn wants(&self, event_type: &str) -> bool {
         let _ = event_type;
         true

@@ -21,8 +21,8 @@ const OVERLOADED: &str = "overloaded";
 /// An [`EventSink`] that updates [`Metrics`] from the events it receives; build one with
 /// [`Metrics::sink`] and tee it next to the bus.
 ///
-/// `emit` never blocks on I/O: it decodes the payload and bumps atomics, taking a short lock
-/// only the first time a label set is seen.
+/// It never blocks on I/O: it reads the payload (typed from a deferred event, decoded from a
+/// built one) and bumps atomics, taking a short lock only the first time a label set is seen.
 #[derive(Debug, Clone)]
 pub struct MetricsSink {
     metrics: Arc<Metrics>,

@@ -303,6 +303,55 @@ mod tests {
         assert!(events.iter().all(|e| e.source == "/providers/p"));
     }
 
+    /// Keeps the types of the deferred events it is handed, and of any built one apart.
+    #[derive(Debug, Default)]
+    struct Deferring {
+        deferred: std::sync::Mutex<Vec<&'static str>>,
+        built: MemorySink,
+    }
+
+    impl EventSink for Deferring {
+        fn emit(&self, event: agents_core::CloudEvent) {
+            self.built.emit(event);
+        }
+
+        fn emit_deferred(&self, event: DeferredEvent) {
+            self.deferred
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(event.event_type());
+        }
+    }
+
+    /// The events leave unbuilt, so a queueing sink builds them off the request path.
+    #[tokio::test]
+    async fn events_are_handed_over_deferred() {
+        let inner = ScriptedProvider::new(
+            "p",
+            [Script::fail(ProviderError::Unavailable {
+                status: Some(503),
+                reason: "down".into(),
+            })],
+        );
+        let sink = Arc::new(Deferring::default());
+        let observed = Observe::new(inner, sink.clone(), "m");
+        assert!(observed.generate(GenerateRequest::default()).await.is_err());
+        assert!(observed.generate(GenerateRequest::default()).await.is_ok());
+        assert_eq!(
+            *sink
+                .deferred
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+            [
+                "provider.request",
+                "provider.failure",
+                "provider.request",
+                "provider.success"
+            ]
+        );
+        assert!(sink.built.types().is_empty());
+    }
+
     #[tokio::test]
     async fn streams_report_when_they_end() {
         let inner = ScriptedProvider::new("p", [Script::stream(["a", "b"], Duration::ZERO)]);
