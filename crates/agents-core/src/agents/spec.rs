@@ -393,10 +393,7 @@ impl<S: AgentSpec> SpecAgent<S> {
     fn emit<P: EventPayload + Send + 'static>(&self, ctx: &AgentContext, payload: P) {
         let event = DeferredEvent::new(format!("/agents/{}", S::ID), payload)
             .with_subject(ctx.request_id.clone())
-            .with_trace(
-                ctx.trace.traceparent(),
-                ctx.trace.tracestate().map(str::to_owned),
-            );
+            .with_trace_context(&ctx.trace);
         ctx.events.emit_deferred(event);
     }
 }

@@ -16,7 +16,8 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::catalogue::EventPayload;
-use super::envelope::CloudEvent;
+use super::envelope::{CloudEvent, new_id};
+use crate::trace::TraceContext;
 
 /// An event not built yet: the payload and the attributes known when it happened.
 ///
@@ -66,6 +67,13 @@ impl DeferredEvent {
         self
     }
 
+    /// [`with_trace`](Self::with_trace) from a [`TraceContext`], as
+    /// [`CloudEvent::with_trace_context`] does.
+    #[must_use]
+    pub fn with_trace_context(self, trace: &TraceContext) -> Self {
+        self.with_trace(trace.traceparent(), trace.tracestate().map(str::to_owned))
+    }
+
     /// The CloudEvents `type` it will have, e.g. `agent.started`: enough for a sink to decide
     /// whether it wants the event at all without building it.
     pub fn event_type(&self) -> &'static str {
@@ -82,49 +90,24 @@ impl DeferredEvent {
     /// The event, built now: payload to JSON, redaction, an id (fresh, or the one an earlier
     /// [`to_event`](Self::to_event) gave it); the time is when the deferred event was made.
     pub fn build(self) -> CloudEvent {
-        let mut event = CloudEvent::from_data(
-            self.source,
-            self.payload.event_type(),
-            self.payload.to_data(),
-            self.time,
-        );
-        if let Some(id) = self.id.into_inner() {
-            event.id = id;
-        }
-        assemble(event, self.subject, self.trace)
+        let id = self.id.into_inner().unwrap_or_else(new_id);
+        self.payload
+            .envelope(id, self.source, self.time, self.subject, self.trace)
     }
 
     /// [`build`](Self::build) from a borrowed event (its strings copied), for a sink that sees
     /// the event while another one keeps it. Every build of one deferred event has the same
     /// id.
     pub fn to_event(&self) -> CloudEvent {
-        let mut event = CloudEvent::from_data(
+        let id = self.id.get_or_init(new_id).clone();
+        self.payload.envelope(
+            id,
             self.source.clone(),
-            self.payload.event_type(),
-            self.payload.to_data(),
             self.time,
-        );
-        let id = self.id.get_or_init(|| event.id.clone());
-        if event.id != *id {
-            event.id.clone_from(id);
-        }
-        assemble(event, self.subject.clone(), self.trace.clone())
+            self.subject.clone(),
+            self.trace.clone(),
+        )
     }
-}
-
-/// The envelope with the optional attributes set through the setters that redact them.
-fn assemble(
-    mut event: CloudEvent,
-    subject: Option<String>,
-    trace: Option<(String, Option<String>)>,
-) -> CloudEvent {
-    if let Some(subject) = subject {
-        event = event.with_subject(subject);
-    }
-    if let Some((traceparent, tracestate)) = trace {
-        event = event.with_trace(traceparent, tracestate);
-    }
-    event
 }
 
 impl fmt::Debug for DeferredEvent {
@@ -143,6 +126,26 @@ trait Payload: Send {
     fn event_type(&self) -> &'static str;
     fn to_data(&self) -> Value;
     fn as_any(&self) -> &dyn Any;
+
+    /// The envelope of this payload, its optional attributes set through the setters that
+    /// redact them.
+    fn envelope(
+        &self,
+        id: String,
+        source: String,
+        time: DateTime<Utc>,
+        subject: Option<String>,
+        trace: Option<(String, Option<String>)>,
+    ) -> CloudEvent {
+        let mut event = CloudEvent::from_data(id, source, self.event_type(), self.to_data(), time);
+        if let Some(subject) = subject {
+            event = event.with_subject(subject);
+        }
+        if let Some((traceparent, tracestate)) = trace {
+            event = event.with_trace(traceparent, tracestate);
+        }
+        event
+    }
 }
 
 impl<P: EventPayload + Send + 'static> Payload for P {

@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 use super::catalogue::EventPayload;
 use super::error::EventError;
 use crate::redact::Redactor;
+use crate::trace::TraceContext;
 
 /// Largest encoded event [`CloudEvent::from_json`] accepts: 1 MiB.
 ///
@@ -85,6 +86,11 @@ fn json_content_type() -> String {
     JSON.to_owned()
 }
 
+/// A fresh event id: a random (v4) UUID.
+pub(super) fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
 impl CloudEvent {
     /// An event of `payload`'s type from `source`, with a fresh UUID v4 id and
     /// the current time.
@@ -93,12 +99,20 @@ impl CloudEvent {
     /// an emitter that forgot to redact a message still cannot publish a
     /// registered secret or a credential-shaped string.
     pub fn new<P: EventPayload>(source: impl Into<String>, payload: &P) -> Self {
-        Self::from_data(source.into(), P::TYPE, payload.to_data(), Utc::now())
+        Self::from_data(
+            new_id(),
+            source.into(),
+            P::TYPE,
+            payload.to_data(),
+            Utc::now(),
+        )
     }
 
     /// [`new`](Self::new) for a payload already turned into `data`, of catalogue type
-    /// `event_type`, that happened at `time`; `data` is redacted here.
+    /// `event_type`, that happened at `time`, with `id` (see [`new_id`]); `data` is redacted
+    /// here.
     pub(super) fn from_data(
+        id: String,
         source: String,
         event_type: &str,
         mut data: Value,
@@ -106,7 +120,7 @@ impl CloudEvent {
     ) -> Self {
         Redactor::global().redact_json(&mut data);
         Self {
-            id: uuid::Uuid::new_v4().to_string(),
+            id,
             source,
             specversion: SpecVersion::V1_0,
             event_type: event_type.to_owned(),
@@ -142,6 +156,13 @@ impl CloudEvent {
         self.traceparent = Some(traceparent.into());
         self.tracestate = tracestate;
         self
+    }
+
+    /// [`with_trace`](Self::with_trace) from a [`TraceContext`]: its `traceparent` and
+    /// `tracestate` headers.
+    #[must_use]
+    pub fn with_trace_context(self, trace: &TraceContext) -> Self {
+        self.with_trace(trace.traceparent(), trace.tracestate().map(str::to_owned))
     }
 
     /// Replaces the generated id, e.g. to make a retried emission idempotent.

@@ -55,7 +55,7 @@ impl EventSink for MetricsSink {
     }
 
     /// Only the types that change a metric; the agents' own events are counted by the
-    /// service, so a fan-out need not build them for this sink.
+    /// service, so a fan-out need not show them to this sink.
     fn wants(&self, event_type: &str) -> bool {
         OBSERVED.contains(&event_type)
     }

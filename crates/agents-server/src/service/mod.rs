@@ -277,7 +277,8 @@ impl AgentService for AgentsService {
         let mut response = convert::response_of_json(done.output_json, &done.metadata);
         if let Some(metadata) = response.metadata.as_mut() {
             // The whole call as the server saw it, admission and parsing included, so that
-            // latency_us - provider_latency_us is everything the runtime added.
+            // latency_us - upstream_latency_us is everything the server added (and
+            // latency_us - provider_latency_us all of it outside the provider chain).
             metadata.latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         }
         Ok(Response::new(response))

@@ -153,8 +153,7 @@ impl QueueDispatch {
             queued.agent_id = agent.to_owned();
             queued.tenant = Some(tenant.to_owned());
             events.emit(
-                CloudEvent::new(format!("/agents/{agent}"), &queued)
-                    .with_trace(trace.traceparent(), trace.tracestate().map(str::to_owned)),
+                CloudEvent::new(format!("/agents/{agent}"), &queued).with_trace_context(trace),
             );
         }
         Ok(pb::SubmitTaskResponse {

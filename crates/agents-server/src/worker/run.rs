@@ -349,10 +349,8 @@ async fn watch_cancellations(shared: Arc<Shared>) {
 
 impl Shared {
     fn emit<P: EventPayload>(&self, agent: &str, trace: &TraceContext, payload: &P) {
-        self.events.emit(
-            CloudEvent::new(format!("/agents/{agent}"), payload)
-                .with_trace(trace.traceparent(), trace.tracestate().map(str::to_owned)),
-        );
+        self.events
+            .emit(CloudEvent::new(format!("/agents/{agent}"), payload).with_trace_context(trace));
     }
 
     async fn update(&self, id: &str, change: agents_bus::Change<'_>) -> Option<(TaskRecord, bool)> {

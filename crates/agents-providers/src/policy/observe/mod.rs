@@ -63,7 +63,7 @@ impl Call {
     fn emit<P: EventPayload + Send + 'static>(&self, payload: P) {
         let mut event = DeferredEvent::new(self.source.clone(), payload);
         if let Some(trace) = &self.trace {
-            event = event.with_trace(trace.traceparent(), trace.tracestate().map(str::to_owned));
+            event = event.with_trace_context(trace);
         }
         self.events.emit_deferred(event);
     }
