@@ -687,6 +687,20 @@ async fn metrics_health_and_readiness_answer_over_http() {
         "{text}"
     );
     assert!(text.contains("agents_request_duration_seconds"));
+    // Both answers came from the fake model over HTTP, so each says what the server added
+    // to the model's exchange: more than nothing, less than the calls' whole time.
+    let agent = [("agent", "code-analysis")];
+    assert_eq!(
+        value("agents_gateway_overhead_seconds_count", &agent),
+        2.0,
+        "{text}"
+    );
+    let gateway = value("agents_gateway_overhead_seconds_sum", &agent);
+    let total = value("agents_request_duration_seconds_sum", &agent);
+    assert!(
+        gateway > 0.0 && gateway < total,
+        "{gateway} of {total}\n{text}"
+    );
     assert!(text.contains("agents_bus_published_total"), "{text}");
     // The provider's concurrency quota, idle now; and the numbers of the in-process bus
     // (delivery, lag) and of the audit log next to each other.

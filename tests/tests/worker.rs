@@ -855,6 +855,11 @@ async fn the_server_shows_the_queue_depth_and_the_worker_times_each_task() {
         Some(5.0)
     );
     assert!(sample(&scraped, "agents_task_queue_wait_seconds_sum", &agent).unwrap() > 0.0);
+    // Each run's answer came from the fake model over HTTP: the worker says what it added.
+    assert_eq!(
+        sample(&scraped, "agents_gateway_overhead_seconds_count", &agent),
+        Some(5.0)
+    );
     let buckets = scraped
         .samples
         .iter()

@@ -13,6 +13,7 @@
 //! | `agents_requests_total{agent, code}` | counter | traffic and error rate per agent; `code` is the gRPC code name (`OK`, `INVALID_ARGUMENT`, `UNAVAILABLE`, …), so a rise of `UNAVAILABLE` means providers are down and `INVALID_ARGUMENT` means clients send bad input |
 //! | `agents_request_duration_seconds{agent}` | histogram | latency SLOs as the client sees them |
 //! | `agents_runtime_overhead_seconds{agent}` | histogram | the runtime's own cost (total minus time spent waiting on providers): a rise here is our regression, not the model's |
+//! | `agents_gateway_overhead_seconds{agent}` | histogram | everything this server adds to the model's answer, its provider policies, request encoding and answer parsing included: total minus the answering attempt's exchange with the model's server. The figure a gateway is compared by (LiteLLM's `x-litellm-overhead-duration-ms` is the same subtraction). Only successful calls whose exchange was measured: unary calls to OpenAI-compatible and MCP providers, not streams or answers made without a model |
 //! | `agents_in_flight` | gauge | concurrency against the global in-flight cap |
 //! | `agents_load_shed_total{reason}` | counter | requests refused at once with `RESOURCE_EXHAUSTED` by the server's front door or its global cap: `in_flight` (`limits.max_in_flight` reached) or `queue_delay` (a request waited longer than `limits.max_queue_delay_ms` to start: the CPU is saturated). Either way capacity is short |
 //! | `agents_tenant_throttled_total{tenant, reason}` | counter | a tenant hitting its `rate` or `concurrency` limit: raise its limit or talk to it |
@@ -104,6 +105,7 @@ pub struct Metrics {
     requests: Bounded<2, Counter>,
     request_duration: Bounded<1, Histogram>,
     runtime_overhead: Bounded<1, Histogram>,
+    gateway_overhead: Bounded<1, Histogram>,
     in_flight: Gauge,
     load_shed: Family<[(&'static str, &'static str); 1], Counter>,
     /// The series of `load_shed`, fetched once: shedding must stay cheap.
@@ -156,9 +158,11 @@ fn task_histogram() -> Histogram {
 }
 
 /// Buckets for the runtime's own overhead, which should stay well under the model's latency.
+/// They start at 100 µs: a healthy call costs a few hundred microseconds here, so coarser
+/// buckets would put every call in the first one.
 fn overhead_histogram() -> Histogram {
     Histogram::new([
-        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
     ])
 }
 
@@ -184,6 +188,7 @@ impl Metrics {
             requests: Bounded::new(["agent", "code"], Counter::default, cap),
             request_duration: Bounded::new(["agent"], call_histogram, cap),
             runtime_overhead: Bounded::new(["agent"], overhead_histogram, cap),
+            gateway_overhead: Bounded::new(["agent"], overhead_histogram, cap),
             in_flight: Gauge::default(),
             load_shed,
             shed_in_flight,
@@ -227,6 +232,12 @@ impl Metrics {
             "Request time not spent waiting on providers",
             Unit::Seconds,
             self.runtime_overhead.family(),
+        );
+        r.register_with_unit(
+            "gateway_overhead",
+            "Request time not spent in the model server's answer: this server's whole cost, its provider policies included",
+            Unit::Seconds,
+            self.gateway_overhead.family(),
         );
         r.register(
             "in_flight",
@@ -341,6 +352,15 @@ impl Metrics {
         self.runtime_overhead
             .get([agent])
             .observe(total.saturating_sub(provider).as_secs_f64());
+    }
+
+    /// Records what a successful call added to the model's answer: its `total` time minus
+    /// `upstream`, the answering attempt's exchange with the model's server. Call it only when
+    /// that exchange was measured (`ExecutionMetadata::upstream_latency_us` is not 0).
+    pub fn record_gateway_overhead(&self, agent: &str, total: Duration, upstream: Duration) {
+        self.gateway_overhead
+            .get([agent])
+            .observe(total.saturating_sub(upstream).as_secs_f64());
     }
 
     /// Records one delivery of a queued task run by a worker: how it ended (a

@@ -323,6 +323,11 @@ fn a_run_of_events_and_requests_becomes_the_expected_samples() -> TestResult {
     let overhead = "agents_runtime_overhead_seconds";
     assert_close(value(&s, &format!("{overhead}_sum"), &agent), 1.052);
     assert_eq!(buckets(&s, overhead, &agent).get("0.5"), Some(&2.0));
+    // No call here said what its model exchange took, so the gateway overhead has no series.
+    assert_eq!(
+        value(&s, "agents_gateway_overhead_seconds_count", &agent),
+        None
+    );
     assert_eq!(value(&s, "agents_in_flight", &[]), Some(1.0));
     assert_eq!(
         value(&s, "agents_load_shed_total", &[("reason", "in_flight")]),
@@ -350,14 +355,51 @@ fn a_run_of_events_and_requests_becomes_the_expected_samples() -> TestResult {
 }
 
 #[test]
+fn the_gateway_overhead_is_the_total_minus_the_model_exchange_in_sub_millisecond_buckets()
+-> TestResult {
+    let metrics = Metrics::new();
+    // Two calls: 1.3 ms in all with 1 ms at the model's server, and 2.0 ms with 1.8 ms.
+    metrics.record_gateway_overhead(
+        "code-analysis",
+        Duration::from_micros(1_300),
+        Duration::from_micros(1_000),
+    );
+    metrics.record_gateway_overhead(
+        "code-analysis",
+        Duration::from_micros(2_000),
+        Duration::from_micros(1_800),
+    );
+    // An exchange reported longer than the call never makes the overhead negative.
+    metrics.record_gateway_overhead("docs", Duration::ZERO, Duration::from_secs(1));
+    let s = scrape(&metrics)?;
+    let name = "agents_gateway_overhead_seconds";
+    let agent = [("agent", "code-analysis")];
+    assert_eq!(value(&s, &format!("{name}_count"), &agent), Some(2.0));
+    assert_close(value(&s, &format!("{name}_sum"), &agent), 0.0005);
+    let counts = buckets(&s, name, &agent);
+    // 0.2 ms lands in the 250 µs bucket, 0.3 ms in the 500 µs one: the buckets resolve
+    // overheads of a few hundred microseconds.
+    assert_eq!(counts.get("0.0001"), Some(&0.0));
+    assert_eq!(counts.get("0.00025"), Some(&1.0));
+    assert_eq!(counts.get("0.0005"), Some(&2.0));
+    assert_eq!(
+        value(&s, &format!("{name}_sum"), &[("agent", "docs")]),
+        Some(0.0)
+    );
+    Ok(())
+}
+
+#[test]
 fn families_are_typed_and_named_after_prometheus_conventions() -> TestResult {
     let metrics = Metrics::new();
     metrics.record_request("a", tonic::Code::Ok, Duration::ZERO, Duration::ZERO);
+    metrics.record_gateway_overhead("a", Duration::ZERO, Duration::ZERO);
     let text = metrics.encode();
     for line in [
         "# TYPE agents_requests_total counter",
         "# TYPE agents_request_duration_seconds histogram",
         "# TYPE agents_runtime_overhead_seconds histogram",
+        "# TYPE agents_gateway_overhead_seconds histogram",
         "# TYPE agents_in_flight gauge",
         "# TYPE agents_load_shed_total counter",
     ] {

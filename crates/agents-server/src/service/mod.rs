@@ -79,14 +79,15 @@ impl AgentsService {
         self
     }
 
-    /// Counts a finished call (`Ok` with how it was made): its code, its time, and the part
-    /// spent at providers.
+    /// Counts a finished call (`Ok` with how it was made): its code, its time, the part spent
+    /// at providers and, when the model's exchange was measured, what the server added to it.
     fn record(
         &self,
         agent: &str,
         started: Instant,
         result: Result<&ExecutionMetadata, &AgentError>,
     ) {
+        let total = started.elapsed();
         let (code, provider) = match result {
             Ok(metadata) => (
                 tonic::Code::Ok,
@@ -94,8 +95,13 @@ impl AgentsService {
             ),
             Err(error) => (status::from_agent_error(error).code(), Duration::ZERO),
         };
-        self.metrics
-            .record_request(agent, code, started.elapsed(), provider);
+        self.metrics.record_request(agent, code, total, provider);
+        if let Ok(metadata) = result
+            && metadata.upstream_latency_us > 0
+        {
+            let upstream = Duration::from_micros(metadata.upstream_latency_us);
+            self.metrics.record_gateway_overhead(agent, total, upstream);
+        }
     }
 
     /// Sets who may call what.

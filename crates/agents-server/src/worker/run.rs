@@ -567,11 +567,20 @@ async fn deliver(shared: &Shared, task: Task, began: Instant) -> Option<TaskOutc
     };
     let provider_time = result
         .as_ref()
-        .map(|d| Duration::from_millis(d.metadata.provider_latency_ms))
+        .map(|d| Duration::from_micros(d.metadata.provider_latency_us))
         .unwrap_or_default();
+    let total = began.elapsed();
     shared
         .metrics
-        .record_request(&agent_id, code, began.elapsed(), provider_time);
+        .record_request(&agent_id, code, total, provider_time);
+    if let Ok(done) = &result
+        && done.metadata.upstream_latency_us > 0
+    {
+        let upstream = Duration::from_micros(done.metadata.upstream_latency_us);
+        shared
+            .metrics
+            .record_gateway_overhead(&agent_id, total, upstream);
+    }
     match result {
         Ok(done) => {
             let stored = record::result_json(&done);
