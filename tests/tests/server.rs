@@ -154,7 +154,23 @@ async fn streams_events_then_the_result() {
     }
     assert_eq!(types.first().map(String::as_str), Some("agent.started"));
     assert!(types.iter().any(|t| t == "agent.completed"), "{types:?}");
-    assert!(result.unwrap().output_json.contains("sections"));
+    let result = result.unwrap();
+    assert!(result.output_json.contains("sections"));
+    // The stream's result is written as Execute writes its own: the same text for the same
+    // answer, and the whole call's time, of which the model's exchange is a part.
+    let unary = client
+        .execute(execute("documentation", rust_input()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(result.output_json, unary.output_json);
+    let metadata = result.metadata.unwrap();
+    assert!(metadata.upstream_latency_us > 0, "{metadata:?}");
+    assert!(
+        metadata.latency_us >= metadata.provider_latency_us
+            && metadata.provider_latency_us >= metadata.upstream_latency_us,
+        "{metadata:?}"
+    );
     running.shutdown().await.unwrap();
 }
 

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use agents_core::{
-    Agent, AgentContext, AgentError, CloudEvent, EventSink, ExecutionMetadata, Provider,
-    TraceContext,
+    Agent, AgentContext, AgentError, AgentJsonOutput, CloudEvent, EventSink, ExecutionMetadata,
+    Provider, TraceContext,
 };
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -205,6 +205,18 @@ pub fn parse_grpc_timeout(value: &str) -> Option<Duration> {
     })
 }
 
+/// The response of a finished `Execute` or `ExecuteStream` call: the output as the agent wrote
+/// it, and `latency_us` the whole call as the server saw it, admission and parsing included, so
+/// that `latency_us - upstream_latency_us` is everything the server added (and
+/// `latency_us - provider_latency_us` all of it outside the provider chain).
+fn finished(done: AgentJsonOutput, started: Instant) -> pb::ExecuteResponse {
+    let mut response = convert::response_of_json(done.output_json, &done.metadata);
+    if let Some(metadata) = response.metadata.as_mut() {
+        metadata.latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    }
+    response
+}
+
 fn parse_input(json: &str) -> Result<serde_json::Value, Status> {
     serde_json::from_str(json).map_err(|e| status::invalid_json("input_json", &e))
 }
@@ -280,14 +292,7 @@ impl AgentService for AgentsService {
             result.as_ref().map(|done| &done.metadata),
         );
         let done = result.map_err(|e| status::from_agent_error(&e))?;
-        let mut response = convert::response_of_json(done.output_json, &done.metadata);
-        if let Some(metadata) = response.metadata.as_mut() {
-            // The whole call as the server saw it, admission and parsing included, so that
-            // latency_us - upstream_latency_us is everything the server added (and
-            // latency_us - provider_latency_us all of it outside the provider chain).
-            metadata.latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-        }
-        Ok(Response::new(response))
+        Ok(Response::new(finished(done, started)))
     }
 
     type ExecuteStreamStream = ReceiverStream<Result<pb::ExecuteStreamEvent, Status>>;
@@ -317,7 +322,7 @@ impl AgentService for AgentsService {
             // The stream holds its slot for as long as it runs.
             let _admission = admission;
             let _in_flight = in_flight;
-            let run = agent.execute(&ctx, input);
+            let run = agent.execute_json(&ctx, input);
             tokio::pin!(run);
             // Stop the run when the client hangs up (the receiver is dropped).
             let result = tokio::select! {
@@ -331,8 +336,8 @@ impl AgentService for AgentsService {
             );
             let last = match result {
                 Ok(done) => Ok(pb::ExecuteStreamEvent {
-                    event: Some(pb::execute_stream_event::Event::Result(convert::response(
-                        &done,
+                    event: Some(pb::execute_stream_event::Event::Result(finished(
+                        done, started,
                     ))),
                 }),
                 Err(error) => Err(status::from_agent_error(&error)),
