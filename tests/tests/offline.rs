@@ -125,6 +125,23 @@ async fn without_a_model_every_agent_answers_from_the_facts() {
         .await
         .unwrap_err();
     assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+    // Answers made without a model have no model exchange: they count as requests, and the
+    // gateway overhead, which needs one, leaves them out.
+    let addr = running.metrics_addr.unwrap();
+    let text = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("agents_requests_total{agent=\"code-analysis\",code=\"OK\"} 1"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("agents_gateway_overhead_seconds_count{"),
+        "{text}"
+    );
     running.shutdown().await.unwrap();
 }
 

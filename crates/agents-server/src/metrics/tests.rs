@@ -580,6 +580,7 @@ fn a_registered_secret_never_reaches_a_label() -> TestResult {
     leaky.data["provider"] = format!("openai-{secret}").into();
     metrics.sink().emit(leaky);
     metrics.record_request(secret, tonic::Code::Ok, Duration::ZERO, Duration::ZERO);
+    metrics.record_gateway_overhead(&format!("agent-{secret}"), Duration::ZERO, Duration::ZERO);
     metrics.tenant_throttled(&format!("tenant {secret}"), ThrottleReason::Rate);
     // A credential shape nobody registered is masked too.
     metrics.tenant_throttled(

@@ -20,10 +20,10 @@ pub(super) fn descriptor(agent: &dyn Agent) -> pb::AgentDescriptor {
     }
 }
 
-/// The response of a finished run whose output is a JSON tree: for ExecuteStream, in-process
-/// tasks and a queued task's stored result (which is `done`'s serde form, decoded again).
-/// Execute writes its output as text instead ([`response_of_json`]); both share the metadata
-/// mapping.
+/// The response of a finished run whose output is a JSON tree: for in-process tasks and a
+/// queued task's stored result (which is `done`'s serde form, decoded again). Execute and
+/// ExecuteStream write their output as text instead ([`response_of_json`]); both share the
+/// metadata mapping.
 pub(crate) fn response(done: &AgentOutput) -> pb::ExecuteResponse {
     // Straight into a byte buffer: `Display` goes through the formatter for every token.
     // Serializing a `Value` cannot fail (its keys are strings), so the default is never used.

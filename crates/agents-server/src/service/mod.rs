@@ -84,10 +84,9 @@ impl AgentsService {
     fn record(
         &self,
         agent: &str,
-        started: Instant,
+        total: Duration,
         result: Result<&ExecutionMetadata, &AgentError>,
     ) {
-        let total = started.elapsed();
         let (code, provider) = match result {
             Ok(metadata) => (
                 tonic::Code::Ok,
@@ -206,13 +205,13 @@ pub fn parse_grpc_timeout(value: &str) -> Option<Duration> {
 }
 
 /// The response of a finished `Execute` or `ExecuteStream` call: the output as the agent wrote
-/// it, and `latency_us` the whole call as the server saw it, admission and parsing included, so
-/// that `latency_us - upstream_latency_us` is everything the server added (and
+/// it, and `latency_us` the whole call as the server saw it (`total`: admission and parsing
+/// included), so that `latency_us - upstream_latency_us` is everything the server added (and
 /// `latency_us - provider_latency_us` all of it outside the provider chain).
-fn finished(done: AgentJsonOutput, started: Instant) -> pb::ExecuteResponse {
+fn finished(done: AgentJsonOutput, total: Duration) -> pb::ExecuteResponse {
     let mut response = convert::response_of_json(done.output_json, &done.metadata);
     if let Some(metadata) = response.metadata.as_mut() {
-        metadata.latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        metadata.latency_us = u64::try_from(total.as_micros()).unwrap_or(u64::MAX);
     }
     response
 }
@@ -286,13 +285,15 @@ impl AgentService for AgentsService {
         // The output as JSON text, written straight from the agent's typed output: the
         // response carries nothing else of it.
         let result = agent.execute_json(&ctx, input).await;
+        // One reading for the metrics and the response, so the two agree.
+        let total = started.elapsed();
         self.record(
             agent.id(),
-            started,
+            total,
             result.as_ref().map(|done| &done.metadata),
         );
         let done = result.map_err(|e| status::from_agent_error(&e))?;
-        Ok(Response::new(finished(done, started)))
+        Ok(Response::new(finished(done, total)))
     }
 
     type ExecuteStreamStream = ReceiverStream<Result<pb::ExecuteStreamEvent, Status>>;
@@ -329,15 +330,16 @@ impl AgentService for AgentsService {
                 result = &mut run => result,
                 () = sender.closed() => return,
             };
+            let total = started.elapsed();
             service.record(
                 agent.id(),
-                started,
+                total,
                 result.as_ref().map(|done| &done.metadata),
             );
             let last = match result {
                 Ok(done) => Ok(pb::ExecuteStreamEvent {
                     event: Some(pb::execute_stream_event::Event::Result(finished(
-                        done, started,
+                        done, total,
                     ))),
                 }),
                 Err(error) => Err(status::from_agent_error(&error)),

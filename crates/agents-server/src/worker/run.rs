@@ -573,13 +573,17 @@ async fn deliver(shared: &Shared, task: Task, began: Instant) -> Option<TaskOutc
     shared
         .metrics
         .record_request(&agent_id, code, total, provider_time);
+    // The agent's own run, not `total`: the task-store round trips before it (reading the
+    // record, marking it working) are the queue's cost, not what the runtime added to the
+    // model's answer.
     if let Ok(done) = &result
         && done.metadata.upstream_latency_us > 0
     {
+        let run = Duration::from_micros(done.metadata.latency_us);
         let upstream = Duration::from_micros(done.metadata.upstream_latency_us);
         shared
             .metrics
-            .record_gateway_overhead(&agent_id, total, upstream);
+            .record_gateway_overhead(&agent_id, run, upstream);
     }
     match result {
         Ok(done) => {
