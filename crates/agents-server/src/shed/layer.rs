@@ -3,7 +3,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use http::header::HeaderValue;
 use http::{HeaderName, Request, Response};
 use pin_project_lite::pin_project;
+use tokio::sync::Notify;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 use tower_layer::Layer;
@@ -86,12 +87,26 @@ impl ShedReason {
 /// How often the probe measures the runtime's scheduling delay.
 const PROBE_PERIOD: Duration = Duration::from_millis(5);
 
+/// Measurements in a row with nothing in flight after which the probe parks (one second): a
+/// quiet server then does not wake every [`PROBE_PERIOD`], and the next admitted request
+/// wakes the probe again.
+pub(super) const QUIET_TICKS_BEFORE_PARKING: u32 = 200;
+
 struct Shared {
     config: ShedConfig,
     in_flight: AtomicUsize,
     /// How late the probe task last woke, in microseconds: how long a runnable task waits for
     /// a worker thread right now.
     lag_us: AtomicU64,
+    /// Set while the probe is parked on a quiet server; the next admitted request clears it
+    /// and wakes the probe through `wake_probe`.
+    probe_parked: AtomicBool,
+    /// Wakes the parked probe. An `Arc` of its own, so that a parked probe does not keep the
+    /// layer alive; dropping the layer wakes it too, and it ends.
+    wake_probe: Arc<Notify>,
+    /// Measurements taken, for the tests.
+    #[cfg(test)]
+    probe_ticks: AtomicU64,
     metrics: Arc<Metrics>,
     /// Built once: a refusal must cost next to nothing.
     in_flight_refusal: Status,
@@ -110,14 +125,34 @@ impl Shared {
     fn try_acquire(self: &Arc<Self>) -> Option<Slot> {
         // One read-modify-write; a refused request overshoots the count for an instant and
         // gives its increment back, which is harmless.
-        let before = self.in_flight.fetch_add(1, Ordering::AcqRel);
+        let before = self.in_flight.fetch_add(1, Ordering::SeqCst);
         if before >= self.config.max_in_flight {
             self.in_flight.fetch_sub(1, Ordering::AcqRel);
             return None;
         }
+        // Paired with the probe's parking (all four accesses sequentially consistent): either
+        // the probe sees this request in flight and keeps measuring, or this request sees the
+        // probe parked and wakes it. The swap makes one request do it, once per quiet spell.
+        if self.probe_parked.load(Ordering::SeqCst)
+            && self.probe_parked.swap(false, Ordering::SeqCst)
+        {
+            self.wake_probe.notify_one();
+        }
         Some(Slot {
             shared: Arc::clone(self),
         })
+    }
+
+    /// Parks the probe if nothing came in meanwhile; `false` when something did.
+    fn park_probe(&self) -> bool {
+        self.probe_parked.store(true, Ordering::SeqCst);
+        if self.in_flight.load(Ordering::SeqCst) == 0 {
+            return true;
+        }
+        // A request arrived. If it saw the flag it also left a wake-up, which only makes the
+        // probe's next parking end at once.
+        self.probe_parked.store(false, Ordering::SeqCst);
+        false
     }
 
     fn refusal<B: Default>(&self, reason: ShedReason) -> Response<ShedBody<B>> {
@@ -139,7 +174,13 @@ impl Shared {
 /// the requests that wait do so where the layer cannot time them one by one (hyper's connection
 /// tasks reading frames, handlers waiting to be polled again, and tokio runs a freshly spawned
 /// stream task next, so its own wait looks short); this probe waits in the same queue.
-async fn probe(shared: Weak<Shared>) {
+///
+/// After [`QUIET_TICKS_BEFORE_PARKING`] measurements in a row with nothing in flight (and no
+/// lag), it parks until the next admitted request: an idle server would otherwise wake 200
+/// times a second for nothing. The lag it last measured, small on a quiet server, stands
+/// meanwhile; the first request back restarts the measuring at once.
+async fn probe(shared: Weak<Shared>, wake: Arc<Notify>) {
+    let mut quiet: u32 = 0;
     loop {
         let asked = Instant::now();
         tokio::time::sleep(PROBE_PERIOD).await;
@@ -149,6 +190,30 @@ async fn probe(shared: Weak<Shared>) {
         };
         let late_us = u64::try_from(late.as_micros()).unwrap_or(u64::MAX);
         shared.lag_us.store(late_us, Ordering::Relaxed);
+        #[cfg(test)]
+        shared.probe_ticks.fetch_add(1, Ordering::Relaxed);
+        quiet = if shared.in_flight.load(Ordering::SeqCst) == 0 {
+            quiet.saturating_add(1)
+        } else {
+            0
+        };
+        if quiet < QUIET_TICKS_BEFORE_PARKING || shared.lagging() {
+            continue;
+        }
+        quiet = 0;
+        if shared.park_probe() {
+            // Not holding the layer while parked: dropping it wakes this, and the next
+            // measurement finds it gone.
+            drop(shared);
+            wake.notified().await;
+        }
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // A parked probe waits for a request that will never come: wake it to end.
+        self.wake_probe.notify_one();
     }
 }
 
@@ -194,6 +259,10 @@ impl ShedLayer {
         let shared = Arc::new(Shared {
             in_flight: AtomicUsize::new(0),
             lag_us: AtomicU64::new(0),
+            probe_parked: AtomicBool::new(false),
+            wake_probe: Arc::new(Notify::new()),
+            #[cfg(test)]
+            probe_ticks: AtomicU64::new(0),
             metrics,
             in_flight_refusal,
             queue_delay_refusal,
@@ -204,7 +273,10 @@ impl ShedLayer {
         if shared.config.max_queue_delay.is_some()
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
         {
-            runtime.spawn(probe(Arc::downgrade(&shared)));
+            runtime.spawn(probe(
+                Arc::downgrade(&shared),
+                Arc::clone(&shared.wake_probe),
+            ));
         }
         Self { shared }
     }
@@ -217,6 +289,12 @@ impl ShedLayer {
     /// The runtime's scheduling delay as last measured (zero without a queue-delay check).
     pub fn scheduling_delay(&self) -> Duration {
         Duration::from_micros(self.shared.lag_us.load(Ordering::Relaxed))
+    }
+
+    /// How many times the probe has measured.
+    #[cfg(test)]
+    pub(super) fn probe_ticks(&self) -> u64 {
+        self.shared.probe_ticks.load(Ordering::Relaxed)
     }
 
     #[cfg(test)]

@@ -12,6 +12,7 @@ use tonic_types::StatusExt as _;
 use tower::{ServiceExt as _, service_fn};
 use tower_layer::Layer as _;
 
+use super::layer::QUIET_TICKS_BEFORE_PARKING;
 use super::*;
 use crate::metrics::Metrics;
 
@@ -256,4 +257,70 @@ async fn the_probe_measures_how_late_the_runtime_runs_it() {
         assert!(std::time::Instant::now() < deadline, "the delay never fell");
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_quiet_probe_parks_until_the_next_request_and_ends_with_the_layer() {
+    let config = ShedConfig::new(10).with_max_queue_delay(Some(Duration::from_millis(10)));
+    let layer = ShedLayer::new(config, Arc::new(Metrics::new()));
+    let (calls, inner) = counting();
+    let service = layer.layer(inner);
+    let tasks = || {
+        tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks()
+    };
+    assert_eq!(tasks(), 1, "the probe runs");
+
+    // Nothing in flight: the probe measures a second's worth of times, then parks. The clock
+    // is paused, so these are the runtime's own times, not the machine's.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let parked_at = layer.probe_ticks();
+    assert_eq!(parked_at, u64::from(QUIET_TICKS_BEFORE_PARKING));
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(layer.probe_ticks(), parked_at, "a parked probe never wakes");
+
+    // A request wakes it, and it measures every 5 ms again, while the request is in flight
+    // and for a second after it.
+    // (Counts are within one: a measurement due at the very instant the test looks may come
+    // just before or just after.)
+    let response = service.clone().oneshot(request(EXECUTE)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let while_in_flight = layer.probe_ticks() - parked_at;
+    assert!((19..=20).contains(&while_in_flight), "{while_in_flight}");
+    drop(response);
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let parked_again = layer.probe_ticks();
+    let quiet = u64::from(QUIET_TICKS_BEFORE_PARKING);
+    assert!(
+        (parked_at + while_in_flight + quiet..=parked_at + while_in_flight + quiet + 1)
+            .contains(&parked_again),
+        "parked again after a quiet second: {parked_again}"
+    );
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(layer.probe_ticks(), parked_again);
+
+    // Dropping the layer (and the service holding it) ends the parked probe.
+    drop((service, layer));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(tasks(), 0, "the probe ended with the layer");
+}
+
+#[tokio::test(start_paused = true)]
+async fn while_requests_are_in_flight_the_probe_never_parks() {
+    let config = ShedConfig::new(10).with_max_queue_delay(Some(Duration::from_millis(10)));
+    let layer = ShedLayer::new(config, Arc::new(Metrics::new()));
+    let (_calls, inner) = counting();
+    let service = layer.layer(inner);
+    // The response body holds the request's place until it is dropped.
+    let held = service.clone().oneshot(request(EXECUTE)).await.unwrap();
+    assert_eq!(layer.in_flight(), 1);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let ticks = layer.probe_ticks();
+    assert!(
+        (1_999..=2_000).contains(&ticks),
+        "one measurement every 5 ms for 10 s: {ticks}"
+    );
+    drop(held);
 }
