@@ -17,9 +17,9 @@ pub struct LimitsConfig {
     /// The longest work may wait for a CPU: while the runtime's scheduling delay (measured every
     /// 5 ms by a probe task, and per request from arrival to the start of its handling) is
     /// above this, new requests are refused with `RESOURCE_EXHAUSTED`, so the admitted ones
-    /// keep their latency. The probe rests after a second with nothing in flight and the next
-    /// request wakes it, so an idle server does not wake up every 5 ms. `0` turns the check
-    /// off.
+    /// keep their latency. On a quiet server the probe rests (after a second of measurements
+    /// that found nothing in flight) until the next admitted request, so an idle server does
+    /// not wake up every 5 ms. `0` turns the check off.
     pub max_queue_delay_ms: u64,
     /// The retry hint sent with every load-shedding refusal, in milliseconds
     /// (`grpc-retry-pushback-ms` and `google.rpc.RetryInfo`).

@@ -87,9 +87,10 @@ impl ShedReason {
 /// How often the probe measures the runtime's scheduling delay.
 const PROBE_PERIOD: Duration = Duration::from_millis(5);
 
-/// Measurements in a row with nothing in flight after which the probe parks (one second): a
-/// quiet server then does not wake every [`PROBE_PERIOD`], and the next admitted request
-/// wakes the probe again.
+/// Measurements in a row that found nothing in flight (and no lag) after which the probe parks
+/// (a second's worth): a quiet server then does not wake every [`PROBE_PERIOD`], and the next
+/// admitted request wakes the probe again. Requests that start and end between two
+/// measurements are not seen by them; the one that finds the probe parked wakes it.
 pub(super) const QUIET_TICKS_BEFORE_PARKING: u32 = 200;
 
 struct Shared {
@@ -98,11 +99,12 @@ struct Shared {
     /// How late the probe task last woke, in microseconds: how long a runnable task waits for
     /// a worker thread right now.
     lag_us: AtomicU64,
-    /// Set while the probe is parked on a quiet server; the next admitted request clears it
-    /// and wakes the probe through `wake_probe`.
+    /// Set when the probe parks on a quiet server; cleared by the admitted request that wakes
+    /// it through `wake_probe`, or by the probe itself when it resumes.
     probe_parked: AtomicBool,
     /// Wakes the parked probe. An `Arc` of its own, so that a parked probe does not keep the
-    /// layer alive; dropping the layer wakes it too, and it ends.
+    /// layer alive; dropping the last holder of this state (the layer, its services and the
+    /// in-flight slots) wakes it too, and it ends.
     wake_probe: Arc<Notify>,
     /// Measurements taken, for the tests.
     #[cfg(test)]
@@ -179,13 +181,16 @@ impl Shared {
 /// lag), it parks until the next admitted request: an idle server would otherwise wake 200
 /// times a second for nothing. The lag it last measured, small on a quiet server, stands
 /// meanwhile; the first request back restarts the measuring at once.
-async fn probe(shared: Weak<Shared>, wake: Arc<Notify>) {
+async fn probe(weak: Weak<Shared>, wake: Arc<Notify>) {
     let mut quiet: u32 = 0;
     loop {
-        let asked = Instant::now();
+        // Tokio's clock, which is the machine's except in tests on paused time, where the
+        // lateness it reads is the runtime's own and a descheduled test thread cannot fake a
+        // lag.
+        let asked = tokio::time::Instant::now();
         tokio::time::sleep(PROBE_PERIOD).await;
         let late = asked.elapsed().saturating_sub(PROBE_PERIOD);
-        let Some(shared) = shared.upgrade() else {
+        let Some(shared) = weak.upgrade() else {
             return;
         };
         let late_us = u64::try_from(late.as_micros()).unwrap_or(u64::MAX);
@@ -206,6 +211,11 @@ async fn probe(shared: Weak<Shared>, wake: Arc<Notify>) {
             // measurement finds it gone.
             drop(shared);
             wake.notified().await;
+            // Woken by a request (which cleared the flag) or by a wake-up left from before
+            // (which did not): either way no longer parked.
+            if let Some(shared) = weak.upgrade() {
+                shared.probe_parked.store(false, Ordering::SeqCst);
+            }
         }
     }
 }
@@ -295,6 +305,18 @@ impl ShedLayer {
     #[cfg(test)]
     pub(super) fn probe_ticks(&self) -> u64 {
         self.shared.probe_ticks.load(Ordering::Relaxed)
+    }
+
+    /// What the probe does when it decides to park; `false` when a request is in flight.
+    #[cfg(test)]
+    pub(super) fn park_probe(&self) -> bool {
+        self.shared.park_probe()
+    }
+
+    /// Whether the probe is marked parked.
+    #[cfg(test)]
+    pub(super) fn probe_parked(&self) -> bool {
+        self.shared.probe_parked.load(Ordering::SeqCst)
     }
 
     #[cfg(test)]

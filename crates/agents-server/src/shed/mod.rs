@@ -16,10 +16,7 @@
 //!   queued requests too and bounds the memory they hold; or
 //! - **the runtime is too far behind** (`limits.max_queue_delay_ms`): a probe task measures every
 //!   5 ms how much later than asked the runtime gets to run it, and each request is also timed
-//!   from its arrival to its first poll. After a second with nothing in flight the probe parks,
-//!   and the next admitted request wakes it: an idle server would otherwise wake 200 times a
-//!   second (measured: 178 context switches and 4-5 ms of CPU a second, nearly all of an idle
-//!   server's activity). Both are near zero unless the CPU is saturated. The
+//!   from its arrival to its first poll. Both are near zero unless the CPU is saturated. The
 //!   probe is what sees overload: under saturation requests wait in hyper's connection tasks
 //!   (frames not yet read) and as handlers waiting to be polled again, while tokio runs a
 //!   freshly spawned stream task next (its LIFO slot), so a request's own first wait looks
@@ -27,6 +24,12 @@
 //!   whatever the upstream latency (a cap on the count alone cannot: holding 3,000 req/s
 //!   against a 50 ms model needs 150 calls in flight, while 150 calls queued behind a saturated
 //!   CPU at 0 ms upstream are tens of milliseconds of pure queueing).
+//!
+//!   The probe rests on a quiet server: when 200 measurements in a row (a second) found
+//!   nothing in flight and no lag, it parks, and the next admitted request wakes it (health
+//!   checks and reflection, which are not counted, do not). An idle server would otherwise
+//!   wake 200 times a second: measured, 178 context switches and 4-5 ms of CPU a second,
+//!   nearly all of its activity.
 //!
 //! A refusal allocates one response and does no other work, so shedding stays cheap when it is
 //! needed most. Health checks and reflection (`grpc.health.v1`, `grpc.reflection.*`) pass

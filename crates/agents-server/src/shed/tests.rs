@@ -324,3 +324,23 @@ async fn while_requests_are_in_flight_the_probe_never_parks() {
     );
     drop(held);
 }
+
+#[tokio::test]
+async fn the_probe_does_not_park_over_a_request_in_flight_and_a_request_unparks_it() {
+    // No queue-delay check, so no probe task: its parking steps are driven by hand here.
+    let layer = ShedLayer::new(ShedConfig::new(10), Arc::new(Metrics::new()));
+    let (_calls, inner) = counting();
+    let service = layer.layer(inner);
+    let held = service.clone().oneshot(request(EXECUTE)).await.unwrap();
+    assert!(
+        !layer.park_probe(),
+        "a request in flight keeps the probe measuring"
+    );
+    assert!(!layer.probe_parked());
+    drop(held);
+    assert!(layer.park_probe());
+    assert!(layer.probe_parked());
+    // The next admitted request takes the mark down (and wakes the probe).
+    let _next = service.clone().oneshot(request(EXECUTE)).await.unwrap();
+    assert!(!layer.probe_parked());
+}
