@@ -144,8 +144,7 @@ def ratio_at(runs, latency, rate):
         # response. Then the comparison of the earlier runs (LiteLLM as its client saw it
         # against our runtime outside the provider chain), then client side on both sides.
         pairs = (
-            ("gateway", report.get("gateway_overhead") or {}, "gateway",
-             ours.get("gateway_overhead") or {}),
+            ("gateway", gateway(report), "gateway", gateway(ours)),
             ("client-side", report["client_overhead"], "runtime", ours["server_overhead"]),
             ("client-side", report["client_overhead"], "client-side", ours["client_overhead"]),
         )

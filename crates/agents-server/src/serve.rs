@@ -236,24 +236,25 @@ impl EventSink for FanOut {
         let Some((last, rest)) = self.0.split_last() else {
             return;
         };
-        for sink in rest {
-            if sink.wants(event.event_type()) {
-                sink.emit_deferred_ref(&event);
-            }
-        }
+        show(rest, &event);
         last.emit_deferred(event);
     }
 
     fn emit_deferred_ref(&self, event: &DeferredEvent) {
-        for sink in &self.0 {
-            if sink.wants(event.event_type()) {
-                sink.emit_deferred_ref(event);
-            }
-        }
+        show(&self.0, event);
     }
 
     fn wants(&self, event_type: &str) -> bool {
         self.0.iter().any(|sink| sink.wants(event_type))
+    }
+}
+
+/// Shows a deferred event to each of `sinks` that reads its type.
+fn show(sinks: &[Arc<dyn EventSink>], event: &DeferredEvent) {
+    for sink in sinks {
+        if sink.wants(event.event_type()) {
+            sink.emit_deferred_ref(event);
+        }
     }
 }
 

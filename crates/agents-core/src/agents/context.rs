@@ -177,6 +177,14 @@ pub struct ExecutionMetadata {
     pub degraded_reason: Option<String>,
 }
 
+impl ExecutionMetadata {
+    /// [`upstream_latency_us`](Self::upstream_latency_us) as a duration, `None` when it was not
+    /// measured (the field's 0).
+    pub fn upstream_latency(&self) -> Option<Duration> {
+        (self.upstream_latency_us > 0).then(|| Duration::from_micros(self.upstream_latency_us))
+    }
+}
+
 pub(crate) fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
@@ -235,5 +243,6 @@ mod tests {
             panic!("an older record must still read: {e}");
         });
         assert_eq!(metadata.upstream_latency_us, 0);
+        assert_eq!(metadata.upstream_latency(), None);
     }
 }

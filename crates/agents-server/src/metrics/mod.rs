@@ -356,7 +356,7 @@ impl Metrics {
 
     /// Records what a successful call added to the model's answer: its `total` time minus
     /// `upstream`, the answering attempt's exchange with the model's server. Call it only when
-    /// that exchange was measured (`ExecutionMetadata::upstream_latency_us` is not 0).
+    /// that exchange was measured (`ExecutionMetadata::upstream_latency` is `Some`).
     pub fn record_gateway_overhead(&self, agent: &str, total: Duration, upstream: Duration) {
         self.gateway_overhead
             .get([agent])

@@ -95,10 +95,7 @@ impl AgentsService {
             Err(error) => (status::from_agent_error(error).code(), Duration::ZERO),
         };
         self.metrics.record_request(agent, code, total, provider);
-        if let Ok(metadata) = result
-            && metadata.upstream_latency_us > 0
-        {
-            let upstream = Duration::from_micros(metadata.upstream_latency_us);
+        if let Some(upstream) = result.ok().and_then(ExecutionMetadata::upstream_latency) {
             self.metrics.record_gateway_overhead(agent, total, upstream);
         }
     }

@@ -577,10 +577,9 @@ async fn deliver(shared: &Shared, task: Task, began: Instant) -> Option<TaskOutc
     // record, marking it working) are the queue's cost, not what the runtime added to the
     // model's answer.
     if let Ok(done) = &result
-        && done.metadata.upstream_latency_us > 0
+        && let Some(upstream) = done.metadata.upstream_latency()
     {
         let run = Duration::from_micros(done.metadata.latency_us);
-        let upstream = Duration::from_micros(done.metadata.upstream_latency_us);
         shared
             .metrics
             .record_gateway_overhead(&agent_id, run, upstream);
