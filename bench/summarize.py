@@ -179,6 +179,18 @@ def saturation(runs):
     return lines
 
 
+def said(runs):
+    """What the failures said: the load tool keeps a few distinct messages per error code."""
+    lines = []
+    for (server, latency, rate), report in sorted(runs.items()):
+        for code, samples in sorted((report.get("error_samples") or {}).items()):
+            if not lines:
+                lines += ["", "What the failures said (the first distinct messages per code):", ""]
+            for sample in samples:
+                lines.append(f"- {server}, {latency} ms upstream, {rate:g} req/s, {code}: {sample}")
+    return lines
+
+
 def main(argv):
     if len(argv) == 4 and argv[1] == "--knee":
         print(f"{knee(load(argv[2]), int(argv[3])):g}")
@@ -213,6 +225,7 @@ def main(argv):
             out += ratio_at(runs, latency, rate)
         out.append("")
     out += saturation(runs)
+    out += said(runs)
     print("\n".join(out))
     return 0
 

@@ -18,6 +18,13 @@ pub const CLIENT_BACKPRESSURE: &str = "client_backpressure";
 /// Error code of a request still unanswered when the run gave up waiting.
 pub const UNFINISHED: &str = "unfinished";
 
+/// Distinct error messages kept per code: enough to tell a refused stream from a reset
+/// connection, few enough that a run with a million failures stays small.
+pub const ERROR_SAMPLES_PER_CODE: usize = 3;
+
+/// Characters kept of one error message (an HTTP error body can be a whole page).
+pub const ERROR_SAMPLE_CHARS: usize = 300;
+
 /// How one request ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -31,8 +38,49 @@ pub enum Outcome {
         /// header. Policies, encoding and parsing all count: the like-for-like figure.
         gateway_overhead: Option<Duration>,
     },
-    /// Failed, with a code such as `RESOURCE_EXHAUSTED`, `http_429` or `transport`.
-    Error(String),
+    /// Failed.
+    Error {
+        /// What the report counts by: `RESOURCE_EXHAUSTED`, `http_429`, `transport`, ...
+        code: String,
+        /// What the server or the transport said, when anything: a gRPC status message with
+        /// its causes, an HTTP client error with its causes, the start of an HTTP error body.
+        detail: Option<String>,
+    },
+}
+
+impl Outcome {
+    /// Failed with `code` and nothing more to say.
+    pub fn error(code: impl Into<String>) -> Self {
+        Self::Error {
+            code: code.into(),
+            detail: None,
+        }
+    }
+
+    /// Failed with `code`, and `detail` to keep as a sample when it is not blank.
+    pub fn failed(code: impl Into<String>, detail: impl Into<String>) -> Self {
+        let detail = detail.into();
+        Self::Error {
+            code: code.into(),
+            detail: (!detail.trim().is_empty()).then_some(detail),
+        }
+    }
+}
+
+/// An error and its causes on one line (`status: transport error: connection reset`), each
+/// cause left out when the text before already says it (tonic repeats its source's message).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let said = cause.to_string();
+        if !said.is_empty() && !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// The runtime's overhead as the server reports it: its total time minus the provider's,
@@ -137,6 +185,8 @@ pub struct Recorder {
     pub ok: u64,
     /// Failed requests by code.
     pub errors: BTreeMap<String, u64>,
+    /// Up to [`ERROR_SAMPLES_PER_CODE`] distinct messages per code, the first ones seen.
+    pub error_samples: BTreeMap<String, Vec<String>>,
 }
 
 impl Recorder {
@@ -150,6 +200,7 @@ impl Recorder {
             send_lag: Micros::new()?,
             ok: 0,
             errors: BTreeMap::new(),
+            error_samples: BTreeMap::new(),
         })
     }
 
@@ -171,13 +222,31 @@ impl Recorder {
                     self.gateway_overhead.record(*overhead);
                 }
             }
-            Outcome::Error(code) => self.error(code),
+            Outcome::Error { code, detail } => {
+                self.error(code);
+                if let Some(detail) = detail {
+                    self.sample(code, detail);
+                }
+            }
         }
     }
 
     /// Counts a failed request.
     pub fn error(&mut self, code: &str) {
         *self.errors.entry(code.to_owned()).or_default() += 1;
+    }
+
+    /// Keeps `detail` as a sample of `code`'s messages, cut to [`ERROR_SAMPLE_CHARS`], unless
+    /// the code has its samples already or this one was seen.
+    fn sample(&mut self, code: &str, detail: &str) {
+        let kept = self.error_samples.entry(code.to_owned()).or_default();
+        if kept.len() >= ERROR_SAMPLES_PER_CODE {
+            return;
+        }
+        let detail = cut(detail.trim(), ERROR_SAMPLE_CHARS);
+        if !kept.contains(&detail) {
+            kept.push(detail);
+        }
     }
 
     /// The report of a run that sent `sent` measured requests.
@@ -189,6 +258,7 @@ impl Recorder {
             ok: self.ok,
             errors_total,
             errors: self.errors.clone(),
+            error_samples: self.error_samples.clone(),
             ok_per_second: self.ok as f64 / secs,
             latency: self.latency.summary(),
             client_overhead: self.client_overhead.summary(),
@@ -234,6 +304,9 @@ pub struct Report {
     pub errors_total: u64,
     /// Failed requests by code.
     pub errors: BTreeMap<String, u64>,
+    /// A few distinct messages per failing code (absent when no failure said anything).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub error_samples: BTreeMap<String, Vec<String>>,
     /// Successful requests a second over the measured window.
     pub ok_per_second: f64,
     /// Client latency of successful requests, from their due time.
@@ -247,6 +320,14 @@ pub struct Report {
     pub gateway_overhead: Percentiles,
     /// How late the tool itself sent requests.
     pub send_lag: Percentiles,
+}
+
+/// The first `chars` characters of `text`, with `…` when something was cut.
+fn cut(text: &str, chars: usize) -> String {
+    match text.char_indices().nth(chars) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    }
 }
 
 fn ms(us: u64) -> String {
@@ -277,6 +358,9 @@ impl Report {
         );
         for (code, count) in &self.errors {
             let _ = writeln!(out, "  error {code}: {count}");
+            for sample in self.error_samples.get(code).into_iter().flatten() {
+                let _ = writeln!(out, "    e.g. {sample}");
+            }
         }
         let _ = writeln!(
             out,

@@ -10,7 +10,7 @@ use tonic::transport::{Channel, Endpoint};
 use crate::payload::GrpcInput;
 use crate::pb;
 use crate::pb::agent_service_client::AgentServiceClient;
-use crate::stats::{Outcome, gateway_overhead, server_overhead};
+use crate::stats::{Outcome, error_chain, gateway_overhead, server_overhead};
 
 /// Error code of a request that outlived `--timeout-ms` in the tool.
 pub const CLIENT_TIMEOUT: &str = "client_timeout";
@@ -87,7 +87,7 @@ impl GrpcTarget {
     async fn call(&self, i: u64) -> Outcome {
         let index = usize::try_from(i).unwrap_or(0) % self.clients.len().max(1);
         let Some(client) = self.clients.get(index) else {
-            return Outcome::Error("no_connection".into());
+            return Outcome::error("no_connection");
         };
         let mut client = client.clone();
         let mut request = tonic::Request::new(pb::ExecuteRequest {
@@ -103,8 +103,8 @@ impl GrpcTarget {
                 .insert("authorization", value.clone());
         }
         match tokio::time::timeout(self.timeout, client.execute(request)).await {
-            Err(_) => Outcome::Error(CLIENT_TIMEOUT.into()),
-            Ok(Err(status)) => Outcome::Error(code_name(status.code()).into()),
+            Err(_) => Outcome::error(CLIENT_TIMEOUT),
+            Ok(Err(status)) => Outcome::failed(code_name(status.code()), status_detail(&status)),
             Ok(Ok(response)) => {
                 let metadata = response.into_inner().metadata;
                 let metadata = metadata.as_ref();
@@ -116,6 +116,24 @@ impl GrpcTarget {
                 }
             }
         }
+    }
+}
+
+/// A status's message and, for one the client made from a transport failure, its causes
+/// (`transport error: connection reset by peer`): what tells a refused stream from a
+/// dropped connection when both are `UNAVAILABLE`.
+pub fn status_detail(status: &tonic::Status) -> String {
+    let message = status.message();
+    let Some(source) = std::error::Error::source(status) else {
+        return message.to_owned();
+    };
+    let causes = error_chain(source);
+    if message.is_empty() || causes.contains(message) {
+        causes
+    } else if message.contains(&causes) {
+        message.to_owned()
+    } else {
+        format!("{message}: {causes}")
     }
 }
 
@@ -222,7 +240,7 @@ impl OpenAiTarget {
     async fn call(&self, i: u64) -> Outcome {
         let index = usize::try_from(i).unwrap_or(0) % self.clients.len().max(1);
         let Some(client) = self.clients.get(index) else {
-            return Outcome::Error("no_connection".into());
+            return Outcome::error("no_connection");
         };
         let send = async {
             let response = client
@@ -238,20 +256,24 @@ impl OpenAiTarget {
                 .and_then(|name| response.headers().get(name))
                 .and_then(|value| value.to_str().ok())
                 .and_then(overhead_from_millis);
-            // Read the whole body: the answer is not complete before it.
-            response.bytes().await?;
-            Ok::<_, reqwest::Error>((status, overhead))
+            // Read the whole body: the answer is not complete before it. An error's body is
+            // what the peer said about it.
+            let body = response.bytes().await?;
+            Ok::<_, reqwest::Error>((status, overhead, body))
         };
         match tokio::time::timeout(self.timeout, send).await {
-            Err(_) => Outcome::Error(CLIENT_TIMEOUT.into()),
-            Ok(Err(error)) if error.is_timeout() => Outcome::Error(CLIENT_TIMEOUT.into()),
-            Ok(Err(error)) if error.is_connect() => Outcome::Error("connect".into()),
-            Ok(Err(_)) => Outcome::Error("transport".into()),
-            Ok(Ok((status, overhead))) if status.is_success() => Outcome::Ok {
+            Err(_) => Outcome::error(CLIENT_TIMEOUT),
+            Ok(Err(error)) if error.is_timeout() => Outcome::error(CLIENT_TIMEOUT),
+            Ok(Err(error)) if error.is_connect() => Outcome::failed("connect", error_chain(&error)),
+            Ok(Err(error)) => Outcome::failed("transport", error_chain(&error)),
+            Ok(Ok((status, overhead, _))) if status.is_success() => Outcome::Ok {
                 server_overhead: None,
                 gateway_overhead: overhead,
             },
-            Ok(Ok((status, _))) => Outcome::Error(format!("http_{}", status.as_u16())),
+            Ok(Ok((status, _, body))) => Outcome::failed(
+                format!("http_{}", status.as_u16()),
+                String::from_utf8_lossy(&body),
+            ),
         }
     }
 }
@@ -268,7 +290,7 @@ pub fn overhead_from_millis(text: &str) -> Option<Duration> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
 
     #[test]
@@ -350,8 +372,51 @@ mod tests {
             answering("HTTP/1.1 429 Too Many Requests\r\nx-litellm-overhead-duration-ms: 1").await;
         assert_eq!(
             target(&url).call(0).await,
-            Outcome::Error("http_429".into())
+            Outcome::failed("http_429", "{\"ok\":true}")
         );
+    }
+
+    /// A gRPC peer that takes each connection and drops it after the client's first bytes:
+    /// what a server that is overloaded or going away can look like from the client.
+    async fn hanging_up() -> String {
+        use tokio::io::AsyncReadExt as _;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut buffer = [0_u8; 1024];
+                let _ = socket.read(&mut buffer).await;
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    #[tokio::test]
+    async fn a_dropped_connection_is_reported_with_the_transports_reason() {
+        let addr = hanging_up().await;
+        let input = crate::payload::GrpcInput::same("{}".into());
+        // The client's handshake only sends: connecting succeeds, the call meets the hang-up.
+        let target = GrpcTarget::connect(
+            &addr,
+            1,
+            "code-analysis".into(),
+            input,
+            None,
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+        let Outcome::Error { code, detail } = target.call(0).await else {
+            panic!("a peer that hangs up cannot answer");
+        };
+        // tonic reports a connection lost mid-call as UNKNOWN or UNAVAILABLE depending on
+        // when it noticed; the detail is what tells them apart from a server's own answer.
+        assert!(
+            ["UNKNOWN", "UNAVAILABLE"].contains(&code.as_str()),
+            "{code}"
+        );
+        let detail = detail.unwrap_or_default();
+        assert!(detail.contains("transport error"), "{detail}");
     }
 
     #[test]

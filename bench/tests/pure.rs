@@ -1,4 +1,4 @@
-//! The load tool's arithmetic: the schedule, the percentiles and the overhead.
+//! The load tool's arithmetic: the schedule, the percentiles, the overhead and the error report.
 
 // A failing test should stop loudly: unwrap and panic are how tests say so.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use agents_bench::schedule::Schedule;
 use agents_bench::stats::{
-    CLIENT_BACKPRESSURE, Micros, Outcome, Recorder, RunInfo, client_overhead, gateway_overhead,
-    server_overhead,
+    CLIENT_BACKPRESSURE, ERROR_SAMPLE_CHARS, Micros, Outcome, Recorder, RunInfo, client_overhead,
+    gateway_overhead, server_overhead,
 };
+use agents_bench::target::status_detail;
 
 fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s)
@@ -158,7 +159,7 @@ fn recorder_counts_outcomes_and_reports_them() {
         );
     }
     r.record(
-        &Outcome::Error("RESOURCE_EXHAUSTED".into()),
+        &Outcome::error("RESOURCE_EXHAUSTED"),
         Duration::from_micros(300),
         upstream,
     );
@@ -196,4 +197,82 @@ fn recorder_counts_outcomes_and_reports_them() {
     assert!(table.contains("server overhead"), "{table}");
     assert!(table.contains("gateway overhead"), "{table}");
     assert!(table.contains("error RESOURCE_EXHAUSTED: 1"), "{table}");
+    // Nothing was said about the failures, so there are no samples to report.
+    assert!(report.error_samples.is_empty());
+    assert!(json.get("error_samples").is_none(), "{json}");
+    assert!(!table.contains("e.g."), "{table}");
+}
+
+#[test]
+fn a_few_distinct_messages_are_kept_per_error_code() {
+    let mut r = Recorder::new().unwrap();
+    let none = Duration::ZERO;
+    let said = [
+        "transport error: connection reset by peer",
+        "transport error: connection reset by peer",
+        "stream refused: h2 protocol error: REFUSED_STREAM",
+        "  ",
+        "transport error: broken pipe",
+        "a fourth distinct message",
+    ];
+    for detail in said {
+        r.record(&Outcome::failed("UNAVAILABLE", detail), none, none);
+    }
+    r.record(&Outcome::failed("http_500", "é".repeat(400)), none, none);
+    r.record(&Outcome::error(CLIENT_BACKPRESSURE), none, none);
+    let report = r.report(RunInfo::default(), 8);
+
+    assert_eq!(report.errors["UNAVAILABLE"], 6, "every failure counts");
+    assert_eq!(
+        report.error_samples["UNAVAILABLE"],
+        [
+            "transport error: connection reset by peer",
+            "stream refused: h2 protocol error: REFUSED_STREAM",
+            "transport error: broken pipe",
+        ],
+        "the first three distinct messages, blank ones left out"
+    );
+    let long = &report.error_samples["http_500"][0];
+    assert_eq!(
+        long.chars().count(),
+        ERROR_SAMPLE_CHARS + 1,
+        "cut, with an ellipsis"
+    );
+    assert!(long.ends_with('…'), "{long}");
+    assert!(!report.error_samples.contains_key(CLIENT_BACKPRESSURE));
+
+    let json: serde_json::Value = serde_json::to_value(&report).unwrap();
+    assert_eq!(
+        json["error_samples"]["UNAVAILABLE"][1],
+        "stream refused: h2 protocol error: REFUSED_STREAM"
+    );
+    let table = report.table();
+    assert!(
+        table.contains(
+            "  error UNAVAILABLE: 6\n    e.g. transport error: connection reset by peer\n"
+        ),
+        "{table}"
+    );
+}
+
+#[test]
+fn an_error_chain_reads_as_one_line_without_repeats() {
+    let reset = std::io::Error::new(
+        std::io::ErrorKind::ConnectionReset,
+        "connection reset by peer",
+    );
+    let mut status = tonic::Status::unavailable("transport error");
+    status.set_source(std::sync::Arc::new(reset));
+    assert_eq!(
+        status_detail(&status),
+        "transport error: connection reset by peer"
+    );
+
+    // tonic's own conversion copies the cause's text into the message: said once.
+    let wrapped = tonic::Status::from_error(Box::new(std::io::Error::other("broken pipe")));
+    assert_eq!(status_detail(&wrapped), "broken pipe");
+    assert_eq!(
+        status_detail(&tonic::Status::resource_exhausted("busy")),
+        "busy"
+    );
 }
