@@ -5,6 +5,8 @@
 // A failing test should stop loudly: unwrap and panic are how tests say so.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use agents_fake_model::FakeModel;
 use agents_server::config;
 use agents_server::pb::agent_service_client::AgentServiceClient;
@@ -127,13 +129,7 @@ async fn without_a_model_every_agent_answers_from_the_facts() {
     assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
     // Answers made without a model have no model exchange: they count as requests, and the
     // gateway overhead, which needs one, leaves them out.
-    let addr = running.metrics_addr.unwrap();
-    let text = reqwest::get(format!("http://{addr}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = support::metrics_text(running.metrics_addr.unwrap()).await;
     assert!(
         text.contains("agents_requests_total{agent=\"code-analysis\",code=\"OK\"} 1"),
         "{text}"

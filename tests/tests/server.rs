@@ -4,6 +4,8 @@
 // A failing test should stop loudly: unwrap and panic are how tests say so.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::time::Duration;
 
 use agents_fake_model::{Behavior, FakeModel};
@@ -753,13 +755,7 @@ async fn metrics_health_and_readiness_answer_over_http() {
             .await
             .unwrap();
     }
-    let addr = running.metrics_addr.unwrap();
-    let text = reqwest::get(format!("http://{addr}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = support::metrics_text(running.metrics_addr.unwrap()).await;
     assert!(text.contains("agents_requests_total"), "{text}");
     assert!(!text.contains("agents_facts_cache"), "{text}");
     running.shutdown().await.unwrap();

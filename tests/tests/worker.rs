@@ -199,12 +199,7 @@ fn count_completions(audit: &Path, counts: &mut HashMap<String, usize>) {
 
 /// A `/metrics` scrape, or `None` while the endpoint does not answer yet.
 async fn scrape(addr: &str) -> Option<prometheus_parse::Scrape> {
-    let text = reqwest::get(format!("http://{addr}/metrics"))
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
+    let text = support::try_metrics_text(addr).await?;
     prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).ok()
 }
 

@@ -4,3 +4,23 @@
 #![allow(dead_code)]
 
 pub(crate) mod otlp;
+
+/// The text of the `/metrics` page served at `addr` (`host:port`), or `None` while the endpoint
+/// does not answer.
+pub(crate) async fn try_metrics_text(addr: impl std::fmt::Display) -> Option<String> {
+    reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()
+}
+
+/// The text of the `/metrics` page served at `addr`; the test fails if the endpoint does not
+/// answer.
+pub(crate) async fn metrics_text(addr: impl std::fmt::Display) -> String {
+    match try_metrics_text(&addr).await {
+        Some(text) => text,
+        None => panic!("the metrics endpoint at {addr} did not answer"),
+    }
+}
