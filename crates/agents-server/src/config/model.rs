@@ -98,9 +98,8 @@ pub struct ListenConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsConfig>,
     /// HTTP/2 streams (calls) one connection may have open at once; the client queues the
-    /// others. Bounds what one connection can make the server hold. A client that keeps a
-    /// connection at this limit can see a few calls refused by HTTP/2 (`UNAVAILABLE`, never
-    /// run): keep it above what one client connection sends.
+    /// others. Bounds what one connection can make the server hold. Calls queued in the client
+    /// are out of the front door's sight: keep it above what one client connection sends.
     pub http2_max_concurrent_streams: u32,
     /// HTTP/2 flow-control window of one stream, in bytes: request data a call may send ahead
     /// of the server reading it.

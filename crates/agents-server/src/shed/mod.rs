@@ -31,8 +31,12 @@
 //!   wake 200 times a second: measured, 178 context switches and 4-5 ms of CPU a second,
 //!   nearly all of its activity.
 //!
-//! A refusal allocates one response and does no other work, so shedding stays cheap when it is
-//! needed most. Health checks and reflection (`grpc.health.v1`, `grpc.reflection.*`) pass
+//! A refusal reads what is left of the request's body (it follows the headers at once; at most
+//! 64 KiB, never decoded, and the refusal holds no slot meanwhile), allocates one response and
+//! does no other work, so shedding stays cheap when it is needed most. Reading the body lets
+//! HTTP/2 close the stream with the answer: answered with its body still on the way, the
+//! stream was reset after the answer and its slot of `http2_max_concurrent_streams` freed only
+//! then, so a client at that limit could see its next call refused by HTTP/2 itself. Health checks and reflection (`grpc.health.v1`, `grpc.reflection.*`) pass
 //! uncounted and are never refused: they are cheap, and an orchestrator that saw a busy server
 //! fail its health check would restart it, turning overload into an outage. They stay bounded
 //! per connection by `server.http2_max_concurrent_streams` like everything else.

@@ -344,3 +344,102 @@ async fn the_probe_does_not_park_over_a_request_in_flight_and_a_request_unparks_
     let _next = service.clone().oneshot(request(EXECUTE)).await.unwrap();
     assert!(!layer.probe_parked());
 }
+
+/// A request body the test sends frame by frame, as a client's body arrives after its headers.
+type Streamed = http_body_util::channel::Channel<bytes::Bytes, std::io::Error>;
+
+fn streamed(
+    path: &str,
+) -> (
+    http_body_util::channel::Sender<bytes::Bytes, std::io::Error>,
+    Request<Streamed>,
+) {
+    let (sender, body) = Streamed::new(4);
+    let request = Request::builder()
+        .uri(format!("http://localhost{path}"))
+        .body(body)
+        .unwrap();
+    (sender, request)
+}
+
+/// An inner service over streamed bodies that answers `ok` without reading them.
+fn answering() -> impl tower_service::Service<
+    Request<Streamed>,
+    Response = Response<String>,
+    Error = Infallible,
+    Future = impl Send,
+> + Clone {
+    service_fn(|_request: Request<Streamed>| async {
+        Ok::<_, Infallible>(Response::new("ok".to_owned()))
+    })
+}
+
+#[tokio::test]
+async fn a_refusal_is_answered_once_the_request_body_has_ended() {
+    let metrics = Arc::new(Metrics::new());
+    let layer = ShedLayer::new(ShedConfig::new(1), metrics.clone());
+    let service = layer.layer(answering());
+    let (_held_sender, held) = streamed(EXECUTE);
+    let _held = service.clone().oneshot(held).await.unwrap();
+
+    let (mut sender, request) = streamed(EXECUTE);
+    let mut refused = Box::pin(service.clone().oneshot(request));
+    assert!(
+        futures_util::FutureExt::now_or_never(&mut refused).is_none(),
+        "answered while the body was still on the way"
+    );
+    sender
+        .send_data(bytes::Bytes::from_static(b"{}"))
+        .await
+        .unwrap();
+    assert!(futures_util::FutureExt::now_or_never(&mut refused).is_none());
+    assert_eq!(
+        shed_count(&metrics, "in_flight"),
+        Some(0.0),
+        "counted when answered"
+    );
+    assert_eq!(
+        layer.in_flight(),
+        1,
+        "the refusal holds no slot while it reads"
+    );
+
+    drop(sender); // the end of the body
+    let response = futures_util::FutureExt::now_or_never(&mut refused)
+        .expect("answered once the body ended")
+        .unwrap();
+    assert_eq!(grpc_code(&response), Some(Code::ResourceExhausted));
+    assert_eq!(shed_count(&metrics, "in_flight"), Some(1.0));
+}
+
+#[tokio::test]
+async fn a_refusal_reads_no_more_than_the_limit_and_stops_at_a_reset() {
+    let metrics = Arc::new(Metrics::new());
+    let config = ShedConfig::new(10).with_max_queue_delay(Some(Duration::from_millis(10)));
+    let layer = ShedLayer::new(config, metrics.clone());
+    let service = layer.layer(answering());
+    layer.set_scheduling_delay(Duration::from_millis(50));
+
+    // A body larger than the limit, still open: answered once the limit was read.
+    let (mut sender, request) = streamed(EXECUTE);
+    let mut refused = Box::pin(service.clone().oneshot(request));
+    let half = bytes::Bytes::from(vec![b' '; super::layer::DRAIN_LIMIT_BYTES / 2]);
+    sender.send_data(half.clone()).await.unwrap();
+    assert!(futures_util::FutureExt::now_or_never(&mut refused).is_none());
+    sender.send_data(half).await.unwrap();
+    let response = futures_util::FutureExt::now_or_never(&mut refused)
+        .expect("answered once the limit was read, the body still open")
+        .unwrap();
+    assert_eq!(grpc_code(&response), Some(Code::ResourceExhausted));
+
+    // A client that resets its stream: nothing more will come, so the answer goes out.
+    let (sender, request) = streamed(EXECUTE);
+    let mut refused = Box::pin(service.clone().oneshot(request));
+    assert!(futures_util::FutureExt::now_or_never(&mut refused).is_none());
+    sender.abort(std::io::Error::other("stream reset by the client"));
+    let response = futures_util::FutureExt::now_or_never(&mut refused)
+        .expect("answered once the client reset its stream")
+        .unwrap();
+    assert_eq!(grpc_code(&response), Some(Code::ResourceExhausted));
+    assert_eq!(shed_count(&metrics, "queue_delay"), Some(2.0));
+}
