@@ -22,7 +22,8 @@ pub const UNFINISHED: &str = "unfinished";
 /// connection, few enough that a run with a million failures stays small.
 pub const ERROR_SAMPLES_PER_CODE: usize = 3;
 
-/// Characters kept of one error message (an HTTP error body can be a whole page).
+/// Characters kept of one error message (an HTTP error body can be a whole page); a message
+/// that was cut ends with `…` after them.
 pub const ERROR_SAMPLE_CHARS: usize = 300;
 
 /// How one request ended.
@@ -57,12 +58,14 @@ impl Outcome {
         }
     }
 
-    /// Failed with `code`, and `detail` to keep as a sample when it is not blank.
-    pub fn failed(code: impl Into<String>, detail: impl Into<String>) -> Self {
-        let detail = detail.into();
+    /// Failed with `code`, and `detail` to keep as a sample when it is not blank. The detail
+    /// is cut to a sample's length here, in the request's task, so that a large error body is
+    /// never copied whole and the shared recorder's lock is not held to cut it.
+    pub fn failed(code: impl Into<String>, detail: &str) -> Self {
+        let detail = detail.trim();
         Self::Error {
             code: code.into(),
-            detail: (!detail.trim().is_empty()).then_some(detail),
+            detail: (!detail.is_empty()).then(|| sample_text(detail)),
         }
     }
 }
@@ -236,17 +239,19 @@ impl Recorder {
         *self.errors.entry(code.to_owned()).or_default() += 1;
     }
 
-    /// Keeps `detail` as a sample of `code`'s messages, cut to [`ERROR_SAMPLE_CHARS`], unless
-    /// the code has its samples already or this one was seen.
+    /// Keeps `detail` as a sample of `code`'s messages, unless the code has its samples
+    /// already or this one was seen. Checked before anything is allocated: at saturation
+    /// this runs for every failure, under the lock the request tasks share.
     fn sample(&mut self, code: &str, detail: &str) {
-        let kept = self.error_samples.entry(code.to_owned()).or_default();
-        if kept.len() >= ERROR_SAMPLES_PER_CODE {
+        if let Some(kept) = self.error_samples.get(code)
+            && (kept.len() >= ERROR_SAMPLES_PER_CODE || kept.iter().any(|k| k == detail))
+        {
             return;
         }
-        let detail = cut(detail.trim(), ERROR_SAMPLE_CHARS);
-        if !kept.contains(&detail) {
-            kept.push(detail);
-        }
+        self.error_samples
+            .entry(code.to_owned())
+            .or_default()
+            .push(detail.to_owned());
     }
 
     /// The report of a run that sent `sent` measured requests.
@@ -322,12 +327,19 @@ pub struct Report {
     pub send_lag: Percentiles,
 }
 
-/// The first `chars` characters of `text`, with `…` when something was cut.
-fn cut(text: &str, chars: usize) -> String {
-    match text.char_indices().nth(chars) {
-        Some((end, _)) => format!("{}…", &text[..end]),
-        None => text.to_owned(),
+/// `text` as one line of at most [`ERROR_SAMPLE_CHARS`] characters, then `…` if it was cut:
+/// line breaks and other control characters (an HTML or pretty-printed error body) become
+/// spaces, so that a sample stays one line of the table and of `summarize.py`'s list.
+pub fn sample_text(text: &str) -> String {
+    let mut line: String = text
+        .chars()
+        .take(ERROR_SAMPLE_CHARS)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if text.chars().nth(ERROR_SAMPLE_CHARS).is_some() {
+        line.push('…');
     }
+    line
 }
 
 fn ms(us: u64) -> String {

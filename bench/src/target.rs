@@ -104,7 +104,7 @@ impl GrpcTarget {
         }
         match tokio::time::timeout(self.timeout, client.execute(request)).await {
             Err(_) => Outcome::error(CLIENT_TIMEOUT),
-            Ok(Err(status)) => Outcome::failed(code_name(status.code()), status_detail(&status)),
+            Ok(Err(status)) => Outcome::failed(code_name(status.code()), &status_detail(&status)),
             Ok(Ok(response)) => {
                 let metadata = response.into_inner().metadata;
                 let metadata = metadata.as_ref();
@@ -264,15 +264,17 @@ impl OpenAiTarget {
         match tokio::time::timeout(self.timeout, send).await {
             Err(_) => Outcome::error(CLIENT_TIMEOUT),
             Ok(Err(error)) if error.is_timeout() => Outcome::error(CLIENT_TIMEOUT),
-            Ok(Err(error)) if error.is_connect() => Outcome::failed("connect", error_chain(&error)),
-            Ok(Err(error)) => Outcome::failed("transport", error_chain(&error)),
+            Ok(Err(error)) if error.is_connect() => {
+                Outcome::failed("connect", &error_chain(&error))
+            }
+            Ok(Err(error)) => Outcome::failed("transport", &error_chain(&error)),
             Ok(Ok((status, overhead, _))) if status.is_success() => Outcome::Ok {
                 server_overhead: None,
                 gateway_overhead: overhead,
             },
             Ok(Ok((status, _, body))) => Outcome::failed(
                 format!("http_{}", status.as_u16()),
-                String::from_utf8_lossy(&body),
+                &String::from_utf8_lossy(&body),
             ),
         }
     }
@@ -372,7 +374,7 @@ mod tests {
             answering("HTTP/1.1 429 Too Many Requests\r\nx-litellm-overhead-duration-ms: 1").await;
         assert_eq!(
             target(&url).call(0).await,
-            Outcome::failed("http_429", "{\"ok\":true}")
+            Outcome::failed("http_429", r#"{"ok":true}"#)
         );
     }
 

@@ -218,9 +218,14 @@ fn a_few_distinct_messages_are_kept_per_error_code() {
     for detail in said {
         r.record(&Outcome::failed("UNAVAILABLE", detail), none, none);
     }
-    r.record(&Outcome::failed("http_500", "é".repeat(400)), none, none);
+    r.record(&Outcome::failed("http_500", &"é".repeat(400)), none, none);
+    r.record(
+        &Outcome::failed("http_502", "<html>\n<body>bad gateway</body>\r\n</html>\n"),
+        none,
+        none,
+    );
     r.record(&Outcome::error(CLIENT_BACKPRESSURE), none, none);
-    let report = r.report(RunInfo::default(), 8);
+    let report = r.report(RunInfo::default(), 9);
 
     assert_eq!(report.errors["UNAVAILABLE"], 6, "every failure counts");
     assert_eq!(
@@ -239,6 +244,11 @@ fn a_few_distinct_messages_are_kept_per_error_code() {
         "cut, with an ellipsis"
     );
     assert!(long.ends_with('…'), "{long}");
+    assert_eq!(
+        report.error_samples["http_502"],
+        ["<html> <body>bad gateway</body>  </html>"],
+        "one line: line breaks become spaces"
+    );
     assert!(!report.error_samples.contains_key(CLIENT_BACKPRESSURE));
 
     let json: serde_json::Value = serde_json::to_value(&report).unwrap();

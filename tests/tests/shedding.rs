@@ -1,9 +1,12 @@
 //! Load shedding at the server's front door (`agents_server::shed`), end to end: with
-//! `limits.max_in_flight` calls held at a slow model, further calls are refused at once with
-//! RESOURCE_EXHAUSTED and a retry hint, without reaching the model; the admitted calls
-//! succeed; health checks still answer; nothing panics; and once the held calls end, the server
-//! serves again and the refusals are counted in `agents_load_shed_total{reason="in_flight"}`.
+//! `limits.max_in_flight` calls held at a slow model, further calls are refused with
+//! RESOURCE_EXHAUSTED and a retry hint (their small bodies read, nothing decoded), without
+//! reaching the model; the admitted calls succeed; health checks still answer; nothing panics;
+//! and once the held calls end, the server serves again and the refusals are counted in
+//! `agents_load_shed_total{reason="in_flight"}`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -166,12 +169,7 @@ async fn calls_past_the_cap_are_refused_at_once_and_the_admitted_ones_succeed() 
     let again = client.execute(execute()).await.unwrap().into_inner();
     assert!(again.output_json.contains("suggestions"));
 
-    let metrics = reqwest::get(format!("http://{}/metrics", running.metrics_addr.unwrap()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = support::metrics_text(running.metrics_addr.unwrap()).await;
     let shed = metrics
         .lines()
         .find_map(|l| l.strip_prefix("agents_load_shed_total{reason=\"in_flight\"} "))

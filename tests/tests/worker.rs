@@ -199,7 +199,7 @@ fn count_completions(audit: &Path, counts: &mut HashMap<String, usize>) {
 
 /// A `/metrics` scrape, or `None` while the endpoint does not answer yet.
 async fn scrape(addr: &str) -> Option<prometheus_parse::Scrape> {
-    let text = support::try_metrics_text(addr).await?;
+    let text = support::try_metrics_text(addr).await.ok()?;
     prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).ok()
 }
 

@@ -5,22 +5,21 @@
 
 pub(crate) mod otlp;
 
-/// The text of the `/metrics` page served at `addr` (`host:port`), or `None` while the endpoint
-/// does not answer.
-pub(crate) async fn try_metrics_text(addr: impl std::fmt::Display) -> Option<String> {
+/// The text of the `/metrics` page served at `addr` (`host:port`), or why it could not be had.
+pub(crate) async fn try_metrics_text(
+    addr: impl std::fmt::Display,
+) -> Result<String, reqwest::Error> {
     reqwest::get(format!("http://{addr}/metrics"))
-        .await
-        .ok()?
+        .await?
         .text()
         .await
-        .ok()
 }
 
-/// The text of the `/metrics` page served at `addr`; the test fails if the endpoint does not
-/// answer.
+/// The text of the `/metrics` page served at `addr`; the test fails, saying why, if the
+/// endpoint does not answer.
 pub(crate) async fn metrics_text(addr: impl std::fmt::Display) -> String {
     match try_metrics_text(&addr).await {
-        Some(text) => text,
-        None => panic!("the metrics endpoint at {addr} did not answer"),
+        Ok(text) => text,
+        Err(error) => panic!("the metrics endpoint at {addr} did not answer: {error}"),
     }
 }

@@ -164,8 +164,18 @@ impl Shared {
         false
     }
 
-    fn refusal<B: Default>(&self, reason: ShedReason) -> Response<ShedBody<B>> {
+    /// Refuses `request`: counted now, when it is decided, so that a refusal whose client
+    /// goes away while its body is read still counts; answered once its body is read.
+    fn refuse<B>(&self, reason: ShedReason, request: Request<B>) -> Refused<B> {
         self.metrics.load_shed(reason);
+        Refused {
+            reason,
+            body: request.into_body(),
+            read: 0,
+        }
+    }
+
+    fn refusal<B: Default>(&self, reason: ShedReason) -> Response<ShedBody<B>> {
         let status = match reason {
             ShedReason::InFlight => &self.in_flight_refusal,
             ShedReason::QueueDelay => &self.queue_delay_refusal,
@@ -394,11 +404,11 @@ where
         }
         let arrived = Instant::now();
         if shared.lagging() {
-            let refused = Refused::new(ShedReason::QueueDelay, request);
+            let refused = shared.refuse(ShedReason::QueueDelay, request);
             return ShedFuture::new(shared, State::Refused(refused), None, None);
         }
         let Some(slot) = shared.try_acquire() else {
-            let refused = Refused::new(ShedReason::InFlight, request);
+            let refused = shared.refuse(ShedReason::InFlight, request);
             return ShedFuture::new(shared, State::Refused(refused), None, None);
         };
         if shared.config.max_queue_delay.is_none() {
@@ -424,33 +434,28 @@ struct Waiting<S, B> {
     arrived: Instant,
 }
 
-/// A refused request: why, and what is left of its body to read before answering.
+/// A refused request (see [`Shared::refuse`]): why, and what is left of its body to read
+/// before answering.
 struct Refused<B> {
     reason: ShedReason,
     body: B,
     read: usize,
 }
 
-impl<B> Refused<B> {
-    fn new(reason: ShedReason, request: Request<B>) -> Self {
-        Self {
-            reason,
-            body: request.into_body(),
-            read: 0,
-        }
-    }
-}
-
-/// Reads a refused request's body until it ends, fails, or [`DRAIN_LIMIT_BYTES`] were read.
+/// Reads a refused request's body until it ends, fails (the client reset the stream), or
+/// [`DRAIN_LIMIT_BYTES`] were read (checked before each frame, so up to one frame more). A
+/// client that never ends its body is answered by its deadline (`grpc-timeout`), as an
+/// admitted call that never ends its body would be; the refusal meanwhile holds an HTTP/2
+/// stream but no slot.
 ///
-/// Why: answered while its body is still on the way, the stream is reset after the answer.
-/// HTTP/2 frees the stream's slot (`http2_max_concurrent_streams`) only once that reset is
-/// sent, while the client frees its own as soon as it reads the answer's end. A client that
-/// keeps a connection at the limit then opens its next stream into a slot the server still
-/// counts, and that call is refused by HTTP/2 itself (`REFUSED_STREAM`, an `UNAVAILABLE`
-/// without our message or retry hint). Measured at twice the knee with the limit at the
-/// client's concurrency: 6-112 such calls in each of three runs; none when nothing was shed
-/// (handlers read their whole body). The refusal holds no slot while it reads.
+/// Why: measured at twice the knee with `http2_max_concurrent_streams` at the client's
+/// concurrency per connection, answering at once gave 6-112 calls per run refused by HTTP/2
+/// itself (`REFUSED_STREAM`, an `UNAVAILABLE` without our message or retry hint), in each of
+/// three runs; reading the body first gave none in three runs, as did runs where nothing was
+/// shed (handlers read their whole body). Our reading of `h2`'s stream accounting: answered
+/// while its body is on the way, the stream is reset after the answer and keeps its slot
+/// until that reset is written, while the client frees its own slot on reading the answer's
+/// end and may open its next stream first.
 fn drain<B: Body + Unpin>(refused: &mut Refused<B>, cx: &mut Context<'_>) -> Poll<()> {
     while refused.read < DRAIN_LIMIT_BYTES && !refused.body.is_end_stream() {
         match Pin::new(&mut refused.body).poll_frame(cx) {
@@ -557,9 +562,9 @@ where
                 .max_queue_delay
                 .is_some_and(|max| arrived.elapsed() > max);
             if waited_too_long {
-                // Give the place back before answering: the refusal holds nothing.
+                // Give the place back before answering: the refusal holds no slot.
                 this.slot.take();
-                *this.state = State::Refused(Refused::new(ShedReason::QueueDelay, request));
+                *this.state = State::Refused(this.shared.refuse(ShedReason::QueueDelay, request));
             } else {
                 this.running.set(Some(service.call(request)));
                 *this.state = State::Running;

@@ -374,8 +374,24 @@ fn answering() -> impl tower_service::Service<
     })
 }
 
-#[tokio::test]
-async fn a_refusal_is_answered_once_the_request_body_has_ended() {
+/// Lets other tasks run a while: enough for a woken task to finish.
+async fn let_tasks_run() {
+    for _ in 0..20 {
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Awaits a spawned refusal: it ends only if the body's progress woke it (a guard against a
+/// hang, not a timing assertion).
+async fn answered<T>(refused: tokio::task::JoinHandle<T>) -> T {
+    tokio::time::timeout(Duration::from_secs(30), refused)
+        .await
+        .expect("the refusal was never woken to answer")
+        .unwrap()
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_refusal_is_counted_at_once_and_answered_once_the_request_body_has_ended() {
     let metrics = Arc::new(Metrics::new());
     let layer = ShedLayer::new(ShedConfig::new(1), metrics.clone());
     let service = layer.layer(answering());
@@ -383,20 +399,16 @@ async fn a_refusal_is_answered_once_the_request_body_has_ended() {
     let _held = service.clone().oneshot(held).await.unwrap();
 
     let (mut sender, request) = streamed(EXECUTE);
-    let mut refused = Box::pin(service.clone().oneshot(request));
+    let refused = tokio::spawn(service.clone().oneshot(request));
+    let_tasks_run().await;
     assert!(
-        futures_util::FutureExt::now_or_never(&mut refused).is_none(),
+        !refused.is_finished(),
         "answered while the body was still on the way"
     );
-    sender
-        .send_data(bytes::Bytes::from_static(b"{}"))
-        .await
-        .unwrap();
-    assert!(futures_util::FutureExt::now_or_never(&mut refused).is_none());
     assert_eq!(
         shed_count(&metrics, "in_flight"),
-        Some(0.0),
-        "counted when answered"
+        Some(1.0),
+        "counted when decided"
     );
     assert_eq!(
         layer.in_flight(),
@@ -404,15 +416,20 @@ async fn a_refusal_is_answered_once_the_request_body_has_ended() {
         "the refusal holds no slot while it reads"
     );
 
-    drop(sender); // the end of the body
-    let response = futures_util::FutureExt::now_or_never(&mut refused)
-        .expect("answered once the body ended")
+    sender
+        .send_data(bytes::Bytes::from_static(b"{}"))
+        .await
         .unwrap();
+    let_tasks_run().await;
+    assert!(!refused.is_finished(), "answered before the body ended");
+
+    drop(sender); // the end of the body
+    let response = answered(refused).await.unwrap();
     assert_eq!(grpc_code(&response), Some(Code::ResourceExhausted));
-    assert_eq!(shed_count(&metrics, "in_flight"), Some(1.0));
+    assert_eq!(shed_count(&metrics, "in_flight"), Some(1.0), "counted once");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "current_thread")]
 async fn a_refusal_reads_no_more_than_the_limit_and_stops_at_a_reset() {
     let metrics = Arc::new(Metrics::new());
     let config = ShedConfig::new(10).with_max_queue_delay(Some(Duration::from_millis(10)));
@@ -422,24 +439,54 @@ async fn a_refusal_reads_no_more_than_the_limit_and_stops_at_a_reset() {
 
     // A body larger than the limit, still open: answered once the limit was read.
     let (mut sender, request) = streamed(EXECUTE);
-    let mut refused = Box::pin(service.clone().oneshot(request));
+    let refused = tokio::spawn(service.clone().oneshot(request));
     let half = bytes::Bytes::from(vec![b' '; super::layer::DRAIN_LIMIT_BYTES / 2]);
     sender.send_data(half.clone()).await.unwrap();
-    assert!(futures_util::FutureExt::now_or_never(&mut refused).is_none());
+    let_tasks_run().await;
+    assert!(!refused.is_finished(), "answered before the limit was read");
     sender.send_data(half).await.unwrap();
-    let response = futures_util::FutureExt::now_or_never(&mut refused)
-        .expect("answered once the limit was read, the body still open")
-        .unwrap();
+    let response = answered(refused).await.unwrap();
     assert_eq!(grpc_code(&response), Some(Code::ResourceExhausted));
+    drop(sender);
 
     // A client that resets its stream: nothing more will come, so the answer goes out.
     let (sender, request) = streamed(EXECUTE);
-    let mut refused = Box::pin(service.clone().oneshot(request));
-    assert!(futures_util::FutureExt::now_or_never(&mut refused).is_none());
+    let refused = tokio::spawn(service.clone().oneshot(request));
+    let_tasks_run().await;
+    assert!(!refused.is_finished());
     sender.abort(std::io::Error::other("stream reset by the client"));
-    let response = futures_util::FutureExt::now_or_never(&mut refused)
-        .expect("answered once the client reset its stream")
-        .unwrap();
+    let response = answered(refused).await.unwrap();
     assert_eq!(grpc_code(&response), Some(Code::ResourceExhausted));
     assert_eq!(shed_count(&metrics, "queue_delay"), Some(2.0));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_request_refused_at_its_first_poll_reads_its_body_too() {
+    let metrics = Arc::new(Metrics::new());
+    let config = ShedConfig::new(10).with_max_queue_delay(Some(Duration::from_millis(1)));
+    let layer = ShedLayer::new(config, metrics.clone());
+    let mut service = layer.layer(answering());
+    futures_util::future::poll_fn(|cx| tower_service::Service::poll_ready(&mut service, cx))
+        .await
+        .unwrap();
+    let (sender, request) = streamed(EXECUTE);
+    // Admitted by count, then not polled for longer than the allowed delay.
+    let waiting = tower_service::Service::call(&mut service, request);
+    std::thread::sleep(Duration::from_millis(5));
+    let refused = tokio::spawn(waiting);
+    let_tasks_run().await;
+    assert!(
+        !refused.is_finished(),
+        "answered while the body was still on the way"
+    );
+    assert_eq!(shed_count(&metrics, "queue_delay"), Some(1.0));
+    assert_eq!(
+        layer.in_flight(),
+        0,
+        "its place was given back when it was refused"
+    );
+
+    drop(sender);
+    let response = answered(refused).await.unwrap();
+    assert_eq!(grpc_code(&response), Some(Code::ResourceExhausted));
 }
