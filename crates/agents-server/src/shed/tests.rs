@@ -44,6 +44,12 @@ fn request(path: &str) -> Request<String> {
 
 const EXECUTE: &str = "/agents.v1.AgentService/Execute";
 
+/// A layer with room for 10 requests and the queue-delay check on at 10 ms, so its probe runs.
+fn probing(metrics: Arc<Metrics>) -> ShedLayer {
+    let config = ShedConfig::new(10).with_max_queue_delay(Some(Duration::from_millis(10)));
+    ShedLayer::new(config, metrics)
+}
+
 fn shed_count(metrics: &Metrics, reason: &str) -> Option<f64> {
     let text = metrics.encode();
     let line = format!("agents_load_shed_total{{reason=\"{reason}\"}} ");
@@ -211,8 +217,7 @@ async fn a_dropped_call_gives_its_place_back() {
 #[tokio::test]
 async fn while_the_runtime_lags_new_requests_are_refused_before_counting() {
     let metrics = Arc::new(Metrics::new());
-    let config = ShedConfig::new(10).with_max_queue_delay(Some(Duration::from_millis(10)));
-    let layer = ShedLayer::new(config, metrics.clone());
+    let layer = probing(metrics.clone());
     let (calls, inner) = counting();
     let service = layer.layer(inner);
 
@@ -237,8 +242,7 @@ async fn while_the_runtime_lags_new_requests_are_refused_before_counting() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn the_probe_measures_how_late_the_runtime_runs_it() {
-    let config = ShedConfig::new(10).with_max_queue_delay(Some(Duration::from_millis(10)));
-    let layer = ShedLayer::new(config, Arc::new(Metrics::new()));
+    let layer = probing(Arc::new(Metrics::new()));
     // Let the probe start its first sleep, then hold the only worker thread for 40 ms: the
     // probe wakes at least 30 ms late.
     tokio::task::yield_now().await;
@@ -261,8 +265,7 @@ async fn the_probe_measures_how_late_the_runtime_runs_it() {
 
 #[tokio::test(start_paused = true)]
 async fn a_quiet_probe_parks_until_the_next_request_and_ends_with_the_layer() {
-    let config = ShedConfig::new(10).with_max_queue_delay(Some(Duration::from_millis(10)));
-    let layer = ShedLayer::new(config, Arc::new(Metrics::new()));
+    let layer = probing(Arc::new(Metrics::new()));
     let (calls, inner) = counting();
     let service = layer.layer(inner);
     let tasks = || {
@@ -309,8 +312,7 @@ async fn a_quiet_probe_parks_until_the_next_request_and_ends_with_the_layer() {
 
 #[tokio::test(start_paused = true)]
 async fn while_requests_are_in_flight_the_probe_never_parks() {
-    let config = ShedConfig::new(10).with_max_queue_delay(Some(Duration::from_millis(10)));
-    let layer = ShedLayer::new(config, Arc::new(Metrics::new()));
+    let layer = probing(Arc::new(Metrics::new()));
     let (_calls, inner) = counting();
     let service = layer.layer(inner);
     // The response body holds the request's place until it is dropped.
@@ -432,8 +434,7 @@ async fn a_refusal_is_counted_at_once_and_answered_once_the_request_body_has_end
 #[tokio::test(flavor = "current_thread")]
 async fn a_refusal_reads_no_more_than_the_limit_and_stops_at_a_reset() {
     let metrics = Arc::new(Metrics::new());
-    let config = ShedConfig::new(10).with_max_queue_delay(Some(Duration::from_millis(10)));
-    let layer = ShedLayer::new(config, metrics.clone());
+    let layer = probing(metrics.clone());
     let service = layer.layer(answering());
     layer.set_scheduling_delay(Duration::from_millis(50));
 
