@@ -336,6 +336,92 @@ async fn errors_have_the_codes_clients_act_on() {
     running.shutdown().await.unwrap();
 }
 
+/// The field a status's first `BadRequest` violation names.
+fn violated_field(status: &tonic::Status) -> String {
+    status
+        .get_error_details()
+        .bad_request()
+        .map(|b| b.field_violations[0].field.clone())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn client_ids_are_checked_before_they_name_a_run() {
+    let fake = FakeModel::start().await.unwrap();
+    let (running, mut client, _audit) = server(&fake, "").await;
+    // A space, a dot, and an id too long to carry in every event and audit line of the run.
+    for bad in ["a b", "v1.2", &"x".repeat(129)] {
+        let mut request = execute("code-analysis", rust_input());
+        request.request_id = bad.into();
+        let status = client.execute(request.clone()).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{bad}: {status:?}");
+        assert_eq!(violated_field(&status), "request_id");
+        let status = client.execute_stream(request).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{bad}: {status:?}");
+        let status = client
+            .submit_task(pb::SubmitTaskRequest {
+                agent_id: "test-generation".into(),
+                input_json: rust_input().to_string(),
+                task_id: bad.into(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{bad}: {status:?}");
+        assert_eq!(violated_field(&status), "task_id");
+    }
+    let chats = fake
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/chat/completions"))
+        .count();
+    assert_eq!(chats, 0, "refused ids never reach the model");
+
+    let mut request = execute("code-analysis", rust_input());
+    request.request_id = format!("Req-{}_1", "x".repeat(122));
+    let done = client.execute(request).await.unwrap().into_inner();
+    assert_eq!(
+        done.metadata.unwrap().request_id,
+        format!("Req-{}_1", "x".repeat(122)),
+        "128 characters is the longest id taken"
+    );
+    running.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_inline_task_holds_its_tenants_slot_until_it_ends() {
+    let fake = FakeModel::start().await.unwrap();
+    // The model never answers: the task runs until the provider's 5 s timeout ends it.
+    fake.set_default(Behavior::Hang);
+    let (running, mut client, _audit) =
+        server(&fake, "[limits]\ntenant_max_concurrent = 1\n").await;
+    let submit = |task_id: &str| pb::SubmitTaskRequest {
+        agent_id: "test-generation".into(),
+        input_json: strict_input().to_string(),
+        task_id: task_id.into(),
+    };
+    client.submit_task(submit("first")).await.unwrap();
+    wait_for_task(&mut client, "first", |s| s == pb::TaskState::Working).await;
+
+    let refused = client.submit_task(submit("second")).await.unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    let refused = client
+        .execute(execute("code-analysis", rust_input()))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.code(),
+        Code::ResourceExhausted,
+        "a running task and a call share the tenant's slots: {refused:?}"
+    );
+
+    let first = wait_for_task(&mut client, "first", |s| s == pb::TaskState::Failed).await;
+    assert_eq!(first.error_kind, "all_providers_failed", "{first:?}");
+    fake.set_default(Behavior::Answer);
+    client.submit_task(submit("third")).await.unwrap();
+    wait_for_task(&mut client, "third", |s| s == pb::TaskState::Completed).await;
+    running.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn health_and_reflection_answer() {
     let fake = FakeModel::start().await.unwrap();

@@ -21,8 +21,8 @@ use agents_server::serve::{self, Running};
 use agents_testkit::Peer;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use support::otlp::{Receiver, attribute, hex, in_trace, named, parent_hops, span_names};
-use tonic::Request;
 use tonic::transport::Channel;
+use tonic::{Code, Request};
 
 const AGENT: &str = "documentation";
 
@@ -772,6 +772,62 @@ async fn throughput() {
         }
         running.shutdown().await.unwrap();
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_refuses_submits_with_resource_exhausted_and_keeps_what_it_took() {
+    // 8 KiB of tasks, and no worker to take any.
+    let Some(cluster) = Cluster::start("max_bytes = 8192").await else {
+        return;
+    };
+    let (running, mut client) = cluster.server().await;
+    let server = running.metrics_addr.unwrap().to_string();
+    let mut accepted = Vec::new();
+    let refused = loop {
+        assert!(
+            accepted.len() < 64,
+            "an 8 KiB queue took {} tasks",
+            accepted.len()
+        );
+        let id = format!("full-{}", accepted.len());
+        let submitted = client
+            .submit_task(pb::SubmitTaskRequest {
+                agent_id: AGENT.into(),
+                input_json: input().to_string(),
+                task_id: id.clone(),
+            })
+            .await;
+        match submitted {
+            Ok(_) => accepted.push(id),
+            Err(status) => break (id, status),
+        }
+    };
+    let (refused_id, status) = refused;
+    assert!(!accepted.is_empty(), "the first task fits");
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(
+        status.message().contains("task queue is full"),
+        "{status:?}"
+    );
+    assert_eq!(
+        metric(server, "agents_task_queue_refused_full_total", vec![]).await,
+        Some(1.0)
+    );
+    for id in &accepted {
+        assert_eq!(get(&mut client, id).await.state(), pb::TaskState::Submitted);
+    }
+    let gone = client
+        .get_task(pb::GetTaskRequest {
+            task_id: refused_id,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        gone.code(),
+        Code::NotFound,
+        "a refused task leaves no record"
+    );
+    running.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -27,7 +27,7 @@ pub enum Error {
     },
     /// A bounded queue was full and refused the item.
     #[error(
-        "the {queue} is full ({limit} {unit}); the event was dropped and counted — raise the limit or restore the consumer"
+        "the {queue} is full ({limit} {unit}); it refused this item and counted it — raise the limit or restore the consumer"
     )]
     Full {
         /// Which queue, e.g. `outbox` or `subscriber list`.

@@ -82,6 +82,9 @@ metrics! {
     mirror_errors,
     /// Tasks submitted to the task queue.
     tasks_submitted,
+    /// Tasks the task queue refused because it was full (its `max_bytes`, or the server's
+    /// JetStream storage): back-pressure, answered as [`Error::Full`](crate::Error::Full).
+    tasks_refused_full,
     /// Tasks moved to the dead-letter subject after their last delivery failed.
     tasks_dead_lettered,
     /// Deliveries of a task after its first (a worker failed it, gave it back or was lost).
@@ -129,6 +132,6 @@ mod tests {
         let pairs = snapshot.pairs();
         assert_eq!(pairs[0], ("published", 1));
         assert!(pairs.contains(&("lagged", 5)));
-        assert_eq!(pairs.len(), 22);
+        assert_eq!(pairs.len(), 23);
     }
 }

@@ -83,6 +83,62 @@ async fn tasks_run_once_and_are_removed_when_complete() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_refuses_new_tasks_as_full_and_keeps_the_accepted_ones() {
+    let Some(peer) = agents_testkit::nats() else {
+        return;
+    };
+    let mut config = TaskQueueConfig::default();
+    config.max_bytes = 8 * 1024;
+    let (queue, metrics) = queue(&peer, config).await;
+    let mut accepted: u64 = 0;
+    let refused = loop {
+        assert!(
+            accepted < 64,
+            "an 8 KiB queue took {accepted} tasks of 1 KiB"
+        );
+        match queue
+            .submit("code-analysis", &format!("t{accepted}"), vec![b'x'; 1024])
+            .await
+        {
+            Ok(delivery) => {
+                assert_eq!(delivery, Delivery::Accepted);
+                accepted += 1;
+            }
+            Err(error) => break error,
+        }
+    };
+    assert!(accepted > 0, "the first task fits");
+    assert_eq!(refused.kind(), agents_bus::ErrorKind::Full, "{refused}");
+    assert!(
+        matches!(
+            refused,
+            agents_bus::Error::Full {
+                queue: "task queue",
+                limit: 8192,
+                unit: "bytes"
+            }
+        ),
+        "{refused:?}"
+    );
+    let counted = metrics.snapshot();
+    assert_eq!(counted.tasks_refused_full, 1);
+    assert_eq!(counted.tasks_submitted, accepted);
+    assert_eq!(
+        queue.waiting().await.unwrap(),
+        accepted,
+        "a refusal loses none of the tasks already accepted"
+    );
+
+    // Room again once a worker has taken and finished one.
+    let mut worker = queue.worker("code-analysis").await.unwrap();
+    next(&mut worker).await.complete().await.unwrap();
+    queue
+        .submit("code-analysis", "after", vec![b'x'; 1024])
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_task_is_retried_then_dead_lettered() {
     let Some(peer) = agents_testkit::nats() else {
         return;

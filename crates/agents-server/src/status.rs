@@ -65,6 +65,17 @@ pub fn from_bus_error(error: &agents_bus::Error) -> Status {
     }
 }
 
+/// The status for a client-chosen id (`request_id`, `task_id`) that cannot name a run: the id
+/// goes into every event subject, audit line and task key of the run, so it is held to a short,
+/// plain shape.
+pub fn invalid_id(field: &str) -> Status {
+    let message =
+        format!("{field} must be 1 to 128 letters, digits, `-` and `_`; leave it empty to get one");
+    let mut details = ErrorDetails::new();
+    details.add_bad_request_violation(field, message.clone());
+    Status::with_error_details(Code::InvalidArgument, message, details)
+}
+
 /// The status for a request whose body is not valid JSON.
 pub fn invalid_json(field: &str, error: &serde_json::Error) -> Status {
     let message = format!(

@@ -6,7 +6,7 @@ use async_nats::Client;
 use async_nats::jetstream::consumer::{self, pull};
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::stream::{self, DiscardPolicy, RetentionPolicy, StorageType};
-use async_nats::jetstream::{self, AckKind, Context};
+use async_nats::jetstream::{self, AckKind, Context, ErrorCode};
 use futures_util::StreamExt;
 
 use super::{JetStreamTaskStore, TaskQueueConfig};
@@ -143,7 +143,18 @@ impl TaskQueue {
             .await
             .map_err(|e| Error::transport("submit a task", &e))?
             .await
-            .map_err(|e| Error::transport("submit a task", &e))?;
+            .map_err(|e| {
+                if refused_as_full(&e) {
+                    BusMetrics::inc(&self.metrics.tasks_refused_full);
+                    Error::Full {
+                        queue: "task queue",
+                        limit: self.config.max_bytes,
+                        unit: "bytes",
+                    }
+                } else {
+                    Error::transport("submit a task", &e)
+                }
+            })?;
         if ack.duplicate {
             return Ok(Delivery::Duplicate);
         }
@@ -627,5 +638,22 @@ impl TaskQueue {
             .await
             .map_err(|e| Error::transport("remove a dead task from the work queue", &e))?;
         Ok(())
+    }
+}
+
+/// Whether JetStream refused a publish because the stream is full: `DiscardPolicy::New` at the
+/// stream's `max_bytes` (a store failure, "maximum bytes exceeded"; "maximum messages" for a
+/// message cap) or the server's own storage limit. That is back-pressure, to be answered with
+/// "retry later, the queue is full", not a transport failure.
+fn refused_as_full(error: &jetstream::context::PublishError) -> bool {
+    let Some(api) = std::error::Error::source(error)
+        .and_then(|source| source.downcast_ref::<jetstream::Error>())
+    else {
+        return false;
+    };
+    match api.error_code() {
+        ErrorCode::STORAGE_RESOURCES_EXCEEDED => true,
+        ErrorCode::STREAM_STORE_FAILED => api.to_string().contains("maximum"),
+        _ => false,
     }
 }

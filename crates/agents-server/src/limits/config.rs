@@ -24,7 +24,8 @@ pub struct LimitsConfig {
     /// The retry hint sent with every load-shedding refusal, in milliseconds
     /// (`grpc-retry-pushback-ms` and `google.rpc.RetryInfo`).
     pub shed_retry_after_ms: u64,
-    /// Calls in flight per tenant.
+    /// Calls in flight per tenant. A running inline task (SubmitTask with `dispatch =
+    /// "inline"`) counts as a call until it ends, here and in `max_in_flight`'s global count.
     pub tenant_max_concurrent: usize,
     /// Requests each tenant may start per minute, on average; `None` (the default) turns the
     /// rate limit off.

@@ -33,6 +33,7 @@
 //! | `agents_task_queue_wait_seconds{agent}` | histogram | queued tasks (worker): from submission to a worker picking the task up (first deliveries): a growing wait means too few workers |
 //! | `agents_task_queue_depth{agent}` | gauge | queued tasks (server and worker): tasks of the agent waiting in, or held from, the queue at the last refresh |
 //! | `agents_task_queue_depth_refresh_errors_total` | counter | queue-depth refreshes that failed (NATS unreachable): the depth gauge is stale |
+//! | `agents_task_queue_refused_full_total` | counter | SubmitTask calls the task queue refused because it was full (its `max_bytes`): answered `RESOURCE_EXHAUSTED`; workers are behind |
 //! | `agents_worker_paused{worker}` | gauge | 1 while a worker takes no new task because its resident memory is over `worker.memory_limit_mib` |
 //! | `agents_worker_pulls_skipped_total{worker}` | counter | pull rounds a worker skipped for the same reason |
 //!
@@ -124,6 +125,7 @@ pub struct Metrics {
     task_queue_wait: Bounded<1, Histogram>,
     task_queue_depth: Bounded<1, Gauge>,
     task_queue_depth_errors: Counter,
+    task_queue_full: Counter,
     worker_paused: Bounded<1, Gauge>,
     worker_pulls_skipped: Bounded<1, Counter>,
     sources: Arc<Sources>,
@@ -206,6 +208,7 @@ impl Metrics {
             task_queue_wait: Bounded::new(["agent"], task_histogram, cap),
             task_queue_depth: Bounded::new(["agent"], Gauge::default, cap),
             task_queue_depth_errors: Counter::default(),
+            task_queue_full: Counter::default(),
             worker_paused: Bounded::new(["worker"], Gauge::default, cap),
             worker_pulls_skipped: Bounded::new(["worker"], Counter::default, cap),
             sources: Arc::default(),
@@ -318,6 +321,11 @@ impl Metrics {
             self.task_queue_depth_errors.clone(),
         );
         r.register(
+            "task_queue_refused_full",
+            "SubmitTask calls the task queue refused because it was full",
+            self.task_queue_full.clone(),
+        );
+        r.register(
             "worker_paused",
             "1 while the worker pulls no task because its resident memory is over worker.memory_limit_mib",
             self.worker_paused.family(),
@@ -388,6 +396,11 @@ impl Metrics {
     /// Counts a queue-depth refresh that failed.
     pub fn task_queue_depth_refresh_failed(&self) {
         self.task_queue_depth_errors.inc();
+    }
+
+    /// Counts a task the queue refused because it was full.
+    pub fn task_queue_refused_full(&self) {
+        self.task_queue_full.inc();
     }
 
     /// Whether `worker` is paused by its memory limit now; a paused worker also counts each

@@ -283,6 +283,7 @@ fn bus_help(name: &str) -> String {
         "outbox_dropped" => "Events dropped because the outbox was full",
         "outbox_depth" => "Events waiting in the outbox now",
         "tasks_submitted" => "Tasks submitted to the task queue",
+        "tasks_refused_full" => "Tasks the task queue refused because it was full",
         "tasks_dead_lettered" => "Tasks moved to the dead-letter subject",
         _ => return format!("Bus counter {name}, read from the bus at scrape time."),
     };

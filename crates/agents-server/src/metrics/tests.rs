@@ -702,6 +702,7 @@ fn queued_task_families_count_runs_waits_depth_and_pauses() -> TestResult {
     metrics.record_queue_wait("doc", Duration::from_millis(3));
     metrics.set_task_queue_depth("doc", 7);
     metrics.task_queue_depth_refresh_failed();
+    metrics.task_queue_refused_full();
     metrics.set_worker_paused("w1", true);
     metrics.worker_pull_skipped("w1");
     let s = scrape(&metrics)?;
@@ -728,6 +729,10 @@ fn queued_task_families_count_runs_waits_depth_and_pauses() -> TestResult {
     assert_eq!(value(&s, "agents_task_queue_depth", &doc), Some(7.0));
     assert_eq!(
         value(&s, "agents_task_queue_depth_refresh_errors_total", &[]),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&s, "agents_task_queue_refused_full_total", &[]),
         Some(1.0)
     );
     let w1 = [("worker", "w1")];

@@ -213,6 +213,16 @@ fn finished(done: AgentJsonOutput, total: Duration) -> pb::ExecuteResponse {
     response
 }
 
+/// A client's `request_id` or `task_id`: empty (the server makes one) or an id that can name
+/// the run in its events, audit lines and task key (the rule the task queue applies).
+fn check_id(field: &str, id: &str) -> Result<(), Status> {
+    if id.is_empty() || agents_bus::is_valid_task_id(id) {
+        Ok(())
+    } else {
+        Err(status::invalid_id(field))
+    }
+}
+
 fn parse_input(json: &str) -> Result<serde_json::Value, Status> {
     serde_json::from_str(json).map_err(|e| status::invalid_json("input_json", &e))
 }
@@ -269,6 +279,7 @@ impl AgentService for AgentsService {
         // Held until the call ends: the slot is what load shedding counts.
         let started = Instant::now();
         let (principal, _admission, _in_flight) = self.admit(request.metadata())?;
+        check_id("request_id", &request.get_ref().request_id)?;
         let ctx = self.context(
             request.metadata(),
             &principal,
@@ -301,6 +312,7 @@ impl AgentService for AgentsService {
     ) -> Result<Response<Self::ExecuteStreamStream>, Status> {
         let started = Instant::now();
         let (principal, admission, in_flight) = self.admit(request.metadata())?;
+        check_id("request_id", &request.get_ref().request_id)?;
         let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
         let sink = Arc::new(StreamSink {
             server: self.events.clone(),
@@ -352,7 +364,8 @@ impl AgentService for AgentsService {
         &self,
         request: Request<pb::SubmitTaskRequest>,
     ) -> Result<Response<pb::SubmitTaskResponse>, Status> {
-        let (principal, _admission, _in_flight) = self.admit(request.metadata())?;
+        let (principal, admission, in_flight) = self.admit(request.metadata())?;
+        check_id("task_id", &request.get_ref().task_id)?;
         let ctx = self.context(
             request.metadata(),
             &principal,
@@ -379,7 +392,11 @@ impl AgentService for AgentsService {
                 .await?;
             return Ok(Response::new(response));
         }
-        let task_id = self.tasks.submit(agent, ctx, input)?;
+        // An inline task runs here, so it holds its global and tenant slots until it ends, as
+        // a call does; a queued one gave them back above (the worker that runs it has its own).
+        let task_id = self
+            .tasks
+            .submit(agent, ctx, input, (admission, in_flight))?;
         Ok(Response::new(pb::SubmitTaskResponse {
             task_id,
             state: pb::TaskState::Submitted as i32,

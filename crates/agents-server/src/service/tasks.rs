@@ -62,11 +62,14 @@ impl TaskTable {
     }
 
     /// Records the task and starts it. Submitting an id that exists returns it unchanged.
-    pub(super) fn submit(
+    /// `slots` (the call's admission) is held by the run until it ends, so inline tasks count
+    /// against the same global and tenant limits as calls; a resubmission drops it at once.
+    pub(super) fn submit<S: Send + 'static>(
         self: &Arc<Self>,
         agent: Arc<dyn Agent>,
         ctx: AgentContext,
         input: serde_json::Value,
+        slots: S,
     ) -> Result<String, Status> {
         let id = ctx.request_id.clone();
         let tenant = ctx.tenant.clone();
@@ -132,6 +135,9 @@ impl TaskTable {
                         task.attempts += 1;
                     });
                     let result = agent.execute(&ctx, input).await;
+                    // Freed before the result shows: a client that sees the task finished may
+                    // submit the next one at once.
+                    drop(slots);
                     table.update(&task_id, |task| match result {
                         Ok(done) => {
                             task.state = pb::TaskState::Completed as i32;

@@ -25,6 +25,7 @@ pub struct QueueDispatch {
     config: TasksConfig,
     /// Stops the depth refresher when the dispatch goes away.
     stop: CancellationToken,
+    metrics: Arc<Metrics>,
 }
 
 impl Drop for QueueDispatch {
@@ -78,7 +79,7 @@ impl QueueDispatch {
         tokio::spawn(depth::refresh(
             queue.clone(),
             queued,
-            metrics,
+            Arc::clone(&metrics),
             Duration::from_millis(config.depth_refresh_ms),
             stop.clone(),
         ));
@@ -87,6 +88,7 @@ impl QueueDispatch {
             store,
             config: config.clone(),
             stop,
+            metrics,
         }))
     }
 
@@ -107,9 +109,7 @@ impl QueueDispatch {
         events: &dyn EventSink,
     ) -> Result<pb::SubmitTaskResponse, Status> {
         if !is_valid_task_id(task_id) {
-            return Err(Status::invalid_argument(
-                "task_id must be 1 to 128 letters, digits, `-` and `_` for queued agents; leave it empty to get one",
-            ));
+            return Err(crate::status::invalid_id("task_id"));
         }
         let record = TaskRecord::submitted(task_id, agent, Some(tenant.to_owned()));
         let record = match self
@@ -145,6 +145,10 @@ impl QueueDispatch {
             {
                 if record.attempts == 0 {
                     let _ = self.store.remove(task_id).await;
+                }
+                if error.kind() == agents_bus::ErrorKind::Full {
+                    // Back-pressure, not an outage: RESOURCE_EXHAUSTED, and counted.
+                    self.metrics.task_queue_refused_full();
                 }
                 return Err(status::from_bus_error(&error));
             }
