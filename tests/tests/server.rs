@@ -423,6 +423,42 @@ async fn an_inline_task_holds_its_tenants_slot_until_it_ends() {
 }
 
 #[tokio::test]
+async fn health_watchers_hear_not_serving_when_the_server_drains() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    let fake = FakeModel::start().await.unwrap();
+    let (running, _, _audit) = server(&fake, "").await;
+    let channel = Channel::from_shared(format!("http://{}", running.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let mut watches = Vec::new();
+    for service in ["", "agents.v1.AgentService"] {
+        let request = tonic_health::pb::HealthCheckRequest {
+            service: service.into(),
+        };
+        let mut watch = health.watch(request).await.unwrap().into_inner();
+        let first = watch.message().await.unwrap().unwrap();
+        assert_eq!(first.status(), ServingStatus::Serving, "{service:?}");
+        watches.push((service, watch));
+    }
+    let shutdown = tokio::spawn(running.shutdown());
+    for (service, watch) in &mut watches {
+        // A hang guard, not a timing check: without the change the stream stays silent.
+        let next = tokio::time::timeout(Duration::from_secs(30), watch.message())
+            .await
+            .expect("no health change while the server drains")
+            .unwrap()
+            .unwrap();
+        assert_eq!(next.status(), ServingStatus::NotServing, "{service:?}");
+    }
+    // The watches are calls in flight: the drain ends once their client hangs up.
+    drop(watches);
+    shutdown.await.unwrap().unwrap();
+}
+
+#[tokio::test]
 async fn health_and_reflection_answer() {
     let fake = FakeModel::start().await.unwrap();
     let (running, _, _audit) = server(&fake, "").await;

@@ -453,8 +453,8 @@ async fn serve(
         grace,
     } = transport;
     let max_message_bytes = listen.max_message_bytes;
-    let (health_reporter, health) = tonic_health::server::health_reporter();
-    health_reporter
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter
         .set_serving::<AgentServiceServer<AgentsService>>()
         .await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
@@ -492,6 +492,11 @@ async fn serve(
         .add_service(agents)
         .serve_with_incoming_shutdown(incoming(listener), async move {
             signal.await;
+            // Clients that watch health (gRPC client-side health checking, load balancers)
+            // hear NOT_SERVING as the drain starts and stop sending calls here, as `/readyz`
+            // tells HTTP probes. A watch stream is a call in flight: the drain waits for its
+            // client to hang up, for at most the grace period.
+            drain_health(&reporter).await;
             let _ = drain_tx.send(());
         });
     tokio::pin!(server);
@@ -510,6 +515,16 @@ async fn serve(
             Ok(())
         }
     }
+}
+
+/// Marks the server (`""`) and the agent service NOT_SERVING.
+async fn drain_health(reporter: &tonic_health::server::HealthReporter) {
+    reporter
+        .set_service_status("", tonic_health::ServingStatus::NotServing)
+        .await;
+    reporter
+        .set_not_serving::<AgentServiceServer<AgentsService>>()
+        .await;
 }
 
 /// Installs the telemetry of `config.telemetry` (logs, spans), serves until SIGINT or
