@@ -310,6 +310,18 @@ async fn errors_have_the_codes_clients_act_on() {
         .unwrap_err();
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
 
+    // Every provider refused the request itself: retrying cannot help.
+    fake.push(Behavior::Status {
+        code: 400,
+        retry_after: None,
+        message: "unknown parameter".into(),
+    });
+    let status = client
+        .execute(execute("code-analysis", strict_input()))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+
     fake.push(Behavior::Status {
         code: 429,
         retry_after: Some("30".into()),

@@ -29,8 +29,14 @@ pub fn from_agent_error(error: &AgentError) -> Status {
                 && attempts
                     .iter()
                     .all(|a| a.error.kind() == agents_core::ProviderErrorKind::Overloaded);
+            let everyone_refused =
+                !attempts.is_empty() && attempts.iter().all(|a| refused_for_good(&a.error));
             let code = if everyone_overloaded {
                 Code::ResourceExhausted
+            } else if everyone_refused {
+                // Retrying cannot help until an operator or the input changes: not UNAVAILABLE,
+                // which clients and gRPC retry policies retry at once, each retry a model call.
+                Code::FailedPrecondition
             } else {
                 Code::Unavailable
             };
@@ -48,6 +54,21 @@ pub fn from_agent_error(error: &AgentError) -> Status {
         AgentError::DeadlineExceeded => Status::deadline_exceeded(message),
         AgentError::Cancelled => Status::cancelled(message),
         _ => Status::internal(message),
+    }
+}
+
+/// Whether a provider's answer will be the same on every try: it rejected the request (400),
+/// our credentials (401/403), or cannot serve it (unknown model, context window).
+fn refused_for_good(error: &agents_core::ProviderError) -> bool {
+    use agents_core::ProviderError;
+    match error {
+        ProviderError::BadRequest { .. }
+        | ProviderError::Unauthorized { .. }
+        | ProviderError::Unsupported { .. } => true,
+        ProviderError::AllFailed { attempts } => {
+            !attempts.is_empty() && attempts.iter().all(|a| refused_for_good(&a.error))
+        }
+        _ => false,
     }
 }
 
@@ -139,6 +160,41 @@ mod tests {
             )],
         };
         assert_eq!(from_agent_error(&full).code(), Code::ResourceExhausted);
+
+        let refused = |errors: Vec<ProviderError>| AgentError::AllProvidersFailed {
+            attempts: errors
+                .into_iter()
+                .map(|error| ProviderAttempt::new("a", error))
+                .collect(),
+        };
+        let bad_request = || ProviderError::BadRequest {
+            status: Some(400),
+            message: "unknown field".into(),
+        };
+        let key = || ProviderError::Unauthorized {
+            status: Some(401),
+            message: "bad key".into(),
+        };
+        let down = || ProviderError::Unavailable {
+            status: Some(503),
+            reason: "down".into(),
+        };
+        for (errors, code) in [
+            (vec![bad_request()], Code::FailedPrecondition),
+            (vec![key(), bad_request()], Code::FailedPrecondition),
+            (
+                vec![ProviderError::AllFailed {
+                    attempts: vec![ProviderAttempt::new("b", key())],
+                }],
+                Code::FailedPrecondition,
+            ),
+            // One provider may be back on the next try.
+            (vec![down(), bad_request()], Code::Unavailable),
+            (vec![], Code::Unavailable),
+        ] {
+            let status = from_agent_error(&refused(errors.clone()));
+            assert_eq!(status.code(), code, "{errors:?}");
+        }
         assert_eq!(
             from_agent_error(&AgentError::DeadlineExceeded).code(),
             Code::DeadlineExceeded

@@ -86,6 +86,9 @@ fn hint(code: Code) -> &'static str {
             "hint: check that the server runs at --addr and that a model answers behind it; retrying later may work"
         }
         Code::ResourceExhausted => "hint: the server or a tenant limit is full; retry later",
+        Code::FailedPrecondition => {
+            "hint: every model refused the request or the server's key; retrying will not help: check the provider config in the server's log, or send a smaller input"
+        }
         Code::DeadlineExceeded => "hint: raise --timeout, or send less code",
         _ => "hint: see the server's log for the request",
     }
