@@ -54,7 +54,7 @@ pub use guard::{
 #[cfg(feature = "mcp")]
 pub use mcp::{McpArguments, McpConfig, McpProvider, McpTransport, ReconnectConfig};
 #[cfg(feature = "openai")]
-pub use openai::{JsonMode, OpenAiConfig, OpenAiProvider};
+pub use openai::{JsonMode, KeySource, OpenAiConfig, OpenAiProvider};
 pub use policy::breaker::{BreakerConfig, BreakerState, CircuitBreaker, FailureRateConfig};
 pub use policy::observe::Observe;
 pub use policy::quota::{ConcurrencyConfig, ConcurrencyLimit, QuotaDepth};

@@ -440,6 +440,116 @@ async fn streaming_upstream_serves_whole_answers_too() {
     assert!(provider.health().await.is_serving());
 }
 
+/// A secret store as the adapter sees it: `key` answers the current value; `refused` stands for
+/// the cache forgetting it, after which the store's newer value (`next`), if any, is loaded.
+#[derive(Debug)]
+struct RotatingKey {
+    current: std::sync::Mutex<String>,
+    next: std::sync::Mutex<Option<String>>,
+    refused: std::sync::atomic::AtomicUsize,
+}
+
+impl RotatingKey {
+    fn new(key: &str) -> std::sync::Arc<Self> {
+        std::sync::Arc::new(Self {
+            current: std::sync::Mutex::new(key.into()),
+            next: std::sync::Mutex::new(None),
+            refused: std::sync::atomic::AtomicUsize::new(0),
+        })
+    }
+
+    fn set(&self, key: &str) {
+        *self.current.lock().unwrap() = key.into();
+    }
+
+    fn rotate_on_refusal(&self, key: &str) {
+        *self.next.lock().unwrap() = Some(key.into());
+    }
+}
+
+#[async_trait::async_trait]
+impl agents_providers::KeySource for RotatingKey {
+    async fn key(&self) -> Result<SecretString, ProviderError> {
+        Ok(SecretString::from(self.current.lock().unwrap().clone()))
+    }
+
+    fn refused(&self) {
+        self.refused
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if let Some(next) = self.next.lock().unwrap().take() {
+            self.set(&next);
+        }
+    }
+}
+
+/// The `Authorization` headers of the chat requests the fake model received, in order.
+fn keys_sent(fake: &FakeModel) -> Vec<String> {
+    fake.requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/chat/completions"))
+        .map(|r| r.header("authorization").unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_key_source_is_read_on_every_request_and_a_refused_key_is_replaced_once() {
+    let fake = FakeModel::start().await.unwrap();
+    let (first, second, third) = (
+        "sk-first-key-0123456789abcdef",
+        "sk-second-key-0123456789abcdef",
+        "sk-third-key-0123456789abcdef",
+    );
+    let source = RotatingKey::new(first);
+    let provider = OpenAiProvider::with_key_source(
+        OpenAiConfig::new("hosted", fake.base_url(), "m"),
+        source.clone(),
+    )
+    .unwrap();
+    provider.generate(request()).await.unwrap();
+    // Rotated in the store: the next request sends the new key, no restart.
+    source.set(second);
+    provider.generate(request()).await.unwrap();
+
+    // The provider refuses the key it had while the store already holds a newer one: one more
+    // try with the newer key, and the caller sees no failure.
+    source.rotate_on_refusal(third);
+    fake.push(Behavior::Status {
+        code: 401,
+        retry_after: None,
+        message: "key revoked".into(),
+    });
+    provider.generate(request()).await.unwrap();
+    let bearer = |key: &str| format!("Bearer {key}");
+    assert_eq!(
+        keys_sent(&fake),
+        [bearer(first), bearer(second), bearer(second), bearer(third)]
+    );
+    assert_eq!(source.refused.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+    // Refused again with no newer key in the store: no second try, the provider's own answer.
+    fake.push(Behavior::Status {
+        code: 401,
+        retry_after: None,
+        message: "key revoked".into(),
+    });
+    let error = provider.generate(request()).await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            ProviderError::Unauthorized {
+                status: Some(401),
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert_eq!(keys_sent(&fake).len(), 5);
+    assert_eq!(source.refused.load(std::sync::atomic::Ordering::SeqCst), 2);
+    for text in [format!("{error}"), format!("{provider:?}")] {
+        assert!(!text.contains("0123456789abcdef"), "a key leaked: {text}");
+    }
+}
+
 #[tokio::test]
 async fn an_api_key_never_appears_in_errors_or_debug_output() {
     let fake = FakeModel::start().await.unwrap();

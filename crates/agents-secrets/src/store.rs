@@ -53,6 +53,13 @@ pub trait SecretStore: sealed::Sealed + Send + Sync + fmt::Debug {
 
     /// Whether the store can serve now (reachable, authenticated).
     async fn health(&self) -> StoreHealth;
+
+    /// Forgets any copy of `reference` the store keeps, so the next [`get`](Self::get) loads it
+    /// from its backend: for a caller that learned the value is no longer valid (an upstream
+    /// refused it with 401). Stores that keep no copy do nothing, which is the default.
+    fn invalidate(&self, reference: &SecretRef) {
+        let _ = reference;
+    }
 }
 
 /// Whether a store can serve.

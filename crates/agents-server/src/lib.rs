@@ -26,6 +26,7 @@ pub mod limits;
 pub mod logging;
 pub mod metrics;
 pub mod no_model;
+mod provider_key;
 pub mod serve;
 pub mod service;
 pub mod shed;

@@ -22,14 +22,17 @@ use crate::limits::Limiter;
 use crate::metrics::{FactsCacheSample, Metrics, QuotaSample, merge_bus_numbers};
 use crate::pb;
 use crate::pb::agent_service_server::AgentServiceServer;
+use crate::provider_key::StoredKey;
 use crate::service::AgentsService;
 use crate::shed::ShedLayer;
 
 /// The providers of the config, each in its policy stack, and the chain over them. API key
-/// references resolve through `secrets`.
+/// references resolve through `secrets`: once here (a key that cannot be read stops the
+/// start), then on every call, so that a key rotated in the store is used without a restart
+/// (put a [`CachedStore`](agents_secrets::CachedStore) in front of a remote store).
 pub async fn build_provider(
     config: &ServerConfig,
-    secrets: &dyn SecretStore,
+    secrets: Arc<dyn SecretStore>,
     events: Arc<dyn EventSink>,
 ) -> anyhow::Result<Arc<dyn Provider>> {
     Ok(build_provider_with_quotas(config, secrets, events).await?.0)
@@ -38,7 +41,7 @@ pub async fn build_provider(
 /// [`build_provider`], also returning each provider's concurrency quota view (for metrics).
 pub async fn build_provider_with_quotas(
     config: &ServerConfig,
-    secrets: &dyn SecretStore,
+    secrets: Arc<dyn SecretStore>,
     events: Arc<dyn EventSink>,
 ) -> anyhow::Result<(Arc<dyn Provider>, Vec<(String, QuotaDepth)>)> {
     if config.providers.is_empty() {
@@ -49,18 +52,27 @@ pub async fn build_provider_with_quotas(
     for entry in &config.providers {
         let adapter: Arc<dyn Provider> = match (&entry.openai, &entry.mcp) {
             (Some(openai), _) => {
-                let key = match &openai.api_key {
+                match &openai.api_key {
                     Some(reference) => {
                         let reference: SecretRef = reference
                             .parse()
                             .with_context(|| format!("provider `{}`: api_key", openai.id))?;
-                        Some(secrets.get(&reference).await.with_context(|| {
+                        // Read now so that a missing key stops the start, not the first call.
+                        secrets.get(&reference).await.with_context(|| {
                             format!("provider `{}`: cannot load its API key", openai.id)
-                        })?)
+                        })?;
+                        let key = StoredKey {
+                            provider: openai.id.clone(),
+                            reference,
+                            store: secrets.clone(),
+                        };
+                        Arc::new(OpenAiProvider::with_key_source(
+                            openai.clone(),
+                            Arc::new(key),
+                        )?)
                     }
-                    None => None,
-                };
-                Arc::new(OpenAiProvider::new(openai.clone(), key)?)
+                    None => Arc::new(OpenAiProvider::new(openai.clone(), None)?),
+                }
             }
             (None, Some(mcp)) => Arc::new(McpProvider::lazy(mcp.clone(), events.clone())?),
             (None, None) => anyhow::bail!("provider `{}` has no adapter", entry.id()),
@@ -265,7 +277,7 @@ pub(crate) struct Runtime {
     pub(crate) pipeline: EventPipeline,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) events: Arc<dyn EventSink>,
-    pub(crate) secrets: agents_secrets::CachedStore,
+    pub(crate) secrets: Arc<agents_secrets::CachedStore>,
     pub(crate) provider: Arc<dyn Provider>,
     pub(crate) agents: Vec<Arc<dyn agents_core::Agent>>,
 }
@@ -281,13 +293,15 @@ impl Runtime {
         pipeline.export_metrics(&metrics);
         let events: Arc<dyn EventSink> =
             Arc::new(FanOut(vec![metrics.sink(), extra, pipeline.sink.clone()]));
-        let secrets = config
-            .secrets
-            .build()
-            .await
-            .context("cannot set up the secret stores")?;
+        let secrets = Arc::new(
+            config
+                .secrets
+                .build()
+                .await
+                .context("cannot set up the secret stores")?,
+        );
         let (provider, quotas) =
-            build_provider_with_quotas(config, &secrets, events.clone()).await?;
+            build_provider_with_quotas(config, secrets.clone(), events.clone()).await?;
         metrics.set_quota_source(move || {
             quotas
                 .iter()
@@ -361,10 +375,10 @@ pub async fn start_with_events(
         agents,
     } = Runtime::build(&config, extra).await?;
     let tls = match &config.server.tls {
-        Some(tls) => Some(tls.load(&secrets).await?),
+        Some(tls) => Some(tls.load(secrets.as_ref()).await?),
         None => None,
     };
-    let auth = Authenticator::load(&config.auth, &secrets)
+    let auth = Authenticator::load(&config.auth, secrets.as_ref())
         .await
         .map_err(|e| anyhow::anyhow!("cannot load the API keys: {e}"))?;
     let agent_ids: Vec<String> = agents.iter().map(|a| a.id().to_owned()).collect();

@@ -1,3 +1,4 @@
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use agents_core::{
@@ -11,6 +12,7 @@ use secrecy::{ExposeSecret, SecretString};
 use super::config::OpenAiConfig;
 use super::encoded::EncodedMessages;
 use super::errors::{from_status, from_stream_error, from_transport};
+use super::key::KeySource;
 use super::sse::{SseError, SseReader};
 use super::wire::{ChatChunk, ChatRequest, ChatResponse};
 
@@ -27,6 +29,11 @@ pub struct OpenAiProvider {
     headers: HeaderMap,
     /// The system messages of recent requests, already encoded as JSON strings.
     encoded: EncodedMessages,
+    /// Where the key comes from on each request, when it is not fixed in `headers`.
+    key_source: Option<Source>,
+    /// The last key the source gave and its header: a key is registered with the redactor and
+    /// formatted once, not on every request.
+    bearer: Mutex<Option<(SecretString, HeaderValue)>>,
 }
 
 impl OpenAiProvider {
@@ -51,10 +58,9 @@ impl OpenAiProvider {
             Redactor::global()
                 .register(key)
                 .map_err(|e| ConfigError::new("api_key", format!("refused: {e}")))?;
-            let mut value = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
+            let value = bearer_header(key).ok_or_else(|| {
                 ConfigError::new("api_key", "contains characters a header cannot carry")
             })?;
-            value.set_sensitive(true);
             headers.insert(AUTHORIZATION, value);
         }
         let client = reqwest::Client::builder()
@@ -79,7 +85,45 @@ impl OpenAiProvider {
             client,
             headers,
             encoded: EncodedMessages::default(),
+            key_source: None,
+            bearer: Mutex::new(None),
         })
+    }
+
+    /// Builds the adapter with a key read from `source` on every request instead of a fixed
+    /// one: a key rotated in the secret store reaches the provider without a restart, and at
+    /// once when the provider refuses the old one (the source is told, and forgets its copy).
+    /// Each new key is registered with the global redactor before it is sent.
+    pub fn with_key_source(
+        config: OpenAiConfig,
+        source: Arc<dyn KeySource>,
+    ) -> Result<Self, ConfigError> {
+        let mut adapter = Self::new(config, None)?;
+        adapter.key_source = Some(Source(source));
+        Ok(adapter)
+    }
+
+    /// The `Authorization` header for `source`'s current key.
+    async fn authorization(&self, source: &dyn KeySource) -> Result<HeaderValue, ProviderError> {
+        let key = source.key().await?;
+        let mut last = self.bearer.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((known, value)) = last.as_ref()
+            && known.expose_secret() == key.expose_secret()
+        {
+            return Ok(value.clone());
+        }
+        let unusable = |why: &str| ProviderError::Unauthorized {
+            status: None,
+            message: format!("the API key from the secret store {why}; not sent"),
+        };
+        // Too short to mask means too short to be a real key; refuse rather than leak it.
+        Redactor::global()
+            .register(key.expose_secret())
+            .map_err(|_| unusable("is too short to be masked in logs"))?;
+        let value = bearer_header(key.expose_secret())
+            .ok_or_else(|| unusable("has characters a header cannot carry"))?;
+        *last = Some((key, value.clone()));
+        Ok(value)
     }
 
     /// Builds the adapter, resolving an `env:NAME` API key reference itself. Other references
@@ -131,11 +175,61 @@ impl OpenAiProvider {
             stream,
             &encoded,
         );
+        // With a key source, a 401/403 makes it forget its key; a different key after that
+        // (rotated in the store) is worth one more try, so the rotation costs no failed call.
+        let mut auth = match &self.key_source {
+            Some(Source(source)) => Some(self.authorization(source.as_ref()).await?),
+            None => None,
+        };
+        let mut tried_a_new_key = false;
+        loop {
+            let (response, sent) = self
+                .exchange(&body, request, auth.clone(), stream, started)
+                .await?;
+            let status = response.status();
+            if status.is_success() {
+                return Ok((response, sent));
+            }
+            let headers = response.headers().clone();
+            let error_body = read_limited(response, 16 * 1024, started)
+                .await
+                .unwrap_or_default();
+            let error = from_status(status, &headers, &error_body);
+            if let (true, false, Some(Source(source))) = (
+                matches!(status.as_u16(), 401 | 403),
+                tried_a_new_key,
+                &self.key_source,
+            ) {
+                source.refused();
+                // A store that cannot be read now leaves the provider's own answer standing.
+                let fresh = self.authorization(source.as_ref()).await.ok();
+                if fresh.is_some() && fresh != auth {
+                    auth = fresh;
+                    tried_a_new_key = true;
+                    continue;
+                }
+            }
+            return Err(error);
+        }
+    }
+
+    /// One HTTP exchange: the request sent, its response's status and headers read.
+    async fn exchange(
+        &self,
+        body: &ChatRequest<'_>,
+        request: &GenerateRequest,
+        auth: Option<HeaderValue>,
+        stream: bool,
+        started: Instant,
+    ) -> Result<(reqwest::Response, Instant), ProviderError> {
         let mut call = self
             .client
             .post(self.completions_url.clone())
             .headers(self.headers.clone())
-            .json(&body);
+            .json(body);
+        if let Some(auth) = auth {
+            call = call.header(AUTHORIZATION, auth);
+        }
         if let Some(trace) = &request.trace {
             call = call.header("traceparent", trace.traceparent());
             if let Some(state) = trace.tracestate() {
@@ -165,15 +259,7 @@ impl OpenAiProvider {
             (None, _) => call.send().await,
         }
         .map_err(|e| from_transport(&e, started.elapsed()))?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok((response, sent));
-        }
-        let headers = response.headers().clone();
-        let body = read_limited(response, 16 * 1024, started)
-            .await
-            .unwrap_or_default();
-        Err(from_status(status, &headers, &body))
+        Ok((response, sent))
     }
 
     async fn generate_whole(&self, request: GenerateRequest) -> Result<Generation, ProviderError> {
@@ -246,6 +332,23 @@ impl OpenAiProvider {
             StreamState::next,
         )))
     }
+}
+
+/// A key source, printed as `KeySource(..)` whatever its own `Debug` shows: the adapter's
+/// `Debug` must not depend on a foreign type's care with the key.
+struct Source(Arc<dyn KeySource>);
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeySource(..)")
+    }
+}
+
+/// `Bearer <key>`, marked sensitive so it is never printed; `None` if a header cannot carry it.
+fn bearer_header(key: &str) -> Option<HeaderValue> {
+    let mut value = HeaderValue::from_str(&format!("Bearer {key}")).ok()?;
+    value.set_sensitive(true);
+    Some(value)
 }
 
 /// Reads a body, refusing more than `limit` bytes.

@@ -325,6 +325,12 @@ impl SecretStore for CachedStore {
     async fn health(&self) -> StoreHealth {
         self.shared.inner.health().await
     }
+
+    /// [`CachedStore::invalidate`], then the store behind the cache's own copy, if it keeps one.
+    fn invalidate(&self, reference: &SecretRef) {
+        CachedStore::invalidate(self, reference);
+        self.shared.inner.invalidate(reference);
+    }
 }
 
 #[cfg(test)]

@@ -117,11 +117,10 @@ impl Provider for CircuitBreaker {
 
     async fn generate(&self, request: GenerateRequest) -> Result<Generation, ProviderError> {
         let mut permit = self.shared.acquire()?;
-        let deadline = request.deadline;
         let result = self.inner.generate(request).await;
         permit.outcome = match &result {
             Ok(_) => Outcome::Success,
-            Err(error) => judge(error, deadline),
+            Err(error) => classify(error),
         };
         result
     }
@@ -131,15 +130,13 @@ impl Provider for CircuitBreaker {
         request: GenerateRequest,
     ) -> Result<GenerationStream, ProviderError> {
         let mut permit = self.shared.acquire()?;
-        let deadline = request.deadline;
         match self.inner.generate_stream(request).await {
             Ok(stream) => Ok(Box::pin(Judged {
                 inner: stream,
                 permit: Some(permit),
-                deadline,
             })),
             Err(error) => {
-                permit.outcome = judge(&error, deadline);
+                permit.outcome = classify(&error);
                 Err(error)
             }
         }
@@ -179,37 +176,6 @@ fn classify(error: &ProviderError) -> Outcome {
             .find(|outcome| *outcome == Outcome::Failure)
             .unwrap_or(Outcome::Ignored),
         _ => Outcome::Ignored,
-    }
-}
-
-/// [`classify`], except that a timeout that came when the caller's deadline had passed is not
-/// held against the provider. The caller gave it less time than the policy's own timeout, or
-/// gave up while its call waited for a quota slot and never reached the provider: either way
-/// the breaker learnt nothing about the provider, and counting it would let a few impatient
-/// callers open the breaker for everyone. Only the last attempt of a retried call can have been
-/// cut short by the deadline; earlier ones are judged as they are.
-///
-/// The deadline is read on tokio's clock, the one the timeout and quota policies wait on.
-fn judge(error: &ProviderError, deadline: Option<std::time::Instant>) -> Outcome {
-    let passed =
-        deadline.is_some_and(|d| tokio::time::Instant::now() >= tokio::time::Instant::from_std(d));
-    if !passed {
-        return classify(error);
-    }
-    match error {
-        ProviderError::Timeout { .. } => Outcome::Ignored,
-        ProviderError::AllFailed { attempts } => {
-            let Some((last, earlier)) = attempts.split_last() else {
-                return Outcome::Ignored;
-            };
-            earlier
-                .iter()
-                .map(|attempt| classify(&attempt.error))
-                .chain(std::iter::once(judge(&last.error, deadline)))
-                .find(|outcome| *outcome == Outcome::Failure)
-                .unwrap_or(Outcome::Ignored)
-        }
-        _ => classify(error),
     }
 }
 
@@ -385,8 +351,6 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: S,
         permit: Option<Permit>,
-        // The caller's: an error item that is its timeout is judged as in `generate`.
-        deadline: Option<std::time::Instant>,
     }
 }
 
@@ -401,7 +365,7 @@ where
         let item = ready!(this.inner.poll_next(cx));
         let outcome = match &item {
             Some(Ok(StreamDelta::Finished(_))) => Some(Outcome::Success),
-            Some(Err(error)) => Some(judge(error, *this.deadline)),
+            Some(Err(error)) => Some(classify(error)),
             None => Some(Outcome::Failure),
             Some(Ok(_)) => None,
         };

@@ -17,12 +17,6 @@
 //! below (`Overloaded`, `CircuitOpen`, `Unhealthy`) say nothing about the provider and are not
 //! counted at all.
 //!
-//! Nor is a timeout that came once the caller's deadline had passed: the caller gave the
-//! provider less time than the policy's `request_timeout_ms`, or gave up while queued for a
-//! concurrency slot before the provider was called. A burst of callers with short deadlines
-//! must not open the breaker for everyone. The breaker sees a slow provider through the timeout
-//! policy's own timeout, so set `request_timeout_ms` below the deadlines your clients send.
-//!
 //! Streams are judged when they end: a `Finished` item is a success, an error item (or an end
 //! without `Finished`) a failure, and a stream the caller drops early counts for nothing. A call
 //! still running when the breaker changes state is not counted either: it describes the

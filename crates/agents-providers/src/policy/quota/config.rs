@@ -10,8 +10,8 @@ pub struct ConcurrencyConfig {
     pub max_concurrent: usize,
     /// Callers that may wait for a slot; the next one is refused at once.
     pub max_waiting: usize,
-    /// Longest a caller waits for a slot before it is refused (the request's deadline may cut
-    /// it shorter).
+    /// Longest a caller waits for a slot before it is refused with `Overloaded` (the request's
+    /// deadline may cut it shorter; the refusal is `Overloaded` then too).
     pub max_wait_ms: u64,
 }
 

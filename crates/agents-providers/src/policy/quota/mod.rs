@@ -3,7 +3,9 @@
 //!
 //! Why: a local model server serves a handful of requests at a time; sending it more only
 //! lengthens every request. Callers beyond the queue fail fast with `Overloaded`, so the fallback
-//! chain can send them elsewhere, and memory stays bounded however many arrive.
+//! chain can send them elsewhere, and memory stays bounded however many arrive. A caller whose
+//! wait ends (`max_wait_ms`, or its deadline) is refused with `Overloaded` too: the provider
+//! was never called, so the circuit breaker does not count it.
 
 mod config;
 mod policy;

@@ -115,15 +115,20 @@ impl ConcurrencyLimit {
         let own = started
             .checked_add(ms(self.config.max_wait_ms))
             .unwrap_or(started);
-        let caller = request.deadline.map(Instant::from_std);
-        let until = caller.map_or(own, |d| d.min(own));
+        let until = request
+            .deadline
+            .map(Instant::from_std)
+            .map_or(own, |d| d.min(own));
         match tokio::time::timeout_at(until, self.slots.clone().acquire_owned()).await {
             Ok(Ok(permit)) => Ok(permit),
             // The semaphore is never closed; treat it like a full queue all the same.
             Ok(Err(_)) => Err(self.overloaded()),
-            Err(_) if caller.is_some_and(|d| d <= own) => Err(ProviderError::Timeout {
-                elapsed: started.elapsed(),
-            }),
+            // Whether `max_wait_ms` or the caller's deadline ended the wait, the provider was
+            // never called: `Overloaded`, a refusal by this layer, which the circuit breaker
+            // does not hold against the provider (a `Timeout` here let callers with short
+            // deadlines queued behind a busy model open the breaker for everyone). A caller
+            // whose deadline passed learns it from its own clock; the agents answer
+            // `DeadlineExceeded` whatever the provider error.
             Err(_) => Err(self.overloaded()),
         }
     }
@@ -289,7 +294,7 @@ mod tests {
         let request = GenerateRequest::default().with_deadline(Some(deadline.into_std()));
         assert!(matches!(
             policy.generate(request).await,
-            Err(ProviderError::Timeout { .. })
+            Err(ProviderError::Overloaded { .. })
         ));
         assert!(matches!(
             policy.health().await,

@@ -1,0 +1,45 @@
+//! A provider's API key read through the server's secret cache on every call.
+//!
+//! The cache (`[secrets.cache]`, `ttl_ms`) answers from memory and reloads a value once it is
+//! `ttl_ms` old, so a key rotated in Vault, KMS or a file reaches the provider within the TTL
+//! without a restart. A provider that refuses the key (401/403) makes the cache forget it: the
+//! next call loads the new one at once.
+
+use std::sync::Arc;
+
+use agents_core::ProviderError;
+use agents_providers::KeySource;
+use agents_secrets::secrecy::SecretString;
+use agents_secrets::{SecretRef, SecretStore};
+
+/// `reference` in `store`, as the key of provider `provider`.
+#[derive(Debug)]
+pub(crate) struct StoredKey {
+    pub(crate) provider: String,
+    pub(crate) reference: SecretRef,
+    pub(crate) store: Arc<dyn SecretStore>,
+}
+
+#[async_trait::async_trait]
+impl KeySource for StoredKey {
+    async fn key(&self) -> Result<SecretString, ProviderError> {
+        self.store.get(&self.reference).await.map_err(|error| {
+            // The secret error names the reference and the backend, never the value.
+            ProviderError::Unavailable {
+                status: None,
+                reason: format!(
+                    "cannot load provider `{}`'s API key: {error}",
+                    self.provider
+                ),
+            }
+        })
+    }
+
+    fn refused(&self) {
+        tracing::warn!(
+            provider = %self.provider,
+            "the provider refused its API key; loading it again from the secret store for the next call"
+        );
+        self.store.invalidate(&self.reference);
+    }
+}
