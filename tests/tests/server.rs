@@ -426,11 +426,31 @@ async fn an_inline_task_holds_its_tenants_slot_until_it_ends() {
         "a running task and a call share the tenant's slots: {refused:?}"
     );
 
+    // Submitting the running task again is a retry: it answers with the task, not a refusal.
+    let again = client
+        .submit_task(submit("first"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (again.task_id.as_str(), again.state()),
+        ("first", pb::TaskState::Working)
+    );
+
     let first = wait_for_task(&mut client, "first", |s| s == pb::TaskState::Failed).await;
     assert_eq!(first.error_kind, "all_providers_failed", "{first:?}");
-    fake.set_default(Behavior::Answer);
     client.submit_task(submit("third")).await.unwrap();
-    wait_for_task(&mut client, "third", |s| s == pb::TaskState::Completed).await;
+    wait_for_task(&mut client, "third", |s| s == pb::TaskState::Working).await;
+    // A task shown cancelled has given its slot back: the next submit is taken at once.
+    client
+        .cancel_task(pb::CancelTaskRequest {
+            task_id: "third".into(),
+        })
+        .await
+        .unwrap();
+    fake.set_default(Behavior::Answer);
+    client.submit_task(submit("fourth")).await.unwrap();
+    wait_for_task(&mut client, "fourth", |s| s == pb::TaskState::Completed).await;
     running.shutdown().await.unwrap();
 }
 

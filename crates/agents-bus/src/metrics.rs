@@ -82,8 +82,8 @@ metrics! {
     mirror_errors,
     /// Tasks submitted to the task queue.
     tasks_submitted,
-    /// Tasks the task queue refused because it was full (its `max_bytes`, or the server's
-    /// JetStream storage): back-pressure, answered as [`Error::Full`](crate::Error::Full).
+    /// Tasks the task queue refused because it was full (its `max_bytes`): back-pressure,
+    /// answered as [`Error::Full`](crate::Error::Full).
     tasks_refused_full,
     /// Tasks moved to the dead-letter subject after their last delivery failed.
     tasks_dead_lettered,

@@ -641,19 +641,15 @@ impl TaskQueue {
     }
 }
 
-/// Whether JetStream refused a publish because the stream is full: `DiscardPolicy::New` at the
-/// stream's `max_bytes` (a store failure, "maximum bytes exceeded"; "maximum messages" for a
-/// message cap) or the server's own storage limit. That is back-pressure, to be answered with
-/// "retry later, the queue is full", not a transport failure.
+/// Whether JetStream refused a publish because the work-queue stream is at its `max_bytes`
+/// (`DiscardPolicy::New`: a store failure, "maximum bytes exceeded"). That is back-pressure, to
+/// be answered with "the queue is full, retry later", not a transport failure. A server out of
+/// its own storage is not this queue's limit and stays a transport error.
 fn refused_as_full(error: &jetstream::context::PublishError) -> bool {
-    let Some(api) = std::error::Error::source(error)
+    std::error::Error::source(error)
         .and_then(|source| source.downcast_ref::<jetstream::Error>())
-    else {
-        return false;
-    };
-    match api.error_code() {
-        ErrorCode::STORAGE_RESOURCES_EXCEEDED => true,
-        ErrorCode::STREAM_STORE_FAILED => api.to_string().contains("maximum"),
-        _ => false,
-    }
+        .is_some_and(|api| {
+            api.error_code() == ErrorCode::STREAM_STORE_FAILED
+                && api.to_string().contains("maximum bytes")
+        })
 }

@@ -61,6 +61,11 @@ fn provider_specific(status: u16, body: &[u8]) -> bool {
         "too many tokens",
     ];
     let text = String::from_utf8_lossy(&body[..body.len().min(4096)]).to_lowercase();
+    if status == 429 {
+        // Only a spent quota: a 429 about tokens is a per-minute rate limit ("Rate limit
+        // reached ... too many tokens per min"), which waiting cures.
+        return text.contains("insufficient_quota");
+    }
     MARKERS.iter().any(|marker| text.contains(marker))
 }
 
@@ -235,6 +240,15 @@ mod tests {
         assert!(matches!(
             from_status(StatusCode::INTERNAL_SERVER_ERROR, &quiet, b"context window"),
             ProviderError::Unavailable { .. }
+        ));
+        // A tokens-per-minute rate limit is waited out, not routed around for good.
+        assert!(matches!(
+            from_status(
+                StatusCode::TOO_MANY_REQUESTS,
+                &quiet,
+                b"Rate limit reached: too many tokens per min; try again in 2s"
+            ),
+            ProviderError::RateLimited { .. }
         ));
     }
 

@@ -2,8 +2,9 @@
 //!
 //! Exit codes: 0 success; 2 a local problem (arguments, the file, TLS files); 10 + the gRPC
 //! code for a call the server (or the transport) refused: 13 INVALID_ARGUMENT, 14
-//! DEADLINE_EXCEEDED, 15 NOT_FOUND, 17 PERMISSION_DENIED, 18 RESOURCE_EXHAUSTED, 24
-//! UNAVAILABLE (also: no server at the address), 26 UNAUTHENTICATED, and so on. Each gRPC code
+//! DEADLINE_EXCEEDED, 15 NOT_FOUND, 17 PERMISSION_DENIED, 18 RESOURCE_EXHAUSTED, 19
+//! FAILED_PRECONDITION (every model refused the request or the key: retrying will not help),
+//! 24 UNAVAILABLE (also: no server at the address), 26 UNAUTHENTICATED, and so on. Each gRPC code
 //! has its own exit code, so a script can retry an outage and give up on a bad input.
 
 use std::io::Write;
@@ -14,7 +15,7 @@ use tonic_types::StatusExt;
 use crate::metrics::code_name;
 
 /// The exit code table, for `call --help`.
-pub(super) const EXIT_CODES_HELP: &str = "Exit codes: 0 success; 2 a local problem (arguments, file, TLS files); 10 + the gRPC status code when the call fails: 13 INVALID_ARGUMENT (bad input; each JSON path is printed), 14 DEADLINE_EXCEEDED, 15 NOT_FOUND (no such agent), 16 ALREADY_EXISTS, 17 PERMISSION_DENIED, 18 RESOURCE_EXHAUSTED (overloaded; retry later), 23 INTERNAL, 24 UNAVAILABLE (no model answered, or no server at --addr), 26 UNAUTHENTICATED (missing or wrong API key).";
+pub(super) const EXIT_CODES_HELP: &str = "Exit codes: 0 success; 2 a local problem (arguments, file, TLS files); 10 + the gRPC status code when the call fails: 13 INVALID_ARGUMENT (bad input; each JSON path is printed), 14 DEADLINE_EXCEEDED, 15 NOT_FOUND (no such agent), 16 ALREADY_EXISTS, 17 PERMISSION_DENIED, 18 RESOURCE_EXHAUSTED (overloaded; retry later), 19 FAILED_PRECONDITION (every model refused the request or the server's key; retrying will not help), 23 INTERNAL, 24 UNAVAILABLE (no model answered, or no server at --addr), 26 UNAUTHENTICATED (missing or wrong API key).";
 
 /// Exit code for local problems.
 const LOCAL: u8 = 2;

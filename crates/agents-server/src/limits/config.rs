@@ -12,7 +12,9 @@ pub struct LimitsConfig {
     /// Requests in flight across all tenants, counted by the server's front door from their
     /// arrival (before the body is decoded) to the end of their response; beyond this, requests
     /// are refused with `RESOURCE_EXHAUSTED`, without being decoded or handled. Health checks
-    /// and reflection are not counted.
+    /// and reflection are not counted. The handler checks the same number against the calls it
+    /// runs plus the inline tasks still running (SubmitTask with `dispatch = "inline"`), so
+    /// running tasks can make it refuse calls the front door let in.
     pub max_in_flight: usize,
     /// The longest work may wait for a CPU: while the runtime's scheduling delay (measured every
     /// 5 ms by a probe task, and per request from arrival to the start of its handling) is

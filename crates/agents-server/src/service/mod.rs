@@ -119,13 +119,22 @@ impl AgentsService {
         Ok(principal)
     }
 
-    /// [`authorize`](Self::authorize), then a slot under the global and tenant limits, refused
-    /// at once when full (load shedding, never a queue). Held for the whole call.
-    fn admit(
+    /// [`authorize`](Self::authorize) for `Execute`, and the client's `id_field` checked
+    /// ([`check_id`]) before the call takes a slot or a rate-limit token.
+    fn authorize_run(
         &self,
         metadata: &MetadataMap,
-    ) -> Result<(Principal, Admission, InFlightGuard), Status> {
+        id_field: &str,
+        id: &str,
+    ) -> Result<Principal, Status> {
         let principal = self.authorize(metadata, Role::Execute)?;
+        check_id(id_field, id)?;
+        Ok(principal)
+    }
+
+    /// A slot under the global and tenant limits, refused at once when full (load shedding,
+    /// never a queue). Held for the whole call (or the whole inline task).
+    fn admit(&self, principal: &Principal) -> Result<(Admission, InFlightGuard), Status> {
         let admission = self.limits.admit(principal.tenant()).map_err(|refusal| {
             let tenant = principal.tenant();
             match &refusal {
@@ -139,7 +148,7 @@ impl AgentsService {
             }
             Status::from(refusal)
         })?;
-        Ok((principal, admission, self.metrics.in_flight_guard()))
+        Ok((admission, self.metrics.in_flight_guard()))
     }
 
     fn agent(&self, id: &str) -> Result<Arc<dyn Agent>, Status> {
@@ -278,8 +287,12 @@ impl AgentService for AgentsService {
     ) -> Result<Response<pb::ExecuteResponse>, Status> {
         // Held until the call ends: the slot is what load shedding counts.
         let started = Instant::now();
-        let (principal, _admission, _in_flight) = self.admit(request.metadata())?;
-        check_id("request_id", &request.get_ref().request_id)?;
+        let principal = self.authorize_run(
+            request.metadata(),
+            "request_id",
+            &request.get_ref().request_id,
+        )?;
+        let (_admission, _in_flight) = self.admit(&principal)?;
         let ctx = self.context(
             request.metadata(),
             &principal,
@@ -311,8 +324,12 @@ impl AgentService for AgentsService {
         request: Request<pb::ExecuteRequest>,
     ) -> Result<Response<Self::ExecuteStreamStream>, Status> {
         let started = Instant::now();
-        let (principal, admission, in_flight) = self.admit(request.metadata())?;
-        check_id("request_id", &request.get_ref().request_id)?;
+        let principal = self.authorize_run(
+            request.metadata(),
+            "request_id",
+            &request.get_ref().request_id,
+        )?;
+        let (admission, in_flight) = self.admit(&principal)?;
         let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
         let sink = Arc::new(StreamSink {
             server: self.events.clone(),
@@ -364,8 +381,25 @@ impl AgentService for AgentsService {
         &self,
         request: Request<pb::SubmitTaskRequest>,
     ) -> Result<Response<pb::SubmitTaskResponse>, Status> {
-        let (principal, admission, in_flight) = self.admit(request.metadata())?;
-        check_id("task_id", &request.get_ref().task_id)?;
+        let principal =
+            self.authorize_run(request.metadata(), "task_id", &request.get_ref().task_id)?;
+        let queued = self
+            .queue
+            .as_ref()
+            .is_some_and(|q| q.handles(&request.get_ref().agent_id));
+        if !queued
+            && let Some(task) = self
+                .tasks
+                .existing(&request.get_ref().task_id, principal.tenant())
+        {
+            // A retried submit of a task this tenant has: its state, without taking a slot
+            // (the run already holds one).
+            return Ok(Response::new(pb::SubmitTaskResponse {
+                task_id: task.task_id,
+                state: task.state,
+            }));
+        }
+        let (admission, in_flight) = self.admit(&principal)?;
         let ctx = self.context(
             request.metadata(),
             &principal,

@@ -31,6 +31,30 @@ struct Entry {
     cancel: CancellationToken,
     /// The tenant that submitted it: only it may read or cancel the task.
     tenant: Option<String>,
+    /// The call's admission, held while the task runs.
+    slots: Held,
+}
+
+/// What a running task holds (its admission), shared by its table entry and its run, and given
+/// back by whichever is first: the run when it ends, CancelTask when it cancels the task. So a
+/// client that sees the task finished or cancelled finds its slot free.
+#[derive(Clone, Default)]
+struct Held(Arc<Mutex<Option<Box<dyn Send>>>>);
+
+impl Held {
+    fn new(slots: impl Send + 'static) -> Self {
+        Self(Arc::new(Mutex::new(Some(Box::new(slots)))))
+    }
+
+    fn release(&self) {
+        drop(self.0.lock().unwrap_or_else(PoisonError::into_inner).take());
+    }
+}
+
+impl std::fmt::Debug for Held {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Held(..)")
+    }
 }
 
 fn timestamp(time: SystemTime) -> prost_types::Timestamp {
@@ -74,6 +98,7 @@ impl TaskTable {
         let id = ctx.request_id.clone();
         let tenant = ctx.tenant.clone();
         let cancel = CancellationToken::new();
+        let held = Held::new(slots);
         let admitted = self.with(|tasks| {
             if let Some(existing) = tasks.get(&id) {
                 // Another tenant's id is not revealed: it is refused like any clash.
@@ -118,6 +143,7 @@ impl TaskTable {
                     task,
                     cancel: cancel.clone(),
                     tenant: tenant.clone(),
+                    slots: held.clone(),
                 },
             );
             Ok(true)
@@ -137,7 +163,7 @@ impl TaskTable {
                     let result = agent.execute(&ctx, input).await;
                     // Freed before the result shows: a client that sees the task finished may
                     // submit the next one at once.
-                    drop(slots);
+                    held.release();
                     table.update(&task_id, |task| match result {
                         Ok(done) => {
                             task.state = pb::TaskState::Completed as i32;
@@ -173,6 +199,14 @@ impl TaskTable {
         });
     }
 
+    /// The task `id`, if `tenant` submitted it.
+    pub(super) fn existing(&self, id: &str, tenant: &str) -> Option<pb::Task> {
+        if id.is_empty() {
+            return None;
+        }
+        self.get(id, tenant).ok()
+    }
+
     /// The task's current state.
     pub(super) fn get(&self, id: &str, tenant: &str) -> Result<pb::Task, Status> {
         self.with(|tasks| {
@@ -193,6 +227,8 @@ impl TaskTable {
                 .ok_or_else(|| not_found(id))?;
             if !finished(entry.task.state) {
                 entry.cancel.cancel();
+                // Freed as the task shows cancelled; its run stops at its next await.
+                entry.slots.release();
                 entry.task.state = pb::TaskState::Canceled as i32;
                 entry.task.error_kind = "cancelled".into();
                 entry.task.error_message = "cancelled by CancelTask".into();
