@@ -447,6 +447,8 @@ struct RotatingKey {
     current: std::sync::Mutex<String>,
     next: std::sync::Mutex<Option<String>>,
     refused: std::sync::atomic::AtomicUsize,
+    /// Set: `key` fails as a store that cannot be reached does.
+    fail: std::sync::atomic::AtomicBool,
 }
 
 impl RotatingKey {
@@ -455,6 +457,7 @@ impl RotatingKey {
             current: std::sync::Mutex::new(key.into()),
             next: std::sync::Mutex::new(None),
             refused: std::sync::atomic::AtomicUsize::new(0),
+            fail: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -470,6 +473,12 @@ impl RotatingKey {
 #[async_trait::async_trait]
 impl agents_providers::KeySource for RotatingKey {
     async fn key(&self) -> Result<SecretString, ProviderError> {
+        if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(ProviderError::Unavailable {
+                status: None,
+                reason: "the secret store is unreachable".into(),
+            });
+        }
         Ok(SecretString::from(self.current.lock().unwrap().clone()))
     }
 
@@ -502,6 +511,7 @@ async fn a_key_source_is_read_on_every_request_and_a_refused_key_is_replaced_onc
     let source = RotatingKey::new(first);
     let provider = OpenAiProvider::with_key_source(
         OpenAiConfig::new("hosted", fake.base_url(), "m"),
+        SecretString::from(first.to_owned()),
         source.clone(),
     )
     .unwrap();
@@ -545,8 +555,34 @@ async fn a_key_source_is_read_on_every_request_and_a_refused_key_is_replaced_onc
     );
     assert_eq!(keys_sent(&fake).len(), 5);
     assert_eq!(source.refused.load(std::sync::atomic::Ordering::SeqCst), 2);
+    // The same key refused once more: the source is not told again (no reload per call).
+    fake.push(Behavior::Status {
+        code: 401,
+        retry_after: None,
+        message: "key revoked".into(),
+    });
+    provider.generate(request()).await.unwrap_err();
+    assert_eq!(source.refused.load(std::sync::atomic::Ordering::SeqCst), 2);
+
+    // The store cannot be reached: the last key is sent.
+    source.fail.store(true, std::sync::atomic::Ordering::SeqCst);
+    provider.generate(request()).await.unwrap();
+    assert_eq!(keys_sent(&fake).last(), Some(&bearer(third)));
     for text in [format!("{error}"), format!("{provider:?}")] {
         assert!(!text.contains("0123456789abcdef"), "a key leaked: {text}");
+    }
+}
+
+#[test]
+fn a_key_source_whose_first_key_cannot_be_sent_is_refused_when_built() {
+    for bad in ["abc", "sk-with-a-newline\n0123456789abcdef"] {
+        let error = OpenAiProvider::with_key_source(
+            OpenAiConfig::new("hosted", "http://127.0.0.1:9/v1", "m"),
+            SecretString::from(bad.to_owned()),
+            RotatingKey::new(bad),
+        )
+        .unwrap_err();
+        assert_eq!(error.path, "api_key", "{error}");
     }
 }
 

@@ -2,8 +2,10 @@
 //!
 //! The cache (`[secrets.cache]`, `ttl_ms`) answers from memory and reloads a value once it is
 //! `ttl_ms` old, so a key rotated in Vault, KMS or a file reaches the provider within the TTL
-//! without a restart. A provider that refuses the key (401/403) makes the cache forget it: the
-//! next call loads the new one at once.
+//! without a restart. A provider that refuses the key (401/403) makes the cache forget it (once
+//! per key): the call is tried again with the new one at once. While the store cannot be
+//! reached the adapter keeps sending the last key it read; a store that hangs holds a call that
+//! needs a fresh key for up to `fetch_timeout_ms` (`stale_if_error_ms` avoids that).
 
 use std::sync::Arc;
 
@@ -38,7 +40,7 @@ impl KeySource for StoredKey {
     fn refused(&self) {
         tracing::warn!(
             provider = %self.provider,
-            "the provider refused its API key; loading it again from the secret store for the next call"
+            "the provider refused its API key; loading it again from the secret store"
         );
         self.store.invalidate(&self.reference);
     }

@@ -57,8 +57,9 @@ pub async fn build_provider_with_quotas(
                         let reference: SecretRef = reference
                             .parse()
                             .with_context(|| format!("provider `{}`: api_key", openai.id))?;
-                        // Read now so that a missing key stops the start, not the first call.
-                        secrets.get(&reference).await.with_context(|| {
+                        // Read now so that a missing or unusable key stops the start, not the
+                        // first call.
+                        let first = secrets.get(&reference).await.with_context(|| {
                             format!("provider `{}`: cannot load its API key", openai.id)
                         })?;
                         let key = StoredKey {
@@ -68,6 +69,7 @@ pub async fn build_provider_with_quotas(
                         };
                         Arc::new(OpenAiProvider::with_key_source(
                             openai.clone(),
+                            first,
                             Arc::new(key),
                         )?)
                     }

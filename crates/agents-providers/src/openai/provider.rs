@@ -31,9 +31,9 @@ pub struct OpenAiProvider {
     encoded: EncodedMessages,
     /// Where the key comes from on each request, when it is not fixed in `headers`.
     key_source: Option<Source>,
-    /// The last key the source gave and its header: a key is registered with the redactor and
+    /// The last key the source gave, with its header: a key is registered with the redactor and
     /// formatted once, not on every request.
-    bearer: Mutex<Option<(SecretString, HeaderValue)>>,
+    bearer: Mutex<Option<Bearer>>,
 }
 
 impl OpenAiProvider {
@@ -93,37 +93,64 @@ impl OpenAiProvider {
     /// Builds the adapter with a key read from `source` on every request instead of a fixed
     /// one: a key rotated in the secret store reaches the provider without a restart, and at
     /// once when the provider refuses the old one (the source is told, and forgets its copy).
-    /// Each new key is registered with the global redactor before it is sent.
+    /// `first` is the key as the caller read it now: it is checked here (long enough to be
+    /// masked, a valid header), so that a bad key stops the start rather than every call. Each
+    /// new key is registered with the global redactor before it is sent. When the source fails
+    /// (its store unreachable), the last key it gave is sent.
     pub fn with_key_source(
         config: OpenAiConfig,
+        first: SecretString,
         source: Arc<dyn KeySource>,
     ) -> Result<Self, ConfigError> {
         let mut adapter = Self::new(config, None)?;
+        let bearer = Bearer::new(first).map_err(|why| ConfigError::new("api_key", why))?;
+        adapter.bearer = Mutex::new(Some(bearer));
         adapter.key_source = Some(Source(source));
         Ok(adapter)
     }
 
-    /// The `Authorization` header for `source`'s current key.
+    /// The `Authorization` header for `source`'s current key, or for the last key it gave if it
+    /// cannot answer now.
     async fn authorization(&self, source: &dyn KeySource) -> Result<HeaderValue, ProviderError> {
-        let key = source.key().await?;
+        let key = match source.key().await {
+            Ok(key) => key,
+            Err(error) => {
+                return self.last_bearer().map(|b| b.header).ok_or(error);
+            }
+        };
         let mut last = self.bearer.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((known, value)) = last.as_ref()
-            && known.expose_secret() == key.expose_secret()
+        if let Some(known) = last.as_ref()
+            && known.key.expose_secret() == key.expose_secret()
         {
-            return Ok(value.clone());
+            return Ok(known.header.clone());
         }
-        let unusable = |why: &str| ProviderError::Unauthorized {
+        let bearer = Bearer::new(key).map_err(|why| ProviderError::Unauthorized {
             status: None,
             message: format!("the API key from the secret store {why}; not sent"),
-        };
-        // Too short to mask means too short to be a real key; refuse rather than leak it.
-        Redactor::global()
-            .register(key.expose_secret())
-            .map_err(|_| unusable("is too short to be masked in logs"))?;
-        let value = bearer_header(key.expose_secret())
-            .ok_or_else(|| unusable("has characters a header cannot carry"))?;
-        *last = Some((key, value.clone()));
-        Ok(value)
+        })?;
+        let header = bearer.header.clone();
+        *last = Some(bearer);
+        Ok(header)
+    }
+
+    fn last_bearer(&self) -> Option<Bearer> {
+        self.bearer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The provider refused `sent`: whether to tell the source, which happens once per key (a
+    /// key that stays refused must not make every call reload the store and log).
+    fn first_refusal_of(&self, sent: &HeaderValue) -> bool {
+        let mut last = self.bearer.lock().unwrap_or_else(PoisonError::into_inner);
+        match last.as_mut() {
+            Some(bearer) if bearer.header == sent && !bearer.refused => {
+                bearer.refused = true;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Builds the adapter, resolving an `env:NAME` API key reference itself. Other references
@@ -195,11 +222,13 @@ impl OpenAiProvider {
                 .await
                 .unwrap_or_default();
             let error = from_status(status, &headers, &error_body);
-            if let (true, false, Some(Source(source))) = (
+            if let (true, false, Some(Source(source)), Some(sent)) = (
                 matches!(status.as_u16(), 401 | 403),
                 tried_a_new_key,
                 &self.key_source,
-            ) {
+                &auth,
+            ) && self.first_refusal_of(sent)
+            {
                 source.refused();
                 // A store that cannot be read now leaves the provider's own answer standing.
                 let fresh = self.authorization(source.as_ref()).await.ok();
@@ -331,6 +360,32 @@ impl OpenAiProvider {
             state,
             StreamState::next,
         )))
+    }
+}
+
+/// A key from a [`KeySource`] and its `Authorization` header.
+#[derive(Debug, Clone)]
+struct Bearer {
+    key: SecretString,
+    header: HeaderValue,
+    /// Whether the provider has refused it (the source was told).
+    refused: bool,
+}
+
+impl Bearer {
+    /// Registers `key` with the global redactor and builds its header; why not, if it cannot be.
+    fn new(key: SecretString) -> Result<Self, &'static str> {
+        // Too short to mask means too short to be a real key; refuse rather than leak it.
+        Redactor::global()
+            .register(key.expose_secret())
+            .map_err(|_| "is too short to be masked in logs")?;
+        let header =
+            bearer_header(key.expose_secret()).ok_or("has characters a header cannot carry")?;
+        Ok(Self {
+            key,
+            header,
+            refused: false,
+        })
     }
 }
 
@@ -538,11 +593,16 @@ impl Provider for OpenAiProvider {
 
     /// `GET /models`, bounded to two seconds.
     async fn health(&self) -> ProviderHealth {
-        let call = self
+        let mut call = self
             .client
             .get(&self.models_url)
             .headers(self.headers.clone())
             .timeout(Duration::from_secs(2));
+        if let Some(Source(source)) = &self.key_source
+            && let Ok(auth) = self.authorization(source.as_ref()).await
+        {
+            call = call.header(AUTHORIZATION, auth);
+        }
         match call.send().await {
             Ok(response) if response.status().is_success() => ProviderHealth::Healthy,
             Ok(response) => ProviderHealth::Unhealthy {

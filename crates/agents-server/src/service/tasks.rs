@@ -51,6 +51,15 @@ impl Held {
     }
 }
 
+/// Releases a [`Held`] when dropped.
+struct Releasing(Held);
+
+impl Drop for Releasing {
+    fn drop(&mut self) {
+        self.0.release();
+    }
+}
+
 impl std::fmt::Debug for Held {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Held(..)")
@@ -156,6 +165,8 @@ impl TaskTable {
             let task_id = id.clone();
             tokio::spawn(
                 async move {
+                    // Gives the slots back however the run ends, a panic included.
+                    let releasing = Releasing(held.clone());
                     table.update(&task_id, |task| {
                         task.state = pb::TaskState::Working as i32;
                         task.attempts += 1;
@@ -163,7 +174,7 @@ impl TaskTable {
                     let result = agent.execute(&ctx, input).await;
                     // Freed before the result shows: a client that sees the task finished may
                     // submit the next one at once.
-                    held.release();
+                    drop(releasing);
                     table.update(&task_id, |task| match result {
                         Ok(done) => {
                             task.state = pb::TaskState::Completed as i32;
@@ -243,4 +254,57 @@ fn not_found(id: &str) -> Status {
     Status::not_found(format!(
         "no task `{id}`; it may have finished long ago and been forgotten"
     ))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+
+    /// A slot that says when it was given back.
+    struct Slot(Arc<AtomicBool>);
+
+    impl Drop for Slot {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    fn held() -> (Held, Arc<AtomicBool>) {
+        let freed = Arc::new(AtomicBool::new(false));
+        (Held::new(Slot(Arc::clone(&freed))), freed)
+    }
+
+    #[test]
+    fn the_first_of_the_run_and_a_cancellation_gives_the_slot_back_once() {
+        let (entry, freed) = held();
+        let run = entry.clone();
+        entry.release();
+        assert!(freed.load(Ordering::SeqCst), "cancelling frees it");
+        // The run's own release finds nothing left: no double free, no panic.
+        drop(Releasing(run));
+
+        let (entry, freed) = held();
+        drop(Releasing(entry.clone()));
+        assert!(freed.load(Ordering::SeqCst), "the run's end frees it");
+        entry.release();
+    }
+
+    #[tokio::test]
+    async fn a_run_that_panics_still_gives_its_slot_back() {
+        let (entry, freed) = held();
+        let run = entry.clone();
+        let outcome = tokio::spawn(async move {
+            let _releasing = Releasing(run);
+            panic!("an agent bug");
+        })
+        .await;
+        assert!(outcome.unwrap_err().is_panic());
+        assert!(
+            freed.load(Ordering::SeqCst),
+            "the entry must not keep the slot"
+        );
+    }
 }
