@@ -259,6 +259,25 @@ async fn wait_for_task(
     }
 }
 
+/// The status of a call that wants the model's answer, when the model answers HTTP `code`
+/// (with `Retry-After: retry_after`).
+async fn answered_with(
+    client: &mut AgentServiceClient<Channel>,
+    fake: &FakeModel,
+    code: u16,
+    retry_after: Option<&str>,
+) -> tonic::Status {
+    fake.push(Behavior::Status {
+        code,
+        retry_after: retry_after.map(Into::into),
+        message: format!("the model said {code}"),
+    });
+    client
+        .execute(execute("code-analysis", strict_input()))
+        .await
+        .unwrap_err()
+}
+
 #[tokio::test]
 async fn errors_have_the_codes_clients_act_on() {
     let fake = FakeModel::start().await.unwrap();
@@ -297,40 +316,16 @@ async fn errors_have_the_codes_clients_act_on() {
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
 
-    fake.push(Behavior::Status {
-        code: 503,
-        retry_after: None,
-        message: "down".into(),
-    });
     // With a degraded answer refused, all providers down is UNAVAILABLE (offline answers are
     // tested in offline.rs).
-    let status = client
-        .execute(execute("code-analysis", strict_input()))
-        .await
-        .unwrap_err();
+    let status = answered_with(&mut client, &fake, 503, None).await;
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
 
     // Every provider refused the request itself: retrying cannot help.
-    fake.push(Behavior::Status {
-        code: 400,
-        retry_after: None,
-        message: "unknown parameter".into(),
-    });
-    let status = client
-        .execute(execute("code-analysis", strict_input()))
-        .await
-        .unwrap_err();
+    let status = answered_with(&mut client, &fake, 400, None).await;
     assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
 
-    fake.push(Behavior::Status {
-        code: 429,
-        retry_after: Some("30".into()),
-        message: "busy".into(),
-    });
-    let status = client
-        .execute(execute("code-analysis", strict_input()))
-        .await
-        .unwrap_err();
+    let status = answered_with(&mut client, &fake, 429, Some("30")).await;
     assert_eq!(status.code(), Code::Unavailable);
     assert_eq!(
         status.get_error_details().retry_info().unwrap().retry_delay,
