@@ -5,13 +5,14 @@
 // A failing test should stop loudly: unwrap and panic are how tests say so.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use agents_fake_model::{Behavior, FakeModel};
-use agents_server::config;
 use agents_server::pb::{self, agent_service_client::AgentServiceClient};
-use agents_server::serve::{self, Running};
+use agents_server::serve::Running;
 use tonic::transport::Channel;
 
 const FIRST: &str = "sk-rotation-first-0123456789abcdef";
@@ -52,12 +53,7 @@ async fn server(
         token = token.display(),
         base = fake.base_url(),
     );
-    let running = serve::start(config::parse(&text, Vec::new()).unwrap())
-        .await
-        .unwrap();
-    let client = AgentServiceClient::connect(format!("http://{}", running.addr))
-        .await
-        .unwrap();
+    let (running, client) = support::serve_config(&text).await;
     (running, client, dir)
 }
 

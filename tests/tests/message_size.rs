@@ -10,12 +10,12 @@
 // A failing test should stop loudly: unwrap and panic are how tests say so.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use agents_fake_model::FakeModel;
-use agents_server::config;
 use agents_server::pb::{self, agent_service_client::AgentServiceClient};
-use agents_server::serve;
 use tonic::Code;
 
 static PANICS: AtomicUsize = AtomicUsize::new(0);
@@ -47,12 +47,7 @@ async fn a_request_over_max_message_bytes_is_out_of_range_and_the_server_keeps_s
         audit.path().display(),
         fake.base_url()
     );
-    let running = serve::start(config::parse(&text, Vec::new()).unwrap())
-        .await
-        .unwrap();
-    let mut client = AgentServiceClient::connect(format!("http://{}", running.addr))
-        .await
-        .unwrap();
+    let (running, mut client) = support::serve_config(&text).await;
     let huge = "x".repeat(64 * 1024);
 
     let refused = client.execute(execute(&huge)).await.unwrap_err();

@@ -31,11 +31,7 @@ async fn server(fake: &FakeModel, extra: &str) -> Served {
         audit.path().display(),
         fake.base_url()
     );
-    let config = config::parse(&text, Vec::new()).unwrap();
-    let running = serve::start(config).await.unwrap();
-    let client = AgentServiceClient::connect(format!("http://{}", running.addr))
-        .await
-        .unwrap();
+    let (running, client) = support::serve_config(&text).await;
     (running, client, audit)
 }
 
@@ -454,11 +450,7 @@ async fn health_watchers_hear_not_serving_when_the_server_drains() {
     use tonic_health::pb::health_check_response::ServingStatus;
     let fake = FakeModel::start().await.unwrap();
     let (running, _, _audit) = server(&fake, "").await;
-    let channel = Channel::from_shared(format!("http://{}", running.addr))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = support::channel(running.addr).await;
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
     let mut watches = Vec::new();
     for service in ["", "agents.v1.AgentService"] {
@@ -489,11 +481,7 @@ async fn health_watchers_hear_not_serving_when_the_server_drains() {
 async fn health_and_reflection_answer() {
     let fake = FakeModel::start().await.unwrap();
     let (running, _, _audit) = server(&fake, "").await;
-    let channel = Channel::from_shared(format!("http://{}", running.addr))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = support::channel(running.addr).await;
 
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
     let check = tonic_health::pb::HealthCheckRequest {

@@ -12,9 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use agents_fake_model::{Behavior, FakeModel};
-use agents_server::config;
 use agents_server::pb::{self, agent_service_client::AgentServiceClient};
-use agents_server::serve;
 use tonic::Code;
 use tonic_types::StatusExt as _;
 
@@ -72,12 +70,7 @@ async fn calls_past_the_cap_are_refused_at_once_and_the_admitted_ones_succeed() 
         audit.path().display(),
         fake.base_url()
     );
-    let running = serve::start(config::parse(&text, Vec::new()).unwrap())
-        .await
-        .unwrap();
-    let client = AgentServiceClient::connect(format!("http://{}", running.addr))
-        .await
-        .unwrap();
+    let (running, client) = support::serve_config(&text).await;
 
     let held: Vec<_> = (0..CAP)
         .map(|_| {
@@ -144,11 +137,7 @@ async fn calls_past_the_cap_are_refused_at_once_and_the_admitted_ones_succeed() 
     );
 
     // Health checks are not starved by the cap.
-    let channel = tonic::transport::Channel::from_shared(format!("http://{}", running.addr))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = support::channel(running.addr).await;
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
     let check = tonic_health::pb::HealthCheckRequest {
         service: "agents.v1.AgentService".into(),

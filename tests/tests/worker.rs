@@ -14,10 +14,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use agents_fake_model::{Behavior, FakeModel};
-use agents_server::config;
 use agents_server::pb::agent_service_client::AgentServiceClient;
 use agents_server::pb::{self, TaskState};
-use agents_server::serve::{self, Running};
+use agents_server::serve::Running;
 use agents_testkit::Peer;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use support::otlp::{Receiver, attribute, hex, in_trace, named, parent_hops, span_names};
@@ -104,12 +103,7 @@ impl Cluster {
     /// (shedding has its own tests in `shedding.rs`).
     async fn server(&self) -> (Running, AgentServiceClient<Channel>) {
         let text = self.config("server", "[limits]\nmax_queue_delay_ms = 0\n");
-        let config = config::parse(&text, Vec::new()).unwrap();
-        let running = serve::start(config).await.unwrap();
-        let client = AgentServiceClient::connect(format!("http://{}", running.addr))
-            .await
-            .unwrap();
-        (running, client)
+        support::serve_config(&text).await
     }
 
     /// Starts an `agents-server worker` process.

@@ -23,3 +23,31 @@ pub(crate) async fn metrics_text(addr: impl std::fmt::Display) -> String {
         Err(error) => panic!("the metrics endpoint at {addr} did not answer: {error}"),
     }
 }
+
+/// Starts a server from the config `text` and connects a client to it.
+pub(crate) async fn serve_config(
+    text: &str,
+) -> (
+    agents_server::serve::Running,
+    agents_server::pb::agent_service_client::AgentServiceClient<tonic::transport::Channel>,
+) {
+    let config = agents_server::config::parse(text, Vec::new()).unwrap();
+    let running = agents_server::serve::start(config).await.unwrap();
+    let client = agents_server::pb::agent_service_client::AgentServiceClient::connect(format!(
+        "http://{}",
+        running.addr
+    ))
+    .await
+    .unwrap();
+    (running, client)
+}
+
+/// A gRPC channel to the server at `addr` (`host:port`), for the services beside the agents'
+/// (health, reflection).
+pub(crate) async fn channel(addr: impl std::fmt::Display) -> tonic::transport::Channel {
+    tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}

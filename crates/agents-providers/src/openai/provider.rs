@@ -52,16 +52,9 @@ impl OpenAiProvider {
             })?;
             headers.insert(name, value);
         }
-        if let Some(key) = &api_key {
-            let key = key.expose_secret();
-            // Too short to mask means too short to be a real key; refuse rather than leak it.
-            Redactor::global()
-                .register(key)
-                .map_err(|e| ConfigError::new("api_key", format!("refused: {e}")))?;
-            let value = bearer_header(key).ok_or_else(|| {
-                ConfigError::new("api_key", "contains characters a header cannot carry")
-            })?;
-            headers.insert(AUTHORIZATION, value);
+        if let Some(key) = api_key {
+            let bearer = Bearer::new(key).map_err(|why| ConfigError::new("api_key", why))?;
+            headers.insert(AUTHORIZATION, bearer.header);
         }
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_millis(config.connect_timeout_ms))
@@ -114,9 +107,7 @@ impl OpenAiProvider {
     async fn authorization(&self, source: &dyn KeySource) -> Result<HeaderValue, ProviderError> {
         let key = match source.key().await {
             Ok(key) => key,
-            Err(error) => {
-                return self.last_bearer().map(|b| b.header).ok_or(error);
-            }
+            Err(error) => return self.last_header().ok_or(error),
         };
         let mut last = self.bearer.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(known) = last.as_ref()
@@ -126,18 +117,19 @@ impl OpenAiProvider {
         }
         let bearer = Bearer::new(key).map_err(|why| ProviderError::Unauthorized {
             status: None,
-            message: format!("the API key from the secret store {why}; not sent"),
+            message: format!("the API key from the secret store was not sent: {why}"),
         })?;
         let header = bearer.header.clone();
         *last = Some(bearer);
         Ok(header)
     }
 
-    fn last_bearer(&self) -> Option<Bearer> {
+    fn last_header(&self) -> Option<HeaderValue> {
         self.bearer
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+            .as_ref()
+            .map(|bearer| bearer.header.clone())
     }
 
     /// The provider refused `sent`: whether to tell the source, which happens once per key (a
@@ -363,8 +355,9 @@ impl OpenAiProvider {
     }
 }
 
-/// A key from a [`KeySource`] and its `Authorization` header.
-#[derive(Debug, Clone)]
+/// An API key and its `Authorization` header: a fixed key's, or the last one a
+/// [`KeySource`] gave.
+#[derive(Debug)]
 struct Bearer {
     key: SecretString,
     header: HeaderValue,
@@ -374,13 +367,15 @@ struct Bearer {
 
 impl Bearer {
     /// Registers `key` with the global redactor and builds its header; why not, if it cannot be.
-    fn new(key: SecretString) -> Result<Self, &'static str> {
+    fn new(key: SecretString) -> Result<Self, String> {
         // Too short to mask means too short to be a real key; refuse rather than leak it.
         Redactor::global()
             .register(key.expose_secret())
-            .map_err(|_| "is too short to be masked in logs")?;
-        let header =
-            bearer_header(key.expose_secret()).ok_or("has characters a header cannot carry")?;
+            .map_err(|e| format!("refused: {e}"))?;
+        let mut header = HeaderValue::from_str(&format!("Bearer {}", key.expose_secret()))
+            .map_err(|_| "contains characters a header cannot carry")?;
+        // Marked sensitive so it is never printed.
+        header.set_sensitive(true);
         Ok(Self {
             key,
             header,
@@ -397,13 +392,6 @@ impl std::fmt::Debug for Source {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("KeySource(..)")
     }
-}
-
-/// `Bearer <key>`, marked sensitive so it is never printed; `None` if a header cannot carry it.
-fn bearer_header(key: &str) -> Option<HeaderValue> {
-    let mut value = HeaderValue::from_str(&format!("Bearer {key}")).ok()?;
-    value.set_sensitive(true);
-    Some(value)
 }
 
 /// Reads a body, refusing more than `limit` bytes.

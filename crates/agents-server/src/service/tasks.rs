@@ -38,7 +38,7 @@ struct Entry {
 /// What a running task holds (its admission), shared by its table entry and its run, and given
 /// back by whichever is first: the run when it ends, CancelTask when it cancels the task. So a
 /// client that sees the task finished or cancelled finds its slot free.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 struct Held(Arc<Mutex<Option<Box<dyn Send>>>>);
 
 impl Held {
