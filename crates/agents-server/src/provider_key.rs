@@ -4,8 +4,9 @@
 //! `ttl_ms` old, so a key rotated in Vault, KMS or a file reaches the provider within the TTL
 //! without a restart. A provider that refuses the key (401/403) makes the cache forget it (once
 //! per key): the call is tried again with the new one at once. While the store cannot be
-//! reached the adapter keeps sending the last key it read; a store that hangs holds a call that
-//! needs a fresh key for up to `fetch_timeout_ms` (`stale_if_error_ms` avoids that).
+//! reached the adapter keeps sending the last key it read. A store that hangs holds the calls
+//! that need a fresh key for up to `fetch_timeout_ms`, once: the cache then gives its error to
+//! the next `error_ttl_ms` of calls at once (`stale_if_error_ms` avoids even that wait).
 
 use std::sync::Arc;
 

@@ -17,6 +17,11 @@ pub struct CacheConfig {
     pub stale_if_error_ms: u64,
     /// Deadline of one load from the store behind the cache.
     pub fetch_timeout_ms: u64,
+    /// How long a failed load's error is given to further requests for the same reference
+    /// without asking the store again (or, while it is unreachable, the value `stale_if_error_ms`
+    /// allows). Without it, every request behind a hung store waits `fetch_timeout_ms` in turn.
+    /// 0 asks the store on every request that finds no value.
+    pub error_ttl_ms: u64,
     /// Most references kept; the oldest is dropped to make room.
     pub max_entries: usize,
 }
@@ -28,6 +33,7 @@ impl Default for CacheConfig {
             refresh_ahead_ms: None,
             stale_if_error_ms: 0,
             fetch_timeout_ms: 10_000,
+            error_ttl_ms: 1_000,
             max_entries: 1024,
         }
     }
@@ -60,6 +66,12 @@ impl CacheConfig {
     /// Sets the deadline of one load.
     pub fn with_fetch_timeout_ms(mut self, ms: u64) -> Self {
         self.fetch_timeout_ms = ms;
+        self
+    }
+
+    /// Sets how long a failed load's error is remembered.
+    pub fn with_error_ttl_ms(mut self, ms: u64) -> Self {
+        self.error_ttl_ms = ms;
         self
     }
 

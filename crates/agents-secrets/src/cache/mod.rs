@@ -10,7 +10,9 @@
 //! - concurrent misses for one reference wait for a single load (no stampede on the backend);
 //! - optionally (`stale_if_error_ms`) an expired value is served a little longer when the
 //!   backend is unreachable, never when it refused (a revoked credential is not served again);
-//! - every load has a deadline (`fetch_timeout_ms`), and the number of entries is bounded.
+//! - every load has a deadline (`fetch_timeout_ms`), and the number of entries is bounded;
+//! - a failed load's error answers the requests of the next `error_ttl_ms` (1 s) without
+//!   asking the store again, so requests behind a hung store do not each wait a deadline.
 
 mod config;
 mod store;

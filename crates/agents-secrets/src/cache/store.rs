@@ -13,7 +13,8 @@ use crate::{Backend, SecretError, SecretRef, SecretStore, StoreHealth};
 
 /// Caches another store's values: each is served until `ttl_ms` old, reloaded in the background
 /// during the last `refresh_ahead_ms`, loaded once at a time per reference and within
-/// `fetch_timeout_ms`; see [`CacheConfig`] for every setting.
+/// `fetch_timeout_ms`; a failed load's error is given to the requests of the next
+/// `error_ttl_ms` without asking the store again. See [`CacheConfig`] for every setting.
 pub struct CachedStore {
     shared: Arc<Shared>,
 }
@@ -30,6 +31,9 @@ pub struct CacheStats {
     pub refreshes: u64,
     /// Expired values served because the store was unreachable.
     pub stale_served: u64,
+    /// Requests answered from a remembered failed load (`error_ttl_ms`), without asking the
+    /// store again.
+    pub errors_remembered: u64,
     /// References held now.
     pub entries: usize,
 }
@@ -40,17 +44,22 @@ struct Shared {
     refresh_ahead: Duration,
     stale_if_error: Duration,
     fetch_timeout: Duration,
+    error_ttl: Duration,
     max_entries: usize,
     slots: Mutex<HashMap<SecretRef, Slot>>,
     hits: AtomicU64,
     misses: AtomicU64,
     refreshes: AtomicU64,
     stale_served: AtomicU64,
+    errors_remembered: AtomicU64,
 }
 
 /// One reference's entry.
 struct Slot {
     value: Option<Cached>,
+    /// The last load's error, kept for `error_ttl` so that requests behind a hung or refusing
+    /// store get it at once instead of each waiting for a load of their own.
+    failure: Option<Failure>,
     /// A refresh-ahead load is running.
     refreshing: bool,
     /// Held by whoever loads this reference, so concurrent misses make one load.
@@ -62,9 +71,16 @@ struct Cached {
     loaded_at: Instant,
 }
 
+struct Failure {
+    error: SecretError,
+    at: Instant,
+}
+
 enum Plan {
     Serve(SecretString),
     ServeAndRefresh(SecretString, Arc<tokio::sync::Mutex<()>>),
+    /// A load failed within `error_ttl`: its error, without asking the store again.
+    Failed(SecretError),
     Load(Arc<tokio::sync::Mutex<()>>),
 }
 
@@ -82,21 +98,25 @@ impl CachedStore {
                 refresh_ahead: Duration::from_millis(config.refresh_ahead_window_ms()),
                 stale_if_error: Duration::from_millis(config.stale_if_error_ms),
                 fetch_timeout: Duration::from_millis(config.fetch_timeout_ms),
+                error_ttl: Duration::from_millis(config.error_ttl_ms),
                 max_entries: config.max_entries,
                 slots: Mutex::new(HashMap::new()),
                 hits: AtomicU64::new(0),
                 misses: AtomicU64::new(0),
                 refreshes: AtomicU64::new(0),
                 stale_served: AtomicU64::new(0),
+                errors_remembered: AtomicU64::new(0),
             }),
         })
     }
 
-    /// Drops the cached value of `reference`, so the next request loads it: for a caller that
-    /// learned the value is no longer valid (an upstream answered 401 with it).
+    /// Drops the cached value of `reference`, and any remembered failure, so the next request
+    /// loads it: for a caller that learned the value is no longer valid (an upstream answered
+    /// 401 with it).
     pub fn invalidate(&self, reference: &SecretRef) {
         if let Some(slot) = self.shared.slots().get_mut(reference) {
             slot.value = None;
+            slot.failure = None;
         }
     }
 
@@ -113,6 +133,7 @@ impl CachedStore {
             misses: s.misses.load(Ordering::Relaxed),
             refreshes: s.refreshes.load(Ordering::Relaxed),
             stale_served: s.stale_served.load(Ordering::Relaxed),
+            errors_remembered: s.errors_remembered.load(Ordering::Relaxed),
             entries: s.slots().values().filter(|s| s.value.is_some()).count(),
         }
     }
@@ -124,13 +145,17 @@ impl CachedStore {
             shared.make_room(&mut slots);
         }
         let slot = slots.entry(reference.clone()).or_insert_with(Slot::new);
-        let Some(cached) = &slot.value else {
-            return Plan::Load(Arc::clone(&slot.loading));
+        let fresh = slot
+            .value
+            .as_ref()
+            .filter(|cached| now.saturating_duration_since(cached.loaded_at) < shared.ttl);
+        let Some(cached) = fresh else {
+            return match shared.recent_failure(slot, now) {
+                Some(error) => Plan::Failed(error),
+                None => Plan::Load(Arc::clone(&slot.loading)),
+            };
         };
         let age = now.saturating_duration_since(cached.loaded_at);
-        if age >= shared.ttl {
-            return Plan::Load(Arc::clone(&slot.loading));
-        }
         let value = cached.value.clone();
         let refresh_from = shared.ttl - shared.refresh_ahead;
         if !shared.refresh_ahead.is_zero() && age >= refresh_from && !slot.refreshing {
@@ -148,10 +173,13 @@ impl CachedStore {
     ) -> Result<SecretString, SecretError> {
         let shared = &self.shared;
         let _loading = loading.lock().await;
-        // Whoever held the lock before us may have loaded it.
+        // Whoever held the lock before us may have loaded it, or failed to.
         if let Some(value) = shared.cached_within(reference, shared.ttl) {
             shared.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(value);
+        }
+        if let Some(error) = shared.failed_recently(reference) {
+            return shared.answer_remembered(reference, error);
         }
         shared.misses.fetch_add(1, Ordering::Relaxed);
         match shared.load_from_inner(reference).await {
@@ -159,10 +187,10 @@ impl CachedStore {
                 shared.store(reference, value.clone());
                 Ok(value)
             }
-            Err(error) if error.is_retryable() && !shared.stale_if_error.is_zero() => {
-                match shared.cached_within(reference, shared.ttl + shared.stale_if_error) {
+            Err(error) => {
+                shared.remember_failure(reference, &error);
+                match shared.stale_for(reference, &error) {
                     Some(value) => {
-                        shared.stale_served.fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(
                             reference = %reference,
                             error = %error,
@@ -172,10 +200,6 @@ impl CachedStore {
                     }
                     None => Err(error),
                 }
-            }
-            Err(error) => {
-                shared.forget_on_refusal(reference, &error);
-                Err(error)
             }
         }
     }
@@ -203,7 +227,7 @@ impl CachedStore {
                         error = %error,
                         "refreshing a secret ahead of expiry failed; the cached value is served until its TTL"
                     );
-                    shared.forget_on_refusal(&reference, &error);
+                    shared.remember_failure(&reference, &error);
                 }
             }
             shared.finish_refresh(&reference);
@@ -246,16 +270,58 @@ impl Shared {
             value,
             loaded_at: Instant::now(),
         });
+        slot.failure = None;
     }
 
-    /// A refusal (not found, denied, invalid) means the cached value must not be served again;
-    /// an unreachable backend says nothing about the value.
-    fn forget_on_refusal(&self, reference: &SecretRef, error: &SecretError) {
-        if !error.is_retryable()
-            && let Some(slot) = self.slots().get_mut(reference)
-        {
+    /// Keeps a failed load's error for `error_ttl`. A refusal (not found, denied, invalid) also
+    /// means the cached value must not be served again; an unreachable backend says nothing
+    /// about the value.
+    fn remember_failure(&self, reference: &SecretRef, error: &SecretError) {
+        let mut slots = self.slots();
+        let Some(slot) = slots.get_mut(reference) else {
+            return;
+        };
+        if !error.is_retryable() {
             slot.value = None;
         }
+        if !self.error_ttl.is_zero() {
+            slot.failure = Some(Failure {
+                error: error.clone(),
+                at: Instant::now(),
+            });
+        }
+    }
+
+    /// The error of a load that failed less than `error_ttl` ago, if any.
+    fn recent_failure(&self, slot: &Slot, now: Instant) -> Option<SecretError> {
+        let failure = slot.failure.as_ref()?;
+        (now.saturating_duration_since(failure.at) < self.error_ttl).then(|| failure.error.clone())
+    }
+
+    fn failed_recently(&self, reference: &SecretRef) -> Option<SecretError> {
+        let slots = self.slots();
+        self.recent_failure(slots.get(reference)?, Instant::now())
+    }
+
+    /// A remembered failure's answer: the expired value when `stale_if_error` allows it, else
+    /// the error. Not logged: the load that failed was.
+    fn answer_remembered(
+        &self,
+        reference: &SecretRef,
+        error: SecretError,
+    ) -> Result<SecretString, SecretError> {
+        self.errors_remembered.fetch_add(1, Ordering::Relaxed);
+        self.stale_for(reference, &error).ok_or(error)
+    }
+
+    /// The expired value, while the backend is unreachable and `stale_if_error` allows it.
+    fn stale_for(&self, reference: &SecretRef, error: &SecretError) -> Option<SecretString> {
+        if !error.is_retryable() || self.stale_if_error.is_zero() {
+            return None;
+        }
+        let value = self.cached_within(reference, self.ttl + self.stale_if_error)?;
+        self.stale_served.fetch_add(1, Ordering::Relaxed);
+        Some(value)
     }
 
     fn finish_refresh(&self, reference: &SecretRef) {
@@ -286,6 +352,7 @@ impl Slot {
     fn new() -> Self {
         Self {
             value: None,
+            failure: None,
             refreshing: false,
             loading: Arc::new(tokio::sync::Mutex::new(())),
         }
@@ -318,6 +385,7 @@ impl SecretStore for CachedStore {
                 self.spawn_refresh(reference, loading);
                 Ok(value)
             }
+            Plan::Failed(error) => self.shared.answer_remembered(reference, error),
             Plan::Load(loading) => self.load(reference, loading).await,
         }
     }
@@ -448,7 +516,9 @@ mod tests {
         tokio::time::advance(Duration::from_millis(1_500)).await;
         let e = cache.get(&r).await.unwrap_err();
         assert_eq!(e.kind(), SecretErrorKind::Unreachable);
+        // Once the store answers again, the first request after `error_ttl_ms` loads.
         inner.fail_with(None);
+        tokio::time::advance(Duration::from_millis(1_000)).await;
         assert_eq!(value(&cache, &r).await, "outage-value-1");
     }
 
@@ -509,6 +579,7 @@ mod tests {
         assert!(cache.get(&r).await.is_err());
         // A refusal is never papered over, and forgets the value.
         inner.fail_with(None);
+        tokio::time::advance(Duration::from_millis(1_000)).await;
         value(&cache, &r).await;
         inner.fail_with(Some(SecretErrorKind::NotFound));
         tokio::time::advance(Duration::from_millis(11_000)).await;
@@ -548,6 +619,92 @@ mod tests {
         assert_eq!(e.kind(), SecretErrorKind::Unreachable);
         assert_eq!(e.backend(), Some(Backend::Cache));
         assert!(e.to_string().contains("500 ms"), "{e}");
+    }
+
+    /// Requests behind a hung store: one load, and every request fails at its deadline (they
+    /// used to queue for a load each, the last waiting `fetch_timeout_ms` times their number).
+    /// Until `error_ttl_ms` has passed, requests get the error without asking the store.
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_load_is_remembered_for_error_ttl() {
+        let inner = ScriptedStore::new("remembered-value-1");
+        inner.set_delay(Duration::from_secs(3_600));
+        let cache = Arc::new(cache(
+            &inner,
+            config().with_fetch_timeout_ms(500).with_error_ttl_ms(1_000),
+        ));
+        let r = reference("remembered");
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..5)
+            .map(|_| {
+                let cache = Arc::clone(&cache);
+                let r = r.clone();
+                tokio::spawn(async move { cache.get(&r).await.map(|_| ()).unwrap_err().kind() })
+            })
+            .collect();
+        for task in tasks {
+            assert_eq!(task.await.unwrap(), SecretErrorKind::Unreachable);
+        }
+        // Paused clock: all five ended with the one load's deadline.
+        assert_eq!(start.elapsed(), Duration::from_millis(500));
+        assert_eq!(inner.calls(), 1);
+        assert_eq!(cache.stats().errors_remembered, 4);
+
+        // Within `error_ttl_ms`: the error at once, the store not asked.
+        tokio::time::advance(Duration::from_millis(999)).await;
+        let e = cache.get(&r).await.unwrap_err();
+        assert_eq!(e.kind(), SecretErrorKind::Unreachable);
+        assert!(e.to_string().contains("500 ms"), "{e}");
+        assert_eq!((inner.calls(), start.elapsed().as_millis()), (1, 1_499));
+
+        // After it: the store is asked again, and a value ends the memory of the failure.
+        inner.set_delay(Duration::ZERO);
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert_eq!(value(&cache, &r).await, "remembered-value-1");
+        assert_eq!(inner.calls(), 2);
+
+        // A refusal is remembered too; `invalidate` forgets it (a caller that knows better).
+        cache.invalidate(&r);
+        inner.fail_with(Some(SecretErrorKind::NotFound));
+        assert!(cache.get(&r).await.is_err());
+        assert!(cache.get(&r).await.is_err());
+        assert_eq!(inner.calls(), 3);
+        inner.fail_with(None);
+        cache.invalidate(&r);
+        assert_eq!(value(&cache, &r).await, "remembered-value-1");
+        assert_eq!(inner.calls(), 4);
+    }
+
+    /// While a remembered failure says the store is unreachable, `stale_if_error_ms` still
+    /// serves the expired value; with `error_ttl_ms` 0 every request asks the store.
+    #[tokio::test(start_paused = true)]
+    async fn remembered_unreachable_serves_stale_and_zero_remembers_nothing() {
+        let inner = ScriptedStore::new("stale-remembered-1");
+        let cache = cache(
+            &inner,
+            config()
+                .with_refresh_ahead_ms(0)
+                .with_stale_if_error_ms(5_000),
+        );
+        let r = reference("stale-remembered");
+        value(&cache, &r).await;
+        inner.fail_with(Some(SecretErrorKind::Unreachable));
+        tokio::time::advance(Duration::from_millis(10_000)).await;
+        assert_eq!(value(&cache, &r).await, "stale-remembered-1");
+        assert_eq!(value(&cache, &r).await, "stale-remembered-1");
+        assert_eq!(inner.calls(), 2);
+        let stats = cache.stats();
+        assert_eq!((stats.stale_served, stats.errors_remembered), (2, 1));
+
+        let inner = ScriptedStore::new("unremembered-1");
+        inner.fail_with(Some(SecretErrorKind::Unreachable));
+        let cache = super::CachedStore::new(
+            Arc::clone(&inner) as Arc<dyn SecretStore>,
+            config().with_error_ttl_ms(0),
+        )
+        .unwrap();
+        assert!(cache.get(&r).await.is_err());
+        assert!(cache.get(&r).await.is_err());
+        assert_eq!((inner.calls(), cache.stats().errors_remembered), (2, 0));
     }
 
     #[tokio::test(start_paused = true)]
