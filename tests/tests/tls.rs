@@ -178,3 +178,38 @@ fn missing_and_malformed_tls_files_are_config_errors_with_their_keys() {
     );
     assert!(errors[0].message.contains("cannot read"), "{errors:?}");
 }
+
+/// A key that does not belong to its certificate stops the start, before the port opens: it
+/// used to be refused inside the serving task, after the server had said it was listening and
+/// `/readyz` answered ready, with the port closed. A key given as a secret reference is only
+/// read at start, so `check-config` cannot catch this one.
+#[tokio::test]
+async fn a_key_from_another_certificate_stops_the_start() {
+    let fake = FakeModel::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Authority::new("server ca");
+    let (cert, _) = ca.issue(&["localhost"], ExtendedKeyUsagePurpose::ServerAuth);
+    let (_, other_key) = ca.issue(&["localhost"], ExtendedKeyUsagePurpose::ServerAuth);
+    let cert = write(dir.path(), "server.pem", &cert);
+    let key = write(dir.path(), "other.key", &other_key);
+    // A `file:` secret must be private to its owner.
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\n\
+         [server.tls]\ncert = \"{}\"\nkey = \"file:{}\"\n\
+         [bus.audit]\ndir = \"{}\"\n\
+         [[providers]]\nopenai = {{ id = \"fake\", base_url = \"{}\", model = \"fake-model\" }}\n",
+        cert.display(),
+        key.display(),
+        dir.path().join("audit").display(),
+        fake.base_url()
+    );
+    let config = config::parse(&text, Vec::new()).unwrap();
+    let refused = serve::start(config).await.unwrap_err();
+    let shown = format!("{refused:#}");
+    assert!(shown.contains("server.tls.key"), "{shown}");
+    assert!(
+        shown.contains("does not belong to the certificate"),
+        "{shown}"
+    );
+}

@@ -376,9 +376,10 @@ pub async fn start_with_events(
         provider,
         agents,
     } = Runtime::build(&config, extra).await?;
-    let tls = match &config.server.tls {
-        Some(tls) => Some(tls.load(secrets.as_ref()).await?),
-        None => None,
+    // Before anything binds: rustls refuses a key that does not belong to its certificate here.
+    let grpc = match &config.server.tls {
+        Some(tls) => tls.load(secrets.as_ref()).await?,
+        None => tonic::transport::Server::builder(),
     };
     let auth = Authenticator::load(&config.auth, secrets.as_ref())
         .await
@@ -423,10 +424,9 @@ pub async fn start_with_events(
     let addr = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let grace = Duration::from_millis(config.server.shutdown_grace_ms);
-    let tls_on = tls.is_some();
     let transport = Transport {
         listen: config.server.clone(),
-        tls,
+        grpc,
         shed,
         grace,
     };
@@ -437,7 +437,7 @@ pub async fn start_with_events(
     ready.store(true, Ordering::SeqCst);
     Ok(Running {
         metrics_addr,
-        tls: tls_on,
+        tls: config.server.tls.is_some(),
         ready,
         metrics_stop,
         addr,
@@ -448,10 +448,11 @@ pub async fn start_with_events(
     })
 }
 
-/// How the gRPC port is served: the `[server]` settings, TLS, the front door.
+/// How the gRPC port is served: the `[server]` settings, tonic's server (with TLS when set),
+/// the front door.
 struct Transport {
     listen: ListenConfig,
-    tls: Option<tonic::transport::ServerTlsConfig>,
+    grpc: tonic::transport::Server,
     shed: ShedLayer,
     grace: Duration,
 }
@@ -464,7 +465,7 @@ async fn serve(
 ) -> anyhow::Result<()> {
     let Transport {
         listen,
-        tls,
+        grpc,
         shed,
         grace,
     } = transport;
@@ -487,17 +488,11 @@ async fn serve(
     let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
     // Bounded per connection: streams, flow-control windows (request data buffered ahead of
     // the handlers) and header blocks.
-    let mut builder = tonic::transport::Server::builder()
+    let server = grpc
         .max_concurrent_streams(listen.http2_max_concurrent_streams)
         .initial_stream_window_size(listen.http2_stream_window_bytes)
         .initial_connection_window_size(listen.http2_connection_window_bytes)
-        .http2_max_header_list_size(listen.http2_max_header_list_bytes);
-    if let Some(tls) = tls {
-        builder = builder
-            .tls_config(tls)
-            .context("server.tls: the certificate or key was refused by rustls; check that the key belongs to the certificate")?;
-    }
-    let server = builder
+        .http2_max_header_list_size(listen.http2_max_header_list_bytes)
         // Every call runs in a span continuing the client's trace (see `telemetry`).
         .trace_fn(crate::telemetry::grpc_server_span)
         // Around the whole router: runs as hyper hands each stream over, before decoding.

@@ -70,6 +70,16 @@ impl TlsConfig {
     }
 
     fn key_source(&self) -> Result<KeySource, String> {
+        // The PEM text itself (pasted into the file or an environment variable) would be
+        // taken for a path and echoed by every error about it: refuse it without a word of it.
+        if self.key.contains("-----BEGIN") || self.key.contains('\n') {
+            return Err(
+                "holds PEM text, not where to find the key (not shown); give the path \
+                 of a PEM file, or a secret reference such as `env:AGENTS_TLS_KEY` whose value \
+                 is the PEM"
+                    .to_owned(),
+            );
+        }
         if self.key.contains(':') {
             self.key
                 .parse::<SecretRef>()
@@ -100,7 +110,16 @@ impl TlsConfig {
         check(
             "key",
             self.key_source().and_then(|source| match source {
-                KeySource::File(path) => read(&path).and_then(|pem| key(&pem, &path)),
+                KeySource::File(path) => read(&path).and_then(|key_pem| {
+                    key(&key_pem, &path)?;
+                    // Whether the key belongs to the certificate, when both can be read.
+                    match read(&self.cert) {
+                        Ok(cert_pem) if certs(&cert_pem, &self.cert).is_ok() => {
+                            pair(cert_pem, key_pem, &self.cert, &path).map(drop)
+                        }
+                        _ => Ok(()),
+                    }
+                }),
                 // Resolved at start-up, through the secret stores.
                 KeySource::Secret(_) => Ok(()),
             }),
@@ -114,14 +133,20 @@ impl TlsConfig {
         errors
     }
 
-    /// The rustls configuration for tonic: the identity, and the client CA when set. Reads the
-    /// files again (they may have been rotated since validation) and resolves a key reference
-    /// through `secrets`.
+    /// tonic's server builder speaking TLS with this section: the identity, and the client CA
+    /// when set. Reads the files again (they may have been rotated since validation) and
+    /// resolves a key reference through `secrets`. rustls checks here that the key belongs to
+    /// the certificate, so a mismatched pair stops the start before the port opens (it used to
+    /// be found in the serving task, after the server had reported itself listening and ready).
     ///
     /// # Errors
-    /// A file that cannot be read or holds no certificate or key, or a key reference that
-    /// does not resolve, each naming its `server.tls` key.
-    pub async fn load(&self, secrets: &dyn SecretStore) -> anyhow::Result<ServerTlsConfig> {
+    /// A file that cannot be read or holds no certificate or key, a key reference that does
+    /// not resolve, or a key that does not belong to the certificate, each naming its
+    /// `server.tls` key.
+    pub async fn load(
+        &self,
+        secrets: &dyn SecretStore,
+    ) -> anyhow::Result<tonic::transport::Server> {
         install_crypto_provider();
         let at = |key: &str| format!("server.tls.{key}");
         let cert = read(&self.cert)
@@ -157,8 +182,42 @@ impl TlsConfig {
                 .with_context(|| at("client_ca"))?;
             tls = tls.client_ca_root(Certificate::from_pem(pem));
         }
-        Ok(tls)
+        let key_name = match &self.key_source() {
+            Ok(KeySource::Secret(reference)) => reference.as_str().to_owned(),
+            _ => self.key.clone(),
+        };
+        tonic::transport::Server::builder()
+            .tls_config(tls)
+            .map_err(|e| anyhow::anyhow!("{key_name} {}", refused_pair(&e, &self.cert)))
+            .with_context(|| at("key"))
     }
+}
+
+/// tonic's server with the certificate and key as its identity: rustls refuses a key that does
+/// not belong to the certificate.
+fn pair(
+    cert_pem: Vec<u8>,
+    key_pem: Vec<u8>,
+    cert: &Path,
+    key: &Path,
+) -> Result<tonic::transport::Server, String> {
+    install_crypto_provider();
+    let tls = ServerTlsConfig::new().identity(Identity::from_pem(cert_pem, key_pem));
+    tonic::transport::Server::builder()
+        .tls_config(tls)
+        .map_err(|e| format!("{} {}", key.display(), refused_pair(&e, cert)))
+}
+
+/// rustls's refusal of an identity; its message names no key material.
+fn refused_pair(error: &tonic::transport::Error, cert: &Path) -> String {
+    let source = std::error::Error::source(error)
+        .map(ToString::to_string)
+        .unwrap_or_else(|| error.to_string());
+    format!(
+        "does not belong to the certificate in {} (rustls: {source}); give the key the \
+         certificate was issued for",
+        cert.display()
+    )
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, String> {
@@ -253,5 +312,59 @@ mod tests {
         assert!(reference.validate().is_empty());
         let broken = TlsConfig::new(&cert, "nope:x");
         assert_eq!(broken.validate()[0].path, "server.tls.key");
+    }
+
+    /// A key pasted as PEM text (`AGENTS_SERVER__TLS__KEY="$(cat server.key)"`) used to be
+    /// taken for a path, and `cannot read -----BEGIN PRIVATE KEY-----...` printed the key.
+    #[test]
+    fn a_key_given_as_pem_text_is_refused_without_echoing_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let issued = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let cert = write(dir.path(), "cert.pem", &issued.cert.pem());
+        let pem = issued.signing_key.serialize_pem();
+        let body: String = pem.lines().nth(1).unwrap().to_owned();
+        for text in [
+            pem.clone(),
+            pem.replace('\n', " "),
+            pem.replace("\n", "\\n"),
+        ] {
+            let errors = TlsConfig::new(&cert, text).validate();
+            assert_eq!(errors.len(), 1, "{errors:?}");
+            assert_eq!(errors[0].path, "server.tls.key");
+            assert!(errors[0].message.contains("PEM text"), "{errors:?}");
+            let shown = format!("{errors:?} {}", errors[0].message);
+            assert!(!shown.contains(&body[..20]), "the key was echoed: {shown}");
+        }
+    }
+
+    /// rustls checks the pair: a key from another certificate is named under `server.tls.key`
+    /// by `check-config`, and refused by `load` before the port opens.
+    #[tokio::test]
+    async fn a_key_that_does_not_belong_to_the_certificate_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let issued = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let other = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let cert = write(dir.path(), "cert.pem", &issued.cert.pem());
+        let key = write(dir.path(), "other.key", &other.signing_key.serialize_pem());
+        let mismatched = TlsConfig::new(&cert, key.display().to_string());
+        let errors = mismatched.validate();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].path, "server.tls.key");
+        assert!(
+            errors[0]
+                .message
+                .contains("does not belong to the certificate"),
+            "{errors:?}"
+        );
+        let secrets = agents_secrets::MemoryStore::new();
+        let refused = mismatched.load(&secrets).await.unwrap_err();
+        let shown = format!("{refused:#}");
+        assert!(shown.contains("server.tls.key"), "{shown}");
+        assert!(shown.contains("does not belong"), "{shown}");
+
+        let own = write(dir.path(), "own.key", &issued.signing_key.serialize_pem());
+        let good = TlsConfig::new(&cert, own.display().to_string());
+        assert!(good.validate().is_empty(), "{:?}", good.validate());
+        assert!(good.load(&secrets).await.is_ok());
     }
 }
