@@ -583,22 +583,9 @@ async fn graceful_shutdown_finishes_calls_in_flight_and_loses_no_audit_event() {
         );
     }
 
-    let files: Vec<_> = std::fs::read_dir(audit.path())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    assert_eq!(files.len(), 1, "{files:?}");
-    let report = agents_bus::verify_audit_file(&files[0]).unwrap();
-    assert!(report.is_intact(), "{report:?}");
-    let text = std::fs::read_to_string(&files[0]).unwrap();
-    let types: Vec<String> = text
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["type"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
+    let types: Vec<String> = audit_events(audit.path())
+        .into_iter()
+        .map(|(kind, _)| kind)
         .collect();
     for kind in [
         "agent.started",
@@ -612,6 +599,98 @@ async fn graceful_shutdown_finishes_calls_in_flight_and_loses_no_audit_event() {
             "{kind} in {types:?}"
         );
     }
+}
+
+/// The audit lines (type and data) of the one audit file in `dir`, checked intact.
+fn audit_events(dir: &std::path::Path) -> Vec<(String, serde_json::Value)> {
+    let files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let report = agents_bus::verify_audit_file(&files[0]).unwrap();
+    assert!(report.is_intact(), "{report:?}");
+    std::fs::read_to_string(&files[0])
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let line: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                line["type"].as_str().unwrap().to_owned(),
+                line["data"].clone(),
+            )
+        })
+        .collect()
+}
+
+/// How the run of task `id` ended in the audit log: `agent.completed`, or `agent.failed` with
+/// its error kind.
+fn run_end(events: &[(String, serde_json::Value)], id: &str) -> Option<String> {
+    events.iter().find_map(|(kind, data)| {
+        (data["request_id"] == id).then_some(())?;
+        match kind.as_str() {
+            "agent.completed" => Some(kind.clone()),
+            "agent.failed" => Some(format!("{kind}: {}", data["error_kind"])),
+            _ => None,
+        }
+    })
+}
+
+/// Waits (within a bound) until the model has been asked once.
+async fn reached_the_model(fake: &FakeModel) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while fake.request_count() < 1 {
+        assert!(tokio::time::Instant::now() < deadline, "the task never ran");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Inline tasks outlive their SubmitTask call, so the HTTP/2 drain did not wait for them: a
+/// shutdown dropped them mid-run, with no end in the audit log. Now a task that finishes
+/// within the grace period finishes, and one that does not is cancelled, both on record.
+#[tokio::test]
+async fn shutdown_lets_inline_tasks_finish_within_the_grace_period_and_cancels_the_rest() {
+    let submit = |task_id: &str| pb::SubmitTaskRequest {
+        agent_id: "code-analysis".into(),
+        input_json: strict_input().to_string(),
+        task_id: task_id.into(),
+    };
+
+    // Done within the grace period (2 s): it finishes, and its events are written.
+    let fake = FakeModel::start().await.unwrap();
+    fake.set_default(Behavior::Delay {
+        delay: Duration::from_millis(300),
+        then: Box::new(Behavior::Answer),
+    });
+    let (running, mut client, audit) = server(&fake, "").await;
+    client.submit_task(submit("finishes")).await.unwrap();
+    reached_the_model(&fake).await;
+    running.shutdown().await.unwrap();
+    assert_eq!(
+        run_end(&audit_events(audit.path()), "finishes").as_deref(),
+        Some("agent.completed")
+    );
+
+    // Still at the model when the grace period (300 ms) ends: cancelled, and on record.
+    let fake = FakeModel::start().await.unwrap();
+    fake.set_default(Behavior::Hang);
+    let audit = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nshutdown_grace_ms = 300\n\
+         [bus.audit]\ndir = \"{}\"\n\
+         [[providers]]\nopenai = {{ id = \"fake\", base_url = \"{}\", model = \"fake-model\" }}\n",
+        audit.path().display(),
+        fake.base_url()
+    );
+    let (running, mut client) = support::serve_config(&text).await;
+    client.submit_task(submit("cut-off")).await.unwrap();
+    reached_the_model(&fake).await;
+    running.shutdown().await.unwrap();
+    assert_eq!(
+        run_end(&audit_events(audit.path()), "cut-off").as_deref(),
+        Some("agent.failed: \"cancelled\"")
+    );
 }
 
 /// A request carrying an API key.

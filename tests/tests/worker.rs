@@ -495,6 +495,37 @@ async fn a_task_that_always_fails_is_dead_lettered_with_its_reason() {
     running.shutdown().await.unwrap();
 }
 
+/// A model that answers 429 with `Retry-After: 60` gets no call from this task for a minute:
+/// redelivery used to wait only `retry_backoff_ms` (20 ms here), so every delivery was another
+/// refused call. The pause below only gives the old behaviour time to show.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limited_task_is_redelivered_no_sooner_than_the_model_asked() {
+    let Some(mut cluster) = Cluster::start("ack_wait_ms = 5000\nmax_deliver = 5").await else {
+        return;
+    };
+    cluster.fake.set_default(Behavior::Status {
+        code: 429,
+        retry_after: Some("60".into()),
+        message: "rate limited".into(),
+    });
+    let (running, mut client) = cluster.server().await;
+    cluster.worker("r1", "concurrency = 1");
+    let mut strict = input();
+    strict["allow_degraded"] = false.into();
+    submit_input(&mut client, "limited", strict).await;
+    wait_until(Duration::from_secs(60), "the first attempt to fail", || {
+        let mut client = client.clone();
+        async move { get(&mut client, "limited").await.error_kind == "all_providers_failed" }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let task = get(&mut client, "limited").await;
+    assert_eq!(task.attempts, 1, "{task:?}");
+    assert_eq!(chat_calls(&cluster.fake), 1);
+    cluster.stop_worker(0);
+    running.shutdown().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelling_a_running_task_stops_its_provider_call() {
     let Some(mut cluster) = Cluster::start("ack_wait_ms = 3000").await else {

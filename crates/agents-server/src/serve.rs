@@ -122,18 +122,30 @@ pub struct Running {
     metrics_stop: Option<tokio::sync::oneshot::Sender<()>>,
     stop: tokio::sync::oneshot::Sender<()>,
     done: tokio::task::JoinHandle<anyhow::Result<()>>,
+    /// Inline tasks, which outlive their SubmitTask call.
+    tasks: Arc<crate::service::TaskTable>,
     events: EventPipeline,
     grace: Duration,
 }
 
 impl Running {
-    /// Stops accepting, lets in-flight calls finish within the grace period, then flushes every
-    /// queued event to the bus and the audit log, and returns.
+    /// Stops accepting, lets in-flight calls and running inline tasks finish within the grace
+    /// period (tasks still running then are cancelled), then flushes every queued event to the
+    /// bus and the audit log, and returns.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
         // Probes see "not ready" first, so load balancers stop sending new calls.
         self.ready.store(false, Ordering::SeqCst);
+        let deadline = tokio::time::Instant::now() + self.grace;
         let _ = self.stop.send(());
         let served = self.done.await.context("the server task failed")?;
+        let cancelled = self.tasks.finish_runs(deadline).await;
+        if cancelled > 0 {
+            tracing::warn!(
+                cancelled,
+                grace = ?self.grace,
+                "inline tasks still running at the end of the grace period were cancelled"
+            );
+        }
         self.events.close(self.grace).await;
         if let Some(stop) = self.metrics_stop.take() {
             let _ = stop.send(());
@@ -424,6 +436,7 @@ pub async fn start_with_events(
     let addr = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let grace = Duration::from_millis(config.server.shutdown_grace_ms);
+    let tasks = service.task_table();
     let transport = Transport {
         listen: config.server.clone(),
         grpc,
@@ -443,6 +456,7 @@ pub async fn start_with_events(
         addr,
         stop,
         done,
+        tasks,
         events: pipeline,
         grace,
     })

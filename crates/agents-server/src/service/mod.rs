@@ -79,6 +79,11 @@ impl AgentsService {
         self
     }
 
+    /// The table of inline tasks, which shutdown waits for.
+    pub(crate) fn task_table(&self) -> Arc<TaskTable> {
+        Arc::clone(&self.tasks)
+    }
+
     /// Counts a finished call (`Ok` with how it was made): its code, its time, the part spent
     /// at providers and, when the model's exchange was measured, what the server added to it.
     fn record(

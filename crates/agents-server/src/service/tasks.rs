@@ -3,12 +3,19 @@
 //!
 //! The table is bounded: when it is full, the oldest finished task is forgotten; when every
 //! task in it is still running, SubmitTask is refused with RESOURCE_EXHAUSTED.
+//!
+//! Runs are tracked, so a shutdown lets them finish within the grace period and cancels the
+//! rest (each ends with its `agent.failed` event, kind `cancelled`) before the event pipeline
+//! closes; a run that panics shows as failed, kind `internal`.
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use agents_core::{Agent, AgentContext, CancellationToken};
+use futures_util::FutureExt as _;
+use tokio_util::task::TaskTracker;
 use tonic::Status;
 use tracing::Instrument as _;
 
@@ -23,7 +30,13 @@ pub(super) const DEFAULT_MAX_TASKS: usize = 10_000;
 pub struct TaskTable {
     tasks: Mutex<HashMap<String, Entry>>,
     max: usize,
+    /// The runs still going, for shutdown.
+    runs: TaskTracker,
 }
+
+/// How long cancelled runs get to record their end once the grace period is over: they stop
+/// at their next await, so this is only a bound.
+const CANCELLED_RUNS_WAIT: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
 struct Entry {
@@ -87,6 +100,7 @@ impl TaskTable {
         Self {
             tasks: Mutex::new(HashMap::new()),
             max,
+            runs: TaskTracker::new(),
         }
     }
 
@@ -163,7 +177,7 @@ impl TaskTable {
             let ctx = ctx.with_deadline(None).with_cancel(cancel);
             let table = Arc::clone(self);
             let task_id = id.clone();
-            tokio::spawn(
+            self.runs.spawn(
                 async move {
                     // Gives the slots back however the run ends, a panic included.
                     let releasing = Releasing(held.clone());
@@ -171,16 +185,27 @@ impl TaskTable {
                         task.state = pb::TaskState::Working as i32;
                         task.attempts += 1;
                     });
-                    let result = agent.execute(&ctx, input).await;
+                    let result = AssertUnwindSafe(agent.execute(&ctx, input))
+                        .catch_unwind()
+                        .await;
                     // Freed before the result shows: a client that sees the task finished may
                     // submit the next one at once.
                     drop(releasing);
                     table.update(&task_id, |task| match result {
-                        Ok(done) => {
+                        Err(_) => {
+                            // The panic's message went to the log through the panic hook; the
+                            // client learns the task will not finish.
+                            tracing::error!(task_id = %task.task_id, "an inline task's run panicked");
+                            task.state = pb::TaskState::Failed as i32;
+                            task.error_kind = "internal".to_owned();
+                            task.error_message =
+                                "the task's run failed unexpectedly; see the server log".to_owned();
+                        }
+                        Ok(Ok(done)) => {
                             task.state = pb::TaskState::Completed as i32;
                             task.result = Some(convert::response(&done));
                         }
-                        Err(error) => {
+                        Ok(Err(error)) => {
                             task.state = if matches!(error, agents_core::AgentError::Cancelled) {
                                 pb::TaskState::Canceled as i32
                             } else {
@@ -227,6 +252,44 @@ impl TaskTable {
                 .map(|e| e.task.clone())
         })
         .ok_or_else(|| not_found(id))
+    }
+
+    /// For shutdown: waits for the running tasks until `deadline`, then cancels those still
+    /// running and waits (briefly) for their runs to record it, so their last events are
+    /// queued before the event pipeline closes. Returns how many were cancelled.
+    pub(crate) async fn finish_runs(&self, deadline: tokio::time::Instant) -> usize {
+        self.runs.close();
+        if tokio::time::timeout_at(deadline, self.runs.wait())
+            .await
+            .is_ok()
+        {
+            return 0;
+        }
+        let cancelled = self.with(|tasks| {
+            let mut cancelled = 0;
+            for entry in tasks.values_mut() {
+                if !finished(entry.task.state) {
+                    entry.cancel.cancel();
+                    entry.task.state = pb::TaskState::Canceled as i32;
+                    entry.task.error_kind = "cancelled".into();
+                    entry.task.error_message =
+                        "cancelled: the server shut down before the task finished".into();
+                    entry.task.updated_at = Some(timestamp(SystemTime::now()));
+                    cancelled += 1;
+                }
+            }
+            cancelled
+        });
+        if tokio::time::timeout(CANCELLED_RUNS_WAIT, self.runs.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                still_running = self.runs.len(),
+                "cancelled inline tasks did not stop within {CANCELLED_RUNS_WAIT:?}; their last events are lost"
+            );
+        }
+        cancelled
     }
 
     /// Cancels a task that has not finished; a finished one is returned unchanged.
@@ -306,5 +369,112 @@ mod tests {
             freed.load(Ordering::SeqCst),
             "the entry must not keep the slot"
         );
+    }
+
+    /// An agent whose run panics, or waits until it is cancelled.
+    #[derive(Debug)]
+    struct Broken {
+        panics: bool,
+    }
+
+    static SCHEMA: std::sync::LazyLock<serde_json::Value> =
+        std::sync::LazyLock::new(|| serde_json::json!({"type": "object"}));
+
+    #[agents_core::async_trait]
+    impl Agent for Broken {
+        fn id(&self) -> &str {
+            "broken"
+        }
+        fn capability(&self) -> agents_core::Capability {
+            agents_core::Capability::CodeAnalysis
+        }
+        fn description(&self) -> &str {
+            "panics or hangs"
+        }
+        fn input_schema(&self) -> &serde_json::Value {
+            &SCHEMA
+        }
+        fn output_schema(&self) -> &serde_json::Value {
+            &SCHEMA
+        }
+        fn validate_input(&self, _: &serde_json::Value) -> Result<(), agents_core::AgentError> {
+            Ok(())
+        }
+        async fn execute(
+            &self,
+            ctx: &AgentContext,
+            _: serde_json::Value,
+        ) -> Result<agents_core::AgentOutput, agents_core::AgentError> {
+            if self.panics {
+                panic!("an agent bug");
+            }
+            ctx.cancel.cancelled().await;
+            Err(agents_core::AgentError::Cancelled)
+        }
+    }
+
+    fn context(id: &str) -> AgentContext {
+        AgentContext::new(Arc::new(crate::no_model::NoModel))
+            .with_request_id(id)
+            .with_tenant("t")
+    }
+
+    /// Polls the table (the run is a spawned task) until `id` has finished, within a bound.
+    async fn finished_task(table: &TaskTable, id: &str) -> pb::Task {
+        for _ in 0..1_000 {
+            let task = table.get(id, "t").unwrap();
+            if finished(task.state) {
+                return task;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("task {id} never finished");
+    }
+
+    /// A run that panics used to leave its task `working` for ever, holding a table entry that
+    /// only finished tasks give up.
+    #[tokio::test]
+    async fn a_run_that_panics_shows_its_task_failed() {
+        let table = Arc::new(TaskTable::new(10));
+        let (slot, freed) = held();
+        table
+            .submit(
+                Arc::new(Broken { panics: true }),
+                context("panics"),
+                serde_json::json!({}),
+                slot,
+            )
+            .unwrap();
+        let task = finished_task(&table, "panics").await;
+        assert_eq!(task.state, pb::TaskState::Failed as i32);
+        assert_eq!(task.error_kind, "internal");
+        assert!(freed.load(Ordering::SeqCst));
+    }
+
+    /// Shutdown: what is still running at the deadline is cancelled, shows so, and its run
+    /// has ended when `finish_runs` returns.
+    #[tokio::test]
+    async fn finish_runs_cancels_what_still_runs_at_the_deadline() {
+        let table = Arc::new(TaskTable::new(10));
+        let (slot, freed) = held();
+        table
+            .submit(
+                Arc::new(Broken { panics: false }),
+                context("hangs"),
+                serde_json::json!({}),
+                slot,
+            )
+            .unwrap();
+        let cancelled = table
+            .finish_runs(tokio::time::Instant::now() + Duration::from_millis(50))
+            .await;
+        assert_eq!(cancelled, 1);
+        assert!(table.runs.is_empty(), "the run ended");
+        let task = table.get("hangs", "t").unwrap();
+        assert_eq!(task.state, pb::TaskState::Canceled as i32);
+        assert!(task.error_message.contains("shut down"), "{task:?}");
+        assert!(freed.load(Ordering::SeqCst));
+        // Nothing left to wait for: at once.
+        assert_eq!(table.finish_runs(tokio::time::Instant::now()).await, 0);
     }
 }

@@ -646,12 +646,8 @@ async fn deliver(shared: &Shared, task: Task, began: Instant) -> Option<TaskOutc
             } else {
                 let retry = |r: &mut TaskRecord| r.fail(&kind, &message, true);
                 shared.update(&id, &retry).await;
-                let backoff = Duration::from_millis(
-                    shared
-                        .config
-                        .retry_backoff_ms
-                        .saturating_mul(u64::from(attempt)),
-                );
+                let backoff =
+                    redelivery_delay(shared.config.retry_backoff_ms, attempt, error.retry_after());
                 let _ = task.fail_with_kind(&kind, &message, Some(backoff)).await;
                 Some(TaskOutcome::Retried)
             }
@@ -662,6 +658,21 @@ async fn deliver(shared: &Shared, task: Task, began: Instant) -> Option<TaskOutc
             Some(TaskOutcome::Failed)
         }
     }
+}
+
+/// The longest a model's `Retry-After` holds a task back: past it the task is tried anyway (a
+/// rate limit lifted early costs one more refused call; a task parked for hours looks lost).
+const MAX_REDELIVERY_DELAY: Duration = Duration::from_secs(300);
+
+/// When a task that failed for a passing reason is delivered again: `retry_backoff_ms` times
+/// its attempt number, or later when the model said when to come back (`Retry-After` on a 429
+/// or 503, a breaker's open time). The provider stack's own retries give up on a `Retry-After`
+/// longer than they may wait; redelivering sooner than asked would make every delivery another
+/// refused call against a model that asked for time.
+fn redelivery_delay(backoff_ms: u64, attempt: u32, retry_after: Option<Duration>) -> Duration {
+    let backoff = Duration::from_millis(backoff_ms.saturating_mul(u64::from(attempt)));
+    let asked = retry_after.unwrap_or_default().min(MAX_REDELIVERY_DELAY);
+    backoff.max(asked)
 }
 
 /// A failure retrying cannot help: recorded as `failed`, and the task removed.
@@ -684,4 +695,26 @@ async fn finish_failed(
     failed.attempt = task.attempt();
     shared.emit(&agent_id, trace, &failed);
     let _ = task.terminate().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redelivery_waits_for_the_backoff_or_what_the_model_asked_whichever_is_later() {
+        let secs = Duration::from_secs;
+        assert_eq!(redelivery_delay(1_000, 3, None), secs(3));
+        assert_eq!(redelivery_delay(1_000, 1, Some(secs(60))), secs(60));
+        assert_eq!(redelivery_delay(1_000, 5, Some(secs(2))), secs(5));
+        // An absurd Retry-After is capped: the task is not parked for a day.
+        assert_eq!(
+            redelivery_delay(1_000, 1, Some(secs(86_400))),
+            MAX_REDELIVERY_DELAY
+        );
+        assert_eq!(
+            redelivery_delay(u64::MAX, u32::MAX, None),
+            Duration::from_millis(u64::MAX)
+        );
+    }
 }
