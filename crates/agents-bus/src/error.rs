@@ -54,6 +54,17 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// Another audit log (in this or another process) is writing to this directory; two
+    /// writers would break each other's hash chains.
+    #[error(
+        "the audit directory {} is in use by another audit log (it holds {}/.lock); give each process its own `[bus.audit] dir`, or stop the other one",
+        dir.display(),
+        dir.display()
+    )]
+    AuditDirInUse {
+        /// The audit directory.
+        dir: PathBuf,
+    },
     /// This bus cannot do what was asked, e.g. subscribe to the audit log.
     #[error("{operation} is not supported by the {bus}")]
     Unsupported {
@@ -95,6 +106,8 @@ pub enum ErrorKind {
     InvalidEvent,
     /// [`Error::Io`].
     Io,
+    /// [`Error::AuditDirInUse`].
+    InUse,
     /// [`Error::Unsupported`].
     Unsupported,
     /// [`Error::Transport`].
@@ -114,6 +127,7 @@ impl ErrorKind {
             Self::Full => "full",
             Self::InvalidEvent => "invalid_event",
             Self::Io => "io",
+            Self::InUse => "in_use",
             Self::Unsupported => "unsupported",
             Self::Transport => "transport",
             Self::Config => "config",
@@ -131,6 +145,7 @@ impl Error {
             Self::Full { .. } => ErrorKind::Full,
             Self::InvalidEvent { .. } => ErrorKind::InvalidEvent,
             Self::Io { .. } => ErrorKind::Io,
+            Self::AuditDirInUse { .. } => ErrorKind::InUse,
             Self::Unsupported { .. } => ErrorKind::Unsupported,
             Self::Transport { .. } => ErrorKind::Transport,
             Self::Config(_) => ErrorKind::Config,
@@ -139,7 +154,8 @@ impl Error {
     }
 
     /// Whether the same call may succeed later: timeouts, full queues, transport and I/O
-    /// failures. A closed bus, a refused event or a bad configuration stay so.
+    /// failures. A closed bus, a refused event, a bad configuration or an audit directory in
+    /// use by another writer stay so.
     pub fn is_retryable(&self) -> bool {
         matches!(
             self.kind(),
@@ -203,6 +219,13 @@ mod tests {
                 Error::io("open", "/x")(std::io::Error::other("disk")),
                 ErrorKind::Io,
                 true,
+            ),
+            (
+                Error::AuditDirInUse {
+                    dir: "/var/audit".into(),
+                },
+                ErrorKind::InUse,
+                false,
             ),
             (
                 Error::Unsupported {

@@ -33,7 +33,8 @@
 //! after every event, on an interval or never ([`FsyncPolicy`]). Each line carries a
 //! `chainhash` attribute, SHA-256 of the previous hash and the line, so [`verify_audit_file`]
 //! names the first edited, removed or reordered line. A crash mid-write loses only the event
-//! being written; the torn line is cut off at the next start.
+//! being written; the torn line is cut off at the next start. One log writes a directory at a
+//! time: it holds a lock on `<dir>/.lock`, and a second open is [`Error::AuditDirInUse`].
 //!
 //! ## JetStream
 //!

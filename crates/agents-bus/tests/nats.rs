@@ -280,6 +280,53 @@ async fn a_durable_consumer_resumes_where_it_stopped() {
     assert!(matches!(bad, Err(agents_bus::Error::Config(_))));
 }
 
+/// A subscriber that leaves its events in the buffer past the ack wait still gets each one
+/// once: the buffered events get in-progress acks, and no more are delivered unacknowledged
+/// than the buffer holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_subscriber_gets_each_event_once() {
+    const EVENTS: u64 = 12;
+    const BUFFER: usize = 4;
+    let Some(peer) = agents_testkit::nats() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(&peer, dir.path());
+    config.subscriber_buffer = BUFFER;
+    config.ack_wait_ms = 1_000;
+    let bus = NatsBus::connect(config).await.unwrap();
+    for i in 0..EVENTS {
+        bus.publish(sequenced("slow", i)).await.unwrap();
+    }
+    let mut slow = bus
+        .subscribe_durable("slow", TypeFilter::all())
+        .await
+        .unwrap();
+    eventually("the buffer is full", || async { slow.queued() == BUFFER }).await;
+    // Not a timing assertion: three ack waits give JetStream time to deliver again whatever
+    // it considers unacknowledged for too long.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let stream = async_nats::jetstream::new(bus.client())
+        .get_stream("AGENTS_EVENTS")
+        .await
+        .unwrap();
+    let consumer = stream.consumer_info("slow").await.unwrap();
+    assert_eq!(consumer.num_redelivered, 0, "{consumer:?}");
+
+    let mut got = Vec::new();
+    for _ in 0..EVENTS {
+        let event = tokio::time::timeout(DEADLINE, slow.recv()).await.unwrap();
+        got.push(event.unwrap().id.clone());
+    }
+    let expected: Vec<String> = (0..EVENTS).map(|i| format!("slow-{i}")).collect();
+    assert_eq!(got, expected, "each event once, in order");
+    // A second delivery of any of them would be on its way within an ack wait.
+    let extra = tokio::time::timeout(Duration::from_secs(2), slow.recv()).await;
+    assert!(extra.is_err(), "an event was delivered twice: {extra:?}");
+    assert_eq!(bus.metrics().snapshot().delivered, EVENTS);
+    bus.shutdown().await.unwrap();
+}
+
 /// The server is down when the bus starts: publishes go to the outbox (bounded: the overflow
 /// is refused and counted), a shutdown leaves them on disk, and the next bus sends them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -161,6 +161,7 @@ mod tests {
             "audit-2026-05-01.x.jsonl",
             "other-2026-05-01.jsonl",
             "audit-2026-05-01.json",
+            ".lock",
         ] {
             assert_eq!(Slot::parse("audit", stranger), None, "{stranger}");
         }
@@ -189,6 +190,7 @@ mod tests {
             "audit-2026-05-01.3.jsonl",
             "audit-2026-05-02.jsonl",
             "audit-x.jsonl",
+            ".lock",
         ] {
             File::create(dir.path().join(name)).unwrap();
         }

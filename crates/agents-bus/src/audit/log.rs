@@ -102,6 +102,10 @@ fn lock_writer(writer: &Mutex<AuditWriter>) -> MutexGuard<'_, AuditWriter> {
 impl AuditLog {
     /// Opens the log in `config.dir`: continues today's newest file after repairing a torn
     /// last line, or starts a new one; starts the fsync thread for the interval policy.
+    ///
+    /// The log holds the directory until it is closed or its last clone is dropped; while it
+    /// does, another open of the directory, in this process or another, is
+    /// [`Error::AuditDirInUse`]: give each process its own directory.
     pub fn open(config: AuditConfig) -> Result<Self, Error> {
         Self::open_with_metrics(config, Arc::new(BusMetrics::new()))
     }
@@ -179,7 +183,8 @@ impl AuditLog {
         lock_writer(&self.inner.writer).config().clone()
     }
 
-    /// Refuses further appends, stops the fsync thread and syncs. Idempotent.
+    /// Refuses further appends, stops the fsync thread, syncs and releases the directory, so
+    /// another log may open it. Idempotent; after a failed sync, calling it again retries.
     pub fn close(&self) -> Result<(), Error> {
         self.inner.closed.store(true, Ordering::Release);
         let flusher = self
@@ -191,7 +196,7 @@ impl AuditLog {
         if let Some(flusher) = flusher {
             flusher.stop();
         }
-        self.sync()
+        lock_writer(&self.inner.writer).close()
     }
 
     /// The log's counters.

@@ -22,10 +22,15 @@
 //! - **Unbounded files**: a new file starts each UTC day and when a file would pass
 //!   `max_file_bytes` (`audit-2026-05-01.jsonl`, `audit-2026-05-01.1.jsonl`, ...). Each file has
 //!   its own chain, starting from 32 zero bytes, so every file verifies on its own.
+//! - **Two writers on one directory** (say the server's `serve` and `worker` with one config)
+//!   would continue the same file from the same hash and break each other's chains: a writer
+//!   holds an exclusive lock on `<dir>/.lock` from open to close, and a second open of the
+//!   directory is [`Error::AuditDirInUse`](crate::Error::AuditDirInUse).
 
 mod chain;
 mod config;
 mod files;
+mod lock;
 mod log;
 mod verify;
 mod writer;

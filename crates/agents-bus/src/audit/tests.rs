@@ -1,4 +1,4 @@
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -28,10 +28,12 @@ fn manual_clock(start: DateTime<Utc>) -> (Clock, Arc<AtomicI64>) {
     (clock, now)
 }
 
+/// The audit files in `dir`: everything but the writer's lock file.
 fn files(dir: &std::path::Path) -> Vec<String> {
     let mut names: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name != lock::LOCK_FILE)
         .collect();
     names.sort();
     names
@@ -184,6 +186,52 @@ fn bad_config_and_unwritable_dir_are_errors() {
     );
     let missing = verify_audit_file(dir.path().join("missing.jsonl"));
     assert!(matches!(missing, Err(crate::Error::Io { .. })));
+}
+
+#[test]
+fn a_second_writer_on_one_directory_is_refused_until_the_first_lets_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = AuditConfig::new(dir.path()).with_fsync(FsyncPolicy::Never);
+    let first = AuditLog::open(config.clone()).unwrap();
+    first.append(event(1)).unwrap();
+
+    let second = AuditLog::open(config.clone());
+    let Err(crate::Error::AuditDirInUse { dir: held }) = &second else {
+        panic!("a second writer on one directory must be refused: {second:?}");
+    };
+    assert_eq!(held, dir.path());
+    let message = second.unwrap_err().to_string();
+    assert!(
+        message.contains(&dir.path().display().to_string()) && message.contains("[bus.audit] dir"),
+        "{message}"
+    );
+    // The refused open touched nothing: the first writer's chain goes on.
+    first.append(event(2)).unwrap();
+    let report = verify_audit_file(first.current_file().unwrap()).unwrap();
+    assert!(
+        report.is_intact() && report.verified_lines == 2,
+        "{report:?}"
+    );
+
+    // Closing lets go of the directory, and so does dropping.
+    first.close().unwrap();
+    let reopened = AuditLog::open(config.clone()).unwrap();
+    assert!(matches!(
+        AuditLog::open(config.clone()),
+        Err(crate::Error::AuditDirInUse { .. })
+    ));
+    drop(reopened);
+    let last = AuditLog::open(config).unwrap();
+    last.append(event(3)).unwrap();
+
+    // The lock file is no audit file: the newest file was continued, not rotated past it.
+    assert_eq!(files(dir.path()).len(), 1, "{:?}", files(dir.path()));
+    assert!(dir.path().join(lock::LOCK_FILE).exists());
+    let report = verify_audit_file(last.current_file().unwrap()).unwrap();
+    assert!(
+        report.is_intact() && report.verified_lines == 3,
+        "{report:?}"
+    );
 }
 
 #[test]

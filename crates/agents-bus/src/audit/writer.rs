@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 
 use super::chain::{self, GENESIS};
 use super::files::{self, Slot};
+use super::lock::DirLock;
 use super::{AuditConfig, FsyncPolicy};
 use crate::{BusMetrics, Error, edge};
 
@@ -34,6 +35,10 @@ pub(crate) struct AuditWriter {
     clock: Clock,
     metrics: Arc<BusMetrics>,
     current: Option<Current>,
+    /// Held from open to close: no other writer appends to this directory meanwhile.
+    lock: Option<DirLock>,
+    /// Set by [`close`](Self::close); appends are refused from then on.
+    closed: bool,
 }
 
 impl std::fmt::Debug for AuditWriter {
@@ -46,7 +51,8 @@ impl std::fmt::Debug for AuditWriter {
 }
 
 impl AuditWriter {
-    /// Opens the newest file of the day (repairing a torn last line) or starts one.
+    /// Locks the directory, then opens the newest file of the day (repairing a torn last line)
+    /// or starts one.
     pub(crate) fn open(
         config: AuditConfig,
         clock: Clock,
@@ -55,11 +61,15 @@ impl AuditWriter {
         config.validate()?;
         std::fs::create_dir_all(&config.dir)
             .map_err(Error::io("create audit directory", &config.dir))?;
+        // Before anything is read or repaired: another writer's chain must not be touched.
+        let lock = DirLock::acquire(&config.dir)?;
         let mut writer = Self {
             config,
             clock,
             metrics,
             current: None,
+            lock: Some(lock),
+            closed: false,
         };
         let today = (writer.clock)().date_naive();
         let latest = files::latest(&writer.config.dir, &writer.config.file_prefix)
@@ -165,6 +175,9 @@ impl AuditWriter {
 
     /// Appends one event (already redacted) as a chained line.
     pub(crate) fn append(&mut self, event: &CloudEvent) -> Result<(), Error> {
+        if self.closed {
+            return Err(Error::Closed);
+        }
         let body = if event.extensions.contains_key(chain::ATTRIBUTE) {
             // A forwarded audit line: its old hash would clash with ours.
             let mut event = event.clone();
@@ -214,6 +227,16 @@ impl AuditWriter {
         if self.config.fsync == FsyncPolicy::EveryEvent {
             Self::sync_file(current, &self.metrics)?;
         }
+        Ok(())
+    }
+
+    /// Refuses further appends, syncs, then releases the directory lock, so another writer
+    /// may open the directory. If the sync fails the lock is kept, and calling this again
+    /// retries the sync. The file stays known for [`current_path`](Self::current_path).
+    pub(crate) fn close(&mut self) -> Result<(), Error> {
+        self.closed = true;
+        self.sync()?;
+        self.lock = None;
         Ok(())
     }
 

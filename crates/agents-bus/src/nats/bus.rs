@@ -351,7 +351,8 @@ impl NatsBus {
     /// An event is acknowledged when the subscriber takes it from the subscription; events
     /// still buffered when the subscription is dropped are handed back for redelivery. While
     /// the buffer is full the consumer waits, so nothing is dropped: the stream holds the
-    /// backlog.
+    /// backlog. Buffered events get in-progress acks every third of `ack_wait_ms`, so a slow
+    /// subscriber does not get them twice.
     pub async fn subscribe_durable(
         &self,
         name: &str,
@@ -380,7 +381,9 @@ impl NatsBus {
         consumer::pull::Config {
             filter_subject: filter.nats_subject(&self.shared.config.subject_prefix),
             ack_policy: consumer::AckPolicy::Explicit,
-            max_ack_pending: self.shared.config.subscriber_buffer as i64 * 2,
+            // No more unacknowledged than the buffer holds: an event waiting outside it (in
+            // the client's pull batch) would get no in-progress ack and be delivered again.
+            max_ack_pending: self.shared.config.subscriber_buffer as i64,
             ack_wait: Duration::from_millis(self.shared.config.ack_wait_ms),
             ..Default::default()
         }

@@ -62,10 +62,12 @@ pub struct NatsConfig {
     /// Longest a shutdown waits for the outbox to drain; what is left stays on disk and is
     /// sent by the next process.
     pub shutdown_timeout_ms: u64,
-    /// Events a subscription buffers before the consumer waits for the subscriber.
+    /// Events a subscription buffers before the consumer waits for the subscriber; also the
+    /// most a consumer has delivered and not yet acknowledged (`max_ack_pending`).
     pub subscriber_buffer: usize,
-    /// How long the server waits for a subscriber to take a delivered event before it
-    /// delivers it again.
+    /// How long the server waits for an ack of a delivered event before it delivers it
+    /// again. Events waiting in a subscription's buffer get an in-progress ack every third of
+    /// it, so they are not delivered twice.
     pub ack_wait_ms: u64,
     /// The outbox.
     pub outbox: OutboxConfig,

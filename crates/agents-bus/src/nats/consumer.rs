@@ -5,10 +5,10 @@ use std::sync::atomic::AtomicU64;
 
 use agents_core::CloudEvent;
 use async_nats::jetstream::consumer::{self, PullConsumer};
-use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
+use super::buffer::SubscriberBuffer;
 use super::bus::{Shared, retry_delay};
 use crate::bus::Envelope;
 use crate::{BusMetrics, Error, Subscription, TypeFilter};
@@ -30,7 +30,8 @@ pub(crate) async fn start(
     let consumer = create(&shared, &config).await?;
     let (tx, rx) = mpsc::channel(shared.config.subscriber_buffer);
     let metrics = Arc::clone(&shared.metrics);
-    let task = tokio::spawn(feed(shared, consumer, config, filter, tx));
+    let buffer = SubscriberBuffer::new(tx, shared.client.clone(), config.ack_wait);
+    let task = tokio::spawn(feed(shared, consumer, config, filter, buffer));
     let abort = task.abort_handle();
     let subscription =
         Subscription::new(rx, Arc::new(AtomicU64::new(0)), metrics).with_feeder(task);
@@ -44,14 +45,14 @@ async fn feed(
     mut consumer: PullConsumer,
     config: consumer::pull::Config,
     filter: TypeFilter,
-    tx: mpsc::Sender<Envelope>,
+    mut buffer: SubscriberBuffer,
 ) {
     let max = shared.config.max_retry_delay();
     let mut failures = 0usize;
     loop {
         match consumer.messages().await {
             Ok(mut messages) => {
-                while let Some(message) = messages.next().await {
+                while let Some(message) = buffer.next(&mut messages).await {
                     let message = match message {
                         Ok(message) => message,
                         Err(error) => {
@@ -60,6 +61,7 @@ async fn feed(
                         }
                     };
                     failures = 0;
+                    let reply = message.reply.clone();
                     let (message, acker) = message.split();
                     match CloudEvent::from_json(&message.payload) {
                         // Acknowledged when the subscriber takes it, not here.
@@ -68,7 +70,7 @@ async fn feed(
                                 event: Arc::new(event),
                                 ack: Some(acker),
                             };
-                            if tx.send(envelope).await.is_err() {
+                            if buffer.put(envelope, reply).await.is_err() {
                                 return;
                             }
                             BusMetrics::inc(&shared.metrics.delivered);
@@ -89,7 +91,7 @@ async fn feed(
                 tracing::debug!(%error, "JetStream consumer: cannot pull; retrying");
             }
         }
-        if tx.is_closed() || shared.is_closed() {
+        if buffer.is_gone() || shared.is_closed() {
             return;
         }
         failures += 1;

@@ -29,7 +29,12 @@
 //!   earlier one failed.
 //! - **Durable consumers**: another process follows the events from where it stopped, after its
 //!   own restart or the server's.
+//! - **No duplicates for a slow subscriber**: an event is acknowledged when the subscriber
+//!   takes it, so JetStream delivers no more unacknowledged events than the subscriber's
+//!   buffer holds (`max_ack_pending`), and the feeding task sends in-progress acks for the
+//!   buffered ones, so none is delivered again while it waits (see the buffer module).
 
+mod buffer;
 mod bus;
 mod config;
 mod consumer;

@@ -89,6 +89,38 @@ mod tests {
         assert_eq!(config.agents.max_source_bytes, 256 * 1024);
     }
 
+    /// What a config file leaves out is off: it used to get the embedded defaults' audit log in
+    /// `./data/audit` (fatal on a read-only root filesystem) and metrics port 9464, with no way
+    /// to turn either off, though the docs said leaving them out did.
+    #[test]
+    fn a_file_without_an_audit_log_or_metrics_port_has_neither() {
+        let defaults = load(None, Vec::new()).unwrap();
+        assert!(defaults.bus.audit.is_some());
+        assert!(defaults.server.metrics_listen.is_some());
+
+        let bare = parse("[server]\nlisten = \"127.0.0.1:7000\"\n", Vec::new()).unwrap();
+        assert!(bare.bus.audit.is_none());
+        assert!(bare.server.metrics_listen.is_none());
+        let empty = parse("", Vec::new()).unwrap();
+        assert!(empty.bus.audit.is_none());
+        assert!(empty.server.metrics_listen.is_none());
+
+        // Named, in the file or the environment, they are on.
+        let named = parse(
+            "",
+            vars(&[
+                ("AGENTS_BUS__AUDIT__DIR", "/var/lib/agents/audit"),
+                ("AGENTS_SERVER__METRICS_LISTEN", "127.0.0.1:9100"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            named.bus.audit.unwrap().dir,
+            std::path::PathBuf::from("/var/lib/agents/audit")
+        );
+        assert_eq!(named.server.metrics_listen.unwrap().port(), 9100);
+    }
+
     #[test]
     fn environment_overrides_tables_arrays_and_types() {
         let config = parse(

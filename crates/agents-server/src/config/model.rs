@@ -63,7 +63,9 @@ pub struct ServerConfig {
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct BusConfig {
-    /// The hash-chained JSONL audit log; no section, no audit log.
+    /// The hash-chained JSONL audit log; no section, no audit log. (The embedded defaults,
+    /// what `serve` runs without `--config`, have one in `./data/audit`; a config file that
+    /// wants one says where.)
     pub audit: Option<AuditConfig>,
     /// Events that may wait to be published; beyond this, events are dropped and counted
     /// (`sink_dropped`), never blocking a request.
@@ -73,7 +75,7 @@ pub struct BusConfig {
 impl Default for BusConfig {
     fn default() -> Self {
         Self {
-            audit: Some(AuditConfig::new("./data/audit")),
+            audit: None,
             queue_capacity: 10_000,
         }
     }
@@ -92,7 +94,9 @@ pub struct ListenConfig {
     pub shutdown_grace_ms: u64,
     /// Serve a non-loopback address without authentication. Logged loudly; never the default.
     pub insecure_no_auth: bool,
-    /// Where `/metrics`, `/healthz` and `/readyz` are served (HTTP); unset turns them off.
+    /// Where `/metrics`, `/healthz` and `/readyz` are served (HTTP); unset turns them off. (The
+    /// embedded defaults serve them on 127.0.0.1:9464; a config file that wants them says
+    /// where.)
     pub metrics_listen: Option<SocketAddr>,
     /// TLS (and mutual TLS with `client_ca`) on the gRPC port; unset serves plaintext.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -123,7 +127,7 @@ impl Default for ListenConfig {
             max_message_bytes: 4 * 1024 * 1024,
             shutdown_grace_ms: 10_000,
             insecure_no_auth: false,
-            metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
+            metrics_listen: None,
             tls: None,
             http2_max_concurrent_streams: 1024,
             http2_stream_window_bytes: 1024 * 1024,
