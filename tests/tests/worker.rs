@@ -855,6 +855,70 @@ async fn a_full_queue_refuses_submits_with_resource_exhausted_and_keeps_what_it_
     running.shutdown().await.unwrap();
 }
 
+/// A result too big for its record (`max_state_bytes`) fails the task at once, saying so: it
+/// used to be left unacknowledged, run again on every delivery (a model call each), and
+/// dead-lettered as `worker_lost`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_result_too_big_to_store_fails_the_task_once() {
+    let Some(mut cluster) =
+        Cluster::start("ack_wait_ms = 2000\nmax_deliver = 3\nmax_state_bytes = 4096").await
+    else {
+        return;
+    };
+    let mut answer = agents_fake_model::canned_answer(AGENT);
+    answer["sections"][0]["content"] = "A long explanation. ".repeat(400).into();
+    cluster.fake.set_default(Behavior::Reply {
+        text: answer.to_string(),
+    });
+    let (running, mut client) = cluster.server().await;
+    cluster.worker("big", "concurrency = 1");
+    submit(&mut client, "too-big").await;
+    let tasks = wait_all_finished(
+        &mut client,
+        &["too-big".to_owned()],
+        Duration::from_secs(60),
+    )
+    .await;
+    let task = &tasks["too-big"];
+    assert_eq!(task.state, TaskState::Failed as i32, "{task:?}");
+    assert_eq!(task.error_kind, "result_too_large");
+    assert!(task.error_message.contains("max_state_bytes"), "{task:?}");
+    assert_eq!((task.attempts, chat_calls(&cluster.fake)), (1, 1));
+    cluster.stop_worker(0);
+    running.shutdown().await.unwrap();
+}
+
+/// A retried SubmitTask whose publish fails keeps the task an earlier submit queued: it used to
+/// delete the record, so GetTask and CancelTask said NOT_FOUND while the task sat in the
+/// stream. Here the stream stops taking the subject between the two submits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_submit_that_cannot_publish_keeps_the_queued_task() {
+    let Some(cluster) = Cluster::start("ack_wait_ms = 5000").await else {
+        return;
+    };
+    let (running, mut client) = cluster.server().await;
+    submit(&mut client, "queued-once").await;
+    let js = async_nats::jetstream::new(async_nats::connect(cluster.nats.addr()).await.unwrap());
+    let mut stream = js.get_stream("AGENTS_TASKS").await.unwrap();
+    let mut config = stream.info().await.unwrap().config.clone();
+    config.subjects = vec!["elsewhere.>".into()];
+    js.update_stream(config).await.unwrap();
+    let retried = client
+        .submit_task(pb::SubmitTaskRequest {
+            agent_id: AGENT.into(),
+            input_json: input().to_string(),
+            task_id: "queued-once".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(retried.code(), Code::Unavailable, "{retried:?}");
+    assert_eq!(
+        get(&mut client, "queued-once").await.state(),
+        pb::TaskState::Submitted
+    );
+    running.shutdown().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_shows_the_queue_depth_and_the_worker_times_each_task() {
     let Some(mut cluster) = Cluster::start("ack_wait_ms = 10000").await else {

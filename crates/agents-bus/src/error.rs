@@ -43,6 +43,21 @@ pub enum Error {
         /// Why; never the event's content.
         reason: &'static str,
     },
+    /// A record is bigger than its store takes, e.g. a task record with a large result over
+    /// `max_state_bytes`. Sending it again would not help.
+    #[error(
+        "{what} is {bytes} bytes, over the {limit} allowed; raise {setting} or make it smaller"
+    )]
+    TooLarge {
+        /// What was refused, e.g. `the task record with its result`.
+        what: &'static str,
+        /// Its encoded size.
+        bytes: u64,
+        /// The limit.
+        limit: u64,
+        /// The setting that sets the limit, e.g. `max_state_bytes`.
+        setting: &'static str,
+    },
     /// A file operation of the audit log or the outbox failed.
     #[error("{operation} failed for {}: {source}", path.display())]
     Io {
@@ -104,6 +119,8 @@ pub enum ErrorKind {
     Full,
     /// [`Error::InvalidEvent`].
     InvalidEvent,
+    /// [`Error::TooLarge`].
+    TooLarge,
     /// [`Error::Io`].
     Io,
     /// [`Error::AuditDirInUse`].
@@ -126,6 +143,7 @@ impl ErrorKind {
             Self::Timeout => "timeout",
             Self::Full => "full",
             Self::InvalidEvent => "invalid_event",
+            Self::TooLarge => "too_large",
             Self::Io => "io",
             Self::InUse => "in_use",
             Self::Unsupported => "unsupported",
@@ -144,6 +162,7 @@ impl Error {
             Self::Timeout { .. } => ErrorKind::Timeout,
             Self::Full { .. } => ErrorKind::Full,
             Self::InvalidEvent { .. } => ErrorKind::InvalidEvent,
+            Self::TooLarge { .. } => ErrorKind::TooLarge,
             Self::Io { .. } => ErrorKind::Io,
             Self::AuditDirInUse { .. } => ErrorKind::InUse,
             Self::Unsupported { .. } => ErrorKind::Unsupported,
@@ -154,8 +173,8 @@ impl Error {
     }
 
     /// Whether the same call may succeed later: timeouts, full queues, transport and I/O
-    /// failures. A closed bus, a refused event, a bad configuration or an audit directory in
-    /// use by another writer stay so.
+    /// failures. A closed bus, a refused or too large event or record, a bad configuration or
+    /// an audit directory in use by another writer stay so.
     pub fn is_retryable(&self) -> bool {
         matches!(
             self.kind(),

@@ -78,7 +78,7 @@ pub fn from_bus_error(error: &agents_bus::Error) -> Status {
     let message = format!("the task queue failed: {error}");
     match error.kind() {
         ErrorKind::Full => Status::resource_exhausted(message),
-        ErrorKind::InvalidEvent => Status::invalid_argument(message),
+        ErrorKind::InvalidEvent | ErrorKind::TooLarge => Status::invalid_argument(message),
         ErrorKind::Timeout | ErrorKind::Transport | ErrorKind::Closed | ErrorKind::Io => {
             Status::unavailable(format!("{message}; retry later"))
         }

@@ -247,6 +247,8 @@ pub trait TaskStore: fmt::Debug + Send + Sync {
 #[derive(Clone)]
 pub struct JetStreamTaskStore {
     kv: kv::Store,
+    /// `max_state_bytes`: a record that does not fit is refused before it is sent.
+    max_record_bytes: usize,
 }
 
 impl fmt::Debug for JetStreamTaskStore {
@@ -306,7 +308,25 @@ impl JetStreamTaskStore {
             })
             .await
             .map_err(|e| Error::transport("create or update the task state bucket", &e))?;
-        Ok(Self { kv })
+        Ok(Self {
+            kv,
+            max_record_bytes: usize::try_from(config.max_state_bytes).unwrap_or(usize::MAX),
+        })
+    }
+
+    /// The record as stored, or [`Error::TooLarge`]: sent anyway, the bucket would refuse it
+    /// with a transport error, which reads as an outage and gets the task run again.
+    fn encode_within_limit(&self, record: &TaskRecord) -> Result<Vec<u8>, Error> {
+        let bytes = encode(record)?;
+        if bytes.len() > self.max_record_bytes {
+            return Err(Error::TooLarge {
+                what: "the task record with its result",
+                bytes: bytes.len() as u64,
+                limit: self.max_record_bytes as u64,
+                setting: "[tasks.queue] max_state_bytes (and the NATS server's max_payload)",
+            });
+        }
+        Ok(bytes)
     }
 
     async fn entry(&self, task_id: &str) -> Result<Option<(TaskRecord, u64)>, Error> {
@@ -370,7 +390,7 @@ impl TaskStore for JetStreamTaskStore {
             }
             match self
                 .kv
-                .update(&key, encode(&record)?.into(), revision)
+                .update(&key, self.encode_within_limit(&record)?.into(), revision)
                 .await
             {
                 Ok(_) => return Ok(Some((record, true))),

@@ -112,14 +112,16 @@ impl QueueDispatch {
             return Err(crate::status::invalid_id("task_id"));
         }
         let record = TaskRecord::submitted(task_id, agent, Some(tenant.to_owned()));
-        let record = match self
+        let (record, created) = match self
             .store
             .create(&record)
             .await
             .map_err(|e| status::from_bus_error(&e))?
         {
-            Created::New(record) => record,
-            Created::Existing(existing) if existing.tenant.as_deref() == Some(tenant) => existing,
+            Created::New(record) => (record, true),
+            Created::Existing(existing) if existing.tenant.as_deref() == Some(tenant) => {
+                (existing, false)
+            }
             // Another tenant's id is not revealed: it is refused like any clash.
             Created::Existing(_) => {
                 return Err(Status::already_exists(format!(
@@ -128,8 +130,10 @@ impl QueueDispatch {
             }
             _ => return Err(Status::internal("unexpected task store answer")),
         };
-        if record.state == agents_bus::TaskState::Submitted {
-            // Published again on a retry: the stream's de-duplication keeps one copy.
+        // Published again on a retry of a task no worker has started (the first publish may not
+        // have reached the stream): the stream's de-duplication keeps one copy. A task that
+        // failed an attempt and waits for redelivery is in the stream already.
+        if record.state == agents_bus::TaskState::Submitted && record.attempts == 0 {
             let mut headers = vec![
                 (TENANT_HEADER, tenant),
                 ("traceparent", trace.traceparent()),
@@ -143,7 +147,9 @@ impl QueueDispatch {
                 .submit_with_headers(agent, task_id, payload, &headers)
                 .await
             {
-                if record.attempts == 0 {
+                // Only the record this call made: a retry's failed publish says nothing about
+                // the copy an earlier submit queued, which a worker may be running.
+                if created {
                     let _ = self.store.remove(task_id).await;
                 }
                 if error.kind() == agents_bus::ErrorKind::Full {

@@ -588,7 +588,21 @@ async fn deliver(shared: &Shared, task: Task, began: Instant) -> Option<TaskOutc
         Ok(done) => {
             let stored = record::result_json(&done);
             let complete = move |r: &mut TaskRecord| r.complete(stored.clone());
-            let outcome = match shared.update(&id, &complete).await {
+            let updated = match shared.store.update(&id, &complete).await {
+                Ok(updated) => updated,
+                // Running the task again would make the same result: it fails now, once,
+                // instead of being redelivered until it is dead-lettered as `worker_lost`.
+                Err(error) if error.kind() == agents_bus::ErrorKind::TooLarge => {
+                    let message = format!("the result cannot be stored: {error}");
+                    finish_failed(shared, task, &trace, "result_too_large", &message).await;
+                    return Some(TaskOutcome::Failed);
+                }
+                Err(error) => {
+                    tracing::warn!(task_id = %id, error = %status::from_bus_error(&error).message(), "recording a completed task failed");
+                    None
+                }
+            };
+            let outcome = match updated {
                 Some((_, true)) => {
                     let mut completed = TaskCompleted::default();
                     completed.task_id = id.clone();
