@@ -248,6 +248,24 @@ async fn each_failure_maps_to_its_error() {
 }
 
 #[tokio::test]
+async fn a_long_error_body_is_cut_not_dropped() {
+    let fake = FakeModel::start().await.unwrap();
+    let provider = provider(&fake);
+    // A context-length error that echoes the prompt: 20 KiB, over the 16 KiB kept.
+    fake.push(Behavior::Status {
+        code: 400,
+        retry_after: None,
+        message: format!("context_length_exceeded: {}", "x".repeat(20 * 1024)),
+    });
+    let error = provider.generate(request()).await.unwrap_err();
+    // Unsupported, so a fallback chain tries a model with a bigger context window.
+    assert!(
+        matches!(&error, ProviderError::Unsupported { status: Some(400), message } if message.contains("context_length_exceeded")),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_silent_server_is_a_timeout_and_a_closed_port_is_unavailable() {
     let fake = FakeModel::start().await.unwrap();
     fake.push(Behavior::Hang);

@@ -32,6 +32,12 @@ pub struct McpConfig {
     /// Default 60000.
     #[serde(default = "default_call_timeout_ms")]
     pub call_timeout_ms: u64,
+    /// How long the server has to answer an MCP ping, in milliseconds, when a tool call timed
+    /// out and at each health check. A server that does not (stopped, deadlocked with its pipes
+    /// open) is dropped and started again; raise it for servers that block their message loop
+    /// while a tool runs. Default 5000.
+    #[serde(default = "default_ping_timeout_ms")]
+    pub ping_timeout_ms: u64,
     /// Backoff between reconnect attempts after the server went away.
     #[serde(default)]
     pub reconnect: ReconnectConfig,
@@ -153,6 +159,7 @@ impl McpConfig {
             tool: default_tool(),
             arguments: McpArguments::default(),
             call_timeout_ms: default_call_timeout_ms(),
+            ping_timeout_ms: default_ping_timeout_ms(),
             reconnect: ReconnectConfig::default(),
         }
     }
@@ -160,6 +167,11 @@ impl McpConfig {
     /// The tool-call timeout.
     pub fn call_timeout(&self) -> Duration {
         Duration::from_millis(self.call_timeout_ms)
+    }
+
+    /// The time the server has to answer a liveness ping.
+    pub fn ping_timeout(&self) -> Duration {
+        Duration::from_millis(self.ping_timeout_ms)
     }
 
     /// Refuses settings that deserialize but cannot work; the path names the setting.
@@ -200,6 +212,12 @@ impl McpConfig {
                 "must be between 1 and 86400000 (a day)",
             ));
         }
+        if self.ping_timeout_ms == 0 || self.ping_timeout_ms > 86_400_000 {
+            return Err(ConfigError::new(
+                "ping_timeout_ms",
+                "must be between 1 and 86400000 (a day)",
+            ));
+        }
         let reconnect = &self.reconnect;
         if reconnect.initial_backoff_ms == 0 {
             return Err(ConfigError::new(
@@ -235,6 +253,9 @@ fn default_true() -> bool {
 fn default_call_timeout_ms() -> u64 {
     60_000
 }
+fn default_ping_timeout_ms() -> u64 {
+    5_000
+}
 fn default_initial_backoff_ms() -> u64 {
     200
 }
@@ -257,6 +278,7 @@ mod tests {
         assert_eq!(config.tool, "text-generation");
         assert_eq!(config.arguments, McpArguments::default());
         assert_eq!(config.call_timeout(), Duration::from_secs(60));
+        assert_eq!(config.ping_timeout(), Duration::from_secs(5));
         assert_eq!(config.reconnect, ReconnectConfig::default());
         assert_eq!(config.transport.kind(), "stdio");
         assert!(config.validate().is_ok());
@@ -283,7 +305,7 @@ mod tests {
         };
         let ok = McpConfig::new("tools", http);
         assert!(ok.validate().is_ok());
-        let cases: [(&str, Breaker); 7] = [
+        let cases: [(&str, Breaker); 8] = [
             ("id", |c| c.id = " ".into()),
             ("transport.url", |c| {
                 c.transport = McpTransport::Http {
@@ -302,6 +324,7 @@ mod tests {
                 c.arguments.prompt_argument = String::new()
             }),
             ("call_timeout_ms", |c| c.call_timeout_ms = 0),
+            ("ping_timeout_ms", |c| c.ping_timeout_ms = 0),
             ("reconnect.max_backoff_ms", |c| {
                 c.reconnect.max_backoff_ms = c.reconnect.initial_backoff_ms - 1
             }),

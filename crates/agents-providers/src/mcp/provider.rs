@@ -8,12 +8,12 @@ use agents_core::{
     McpServerDisconnected, Provider, ProviderError, ProviderHealth, Role, Usage, redact,
 };
 use rmcp::model::{CallToolRequestParams, CallToolResult, JsonObject};
-use rmcp::service::RunningService;
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
-use rmcp::{RoleClient, ServiceError, ServiceExt};
+use rmcp::{ServiceError, ServiceExt};
 use serde_json::Value;
 
 use super::config::{McpConfig, McpTransport};
+use super::connection::Connection;
 
 /// Server text quoted in an error is cut to this many characters: it may echo the prompt.
 const MAX_QUOTED_CHARS: usize = 300;
@@ -28,11 +28,14 @@ const MAX_QUOTED_CHARS: usize = 300;
 /// are not sent: tools have no common way to take them. Usage is an **estimate** of four
 /// characters per token, since MCP results carry no token counts.
 ///
-/// A lost session (the child exited, the HTTP endpoint went away) is noticed by the next call
-/// or health check, which fails with [`ProviderError::Unavailable`] and emits
-/// `mcp.server_disconnected` once. Later calls fail fast, saying when the next attempt is, until
-/// a backoff with full jitter has elapsed; the call after that reconnects (spawning the child
-/// again) and emits `mcp.server_connected`. Nothing runs in the background to do this.
+/// A lost session (the child exited, the HTTP endpoint went away, or the server stopped
+/// answering: a ping after a timed-out call, or at a health check, got no answer within
+/// `ping_timeout_ms`) is noticed by the next call or health check, which fails with
+/// [`ProviderError::Unavailable`] and emits `mcp.server_disconnected` once. Later calls fail
+/// fast, saying when the next attempt is, until a backoff with full jitter has elapsed; the call
+/// after that reconnects (spawning the child again) and emits `mcp.server_connected`. Nothing
+/// runs in the background to do this but the ping after a timed-out call, whose caller has
+/// stopped waiting.
 ///
 /// A stdio child is killed when the provider is dropped.
 #[derive(Debug)]
@@ -56,13 +59,6 @@ enum State {
         failures: u32,
         reason: String,
     },
-}
-
-#[derive(Debug)]
-struct Connection {
-    /// Dropping it cancels rmcp's session task, which drops (and so kills) the child.
-    service: RunningService<RoleClient, ()>,
-    pid: Option<u32>,
 }
 
 /// What a call should do, decided under the state lock.
@@ -118,21 +114,20 @@ impl McpProvider {
         format!("/providers/{}/mcp", self.config.id)
     }
 
-    /// Decides from the state alone; notices a session that closed since the last call.
+    /// Decides from the state alone; notices a session lost since the last call.
     fn next(&self) -> Next {
         let mut state = self.lock();
         match &*state {
             State::NotConnected => Next::Connect { failures: 0 },
-            State::Connected(c) if !c.service.peer().is_transport_closed() => {
-                Next::Use(Arc::clone(c))
-            }
-            State::Connected(_) => {
-                let reason = "the MCP server closed the connection".to_owned();
-                self.enter_backoff(&mut state, 1, &reason);
-                drop(state);
-                self.emit_disconnected(&reason);
-                Next::Fail(unavailable(&reason))
-            }
+            State::Connected(c) => match c.lost() {
+                None => Next::Use(Arc::clone(c)),
+                Some(reason) => {
+                    self.enter_backoff(&mut state, 1, &reason);
+                    drop(state);
+                    self.emit_disconnected(&reason);
+                    Next::Fail(unavailable(&reason))
+                }
+            },
             State::Backoff {
                 until,
                 failures,
@@ -251,7 +246,7 @@ impl McpProvider {
         payload.transport = self.config.transport.kind().to_owned();
         payload.tools = tools;
         self.events.emit(CloudEvent::new(self.source(), &payload));
-        Ok(Connection { service, pid })
+        Ok(Connection::new(service, pid))
     }
 
     fn arguments(&self, request: &GenerateRequest, prompt: String) -> JsonObject {
@@ -371,7 +366,11 @@ impl Provider for McpProvider {
         let sent = Instant::now();
         let result = tokio::time::timeout_at(deadline, connection.service.peer().call_tool(params))
             .await
-            .map_err(|_| timeout())?
+            .map_err(|_| {
+                // A slow tool, or a server that answers nothing any more: a ping tells which.
+                connection.check_after_timeout(self.config.ping_timeout());
+                timeout()
+            })?
             .map_err(|e| self.call_failed(&connection, e))?;
         // The tool call's round trip; connecting (first use) and reading the result are ours.
         let upstream = sent.elapsed();
@@ -389,6 +388,13 @@ impl Provider for McpProvider {
     }
 
     async fn health(&self) -> ProviderHealth {
+        // An open session is not enough: a stopped or deadlocked server keeps its pipes open.
+        // One that misses the ping is marked lost, and `next` reports it.
+        if let Next::Use(connection) = self.next()
+            && connection.check(self.config.ping_timeout()).await.is_ok()
+        {
+            return ProviderHealth::Healthy;
+        }
         match self.next() {
             Next::Use(_) => ProviderHealth::Healthy,
             Next::Fail(error) => ProviderHealth::Unhealthy {

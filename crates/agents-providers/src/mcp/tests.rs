@@ -268,3 +268,122 @@ async fn a_lazy_provider_backs_off_after_a_failed_start() {
     }
     assert!(sink.events().is_empty());
 }
+
+/// Sends `signal` to `pid` with `kill(1)`.
+fn signal(pid: u32, signal: &str) -> bool {
+    std::process::Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+/// A server stopped with SIGSTOP: alive, pipes open, answering nothing. Dropping it lets the
+/// process go and kills it, whatever the test did.
+struct Stopped(u32);
+
+impl Stopped {
+    fn stop(pid: u32) -> Self {
+        assert!(signal(pid, "-STOP"), "could not stop {pid}");
+        Self(pid)
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        signal(self.0, "-CONT");
+        signal(self.0, "-KILL");
+    }
+}
+
+/// `echo_config` with a short ping timeout, so a stopped server is found quickly.
+fn watched_config(server: &str) -> McpConfig {
+    let mut config = echo_config(server);
+    config.ping_timeout_ms = 500;
+    config
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_server_is_found_by_a_ping_after_a_timeout_and_spawned_again() {
+    let Some(server) = everything_server() else {
+        return;
+    };
+    let sink = MemorySink::new();
+    let provider = McpProvider::connect(watched_config(&server), Arc::new(sink.clone()))
+        .await
+        .unwrap();
+    provider.generate(ask("before")).await.unwrap();
+    let pid = provider.server_pid().expect("a stdio child has a pid");
+    let _stopped = Stopped::stop(pid);
+    let soon = || ask("after").with_deadline(Some(Instant::now() + Duration::from_millis(300)));
+
+    let error = provider.generate(soon()).await.unwrap_err();
+    assert!(matches!(error, ProviderError::Timeout { .. }), "{error:?}");
+
+    // Timeouts until the ping has gone unanswered, then Unavailable: the server is dropped.
+    let give_up = Instant::now() + Duration::from_secs(30);
+    loop {
+        match provider.generate(soon()).await {
+            Err(ProviderError::Unavailable { .. }) => break,
+            Err(ProviderError::Timeout { .. }) if Instant::now() < give_up => {}
+            other => panic!("expected the stopped server to be dropped, got {other:?}"),
+        }
+    }
+    // After the backoff, a new server. Without a short deadline: starting node takes longer.
+    let reply = loop {
+        match provider.generate(ask("after")).await {
+            Ok(reply) => break reply,
+            Err(ProviderError::Unavailable { reason, .. }) if Instant::now() < give_up => {
+                assert!(reason.contains("reconnect attempt in"), "{reason}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(other) => panic!("expected a reconnect, got {other:?}"),
+        }
+    };
+    assert!(reply.text.contains("after"), "{}", reply.text);
+    assert_ne!(provider.server_pid(), Some(pid));
+    assert_eq!(
+        sink.types(),
+        [
+            "mcp.server_connected",
+            "mcp.server_disconnected",
+            "mcp.server_connected"
+        ]
+    );
+    let disconnected: agents_core::McpServerDisconnected = sink.events()[1].payload().unwrap();
+    assert!(
+        disconnected.reason.contains("did not answer a ping"),
+        "{}",
+        disconnected.reason
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_server_is_not_reported_healthy() {
+    let Some(server) = everything_server() else {
+        return;
+    };
+    let sink = MemorySink::new();
+    let provider = McpProvider::connect(watched_config(&server), Arc::new(sink.clone()))
+        .await
+        .unwrap();
+    assert_eq!(provider.health().await, ProviderHealth::Healthy);
+    let pid = provider.server_pid().expect("a stdio child has a pid");
+    let _stopped = Stopped::stop(pid);
+
+    let health = provider.health().await;
+    assert!(
+        matches!(&health, ProviderHealth::Unhealthy { reason } if reason.contains("did not answer a ping")),
+        "{health:?}"
+    );
+    assert_eq!(
+        sink.types(),
+        ["mcp.server_connected", "mcp.server_disconnected"]
+    );
+    let give_up = Instant::now() + Duration::from_secs(30);
+    while provider.generate(ask("again")).await.is_err() {
+        assert!(Instant::now() < give_up, "no new server");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_ne!(provider.server_pid(), Some(pid));
+    assert_eq!(provider.health().await, ProviderHealth::Healthy);
+}

@@ -210,9 +210,7 @@ impl OpenAiProvider {
                 return Ok((response, sent));
             }
             let headers = response.headers().clone();
-            let error_body = read_limited(response, 16 * 1024, started)
-                .await
-                .unwrap_or_default();
+            let error_body = read_prefix(response, MAX_ERROR_BODY_BYTES).await;
             let error = from_status(status, &headers, &error_body);
             if let (true, false, Some(Source(source)), Some(sent)) = (
                 matches!(status.as_u16(), 401 | 403),
@@ -412,6 +410,29 @@ async fn read_limited(
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// How much of an error body is kept: its message and codes come first, and some servers echo
+/// the whole prompt after them.
+const MAX_ERROR_BODY_BYTES: usize = 16 * 1024;
+
+/// The first `limit` bytes of a body, and what could be read of them if the connection fails.
+/// For error bodies: refusing a long one outright (as [`read_limited`] does) would lose the
+/// message and the context-window codes that decide whether another provider is tried.
+async fn read_prefix(response: reqwest::Response, limit: usize) -> Vec<u8> {
+    let mut body = Vec::new();
+    let mut chunks = response.bytes_stream();
+    while body.len() < limit {
+        match chunks.next().await {
+            Some(Ok(chunk)) => {
+                let room = limit - body.len();
+                body.extend_from_slice(chunk.get(..room).unwrap_or(&chunk));
+            }
+            // The status already says what went wrong; a cut body only shortens the message.
+            Some(Err(_)) | None => break,
+        }
+    }
+    body
 }
 
 fn sse_error(error: SseError, max_bytes: usize) -> ProviderError {

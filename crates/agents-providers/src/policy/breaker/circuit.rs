@@ -234,8 +234,13 @@ impl Shared {
     fn acquire(self: &Arc<Self>) -> Result<Permit, ProviderError> {
         let mut mirror = self.lock();
         if mirror.state == BreakerState::HalfOpen && mirror.probes >= self.half_open_probes {
-            // Half-open already, waiting for the probes in flight.
-            return Err(ProviderError::CircuitOpen { until: now() });
+            // Half-open already, waiting for the probes in flight. When they will answer is
+            // unknown (up to the request timeout, which the breaker does not see), and `now`
+            // would tell clients honouring RetryInfo to retry at once, in a tight loop. The
+            // open time last chosen is the wait already judged right for this provider.
+            return Err(ProviderError::CircuitOpen {
+                until: now() + mirror.open_for,
+            });
         }
         let permitted = self.machine.is_call_permitted();
         if self.transition.take() == Transition::HALF_OPEN {

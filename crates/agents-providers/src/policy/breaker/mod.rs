@@ -8,7 +8,9 @@
 //! when the next probe is due, so the chain falls back in microseconds. When the open time is
 //! over the breaker is *half-open*: a few probe calls (`half_open_probes` at once) go through;
 //! the first success closes it, a failure opens it again for twice as long (up to
-//! `max_open_ms`), so a provider that stays down is probed ever more gently.
+//! `max_open_ms`), so a provider that stays down is probed ever more gently. Calls beyond the
+//! probes are refused with an `until` one open time away (the probes' end is unknown), never
+//! "now", which would have clients honouring gRPC RetryInfo retry in a tight loop.
 //!
 //! What counts as a failure is what the provider is to blame for: timeouts, unavailability
 //! (5xx, refused connections), rate limiting and unreadable answers. A rejected request or

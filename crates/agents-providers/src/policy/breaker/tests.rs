@@ -230,6 +230,41 @@ fn a_failed_probe_reopens_for_longer_and_a_good_one_closes() {
 }
 
 #[test]
+fn calls_refused_while_a_probe_hangs_are_told_to_wait_the_open_time() {
+    use crate::testing::{Script, ScriptedProvider};
+
+    frozen(async |clock| {
+        let slow = ProviderError::Timeout { elapsed: ms(10) };
+        let hanging = ScriptedProvider::new("fake", [Script::fail(slow)]);
+        hanging.set_default(Script::delay(Duration::from_secs(3600)));
+        let sink = MemorySink::new();
+        let breaker = Arc::new(
+            CircuitBreaker::new(hanging.clone(), config(1), Arc::new(sink.clone())).unwrap(),
+        );
+        assert!(call(&breaker).await.is_err());
+        clock.advance(ms(1_001));
+        let probe = {
+            let breaker = Arc::clone(&breaker);
+            tokio::spawn(async move { breaker.generate(GenerateRequest::default()).await })
+        };
+        // Let the probe reach the provider and hang there.
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(hanging.calls(), 2);
+        // A retry time of 0 s would have clients that honour RetryInfo loop until the probe ends.
+        match call(&breaker).await {
+            Err(ProviderError::CircuitOpen { until }) => {
+                assert_eq!(until.saturating_duration_since(clock.now()), ms(1_000));
+            }
+            other => panic!("expected CircuitOpen, got {other:?}"),
+        }
+        assert_eq!(hanging.calls(), 2);
+        probe.abort();
+    });
+}
+
+#[test]
 fn the_failure_rate_policy_trips_on_mixed_results() {
     frozen(async |clock| {
         let rate = |first: Step, second: Step, third: Step| {
