@@ -19,6 +19,7 @@ use agents_secrets::{
 };
 use common::vault::{put, root, token_config, token_store};
 use common::{Process, eventually};
+use vaultrs::api::auth::approle::requests::{SetAppRoleRequest, SetAppRoleRequestBuilder};
 
 fn reference(text: &str) -> SecretRef {
     text.parse().unwrap()
@@ -320,6 +321,17 @@ async fn rotation_in_vault_is_seen_through_the_cache() {
 /// Enables AppRole with the root token through the HTTP API and creates a role whose tokens
 /// cannot outlive `token_ttl`; returns the role id and a secret id.
 async fn approle(addr: &str, token_ttl: &str) -> (String, String) {
+    approle_with(
+        addr,
+        SetAppRoleRequest::builder()
+            .token_ttl(token_ttl)
+            .token_max_ttl(token_ttl),
+    )
+    .await
+}
+
+/// [`approle`] with the role's token settings given by `role` (its policy is set here).
+async fn approle_with(addr: &str, role: &mut SetAppRoleRequestBuilder) -> (String, String) {
     let admin = root(addr);
     vaultrs::sys::auth::enable(&admin, "approle", "approle", None)
         .await
@@ -335,12 +347,7 @@ async fn approle(addr: &str, token_ttl: &str) -> (String, String) {
         &admin,
         "approle",
         "agents",
-        Some(
-            &mut vaultrs::api::auth::approle::requests::SetAppRoleRequest::builder()
-                .token_policies(vec!["reader".to_owned()])
-                .token_ttl(token_ttl)
-                .token_max_ttl(token_ttl),
-        ),
+        Some(role.token_policies(vec!["reader".to_owned()])),
     )
     .await
     .unwrap();
@@ -407,6 +414,74 @@ async fn approle_login_with_a_secret_id_from_a_file_and_relogin_at_max_ttl() {
     let e = wrong.login().await.unwrap_err();
     assert_eq!(e.kind(), SecretErrorKind::PermissionDenied);
     assert!(e.to_string().contains(secret_ref.as_str()), "{e}");
+}
+
+#[tokio::test]
+async fn a_failed_relogin_keeps_the_still_valid_token() {
+    let Some(bao) = agents_testkit::openbao() else {
+        return;
+    };
+    let addr = address(&bao);
+    put(&addr, "app/api", &[("key", "relogin-fails-value")]).await;
+    // Batch tokens cannot be renewed: when due (after 3 of their 30 s) the store logs in again.
+    let (role_id, secret_id) = approle_with(
+        &addr,
+        SetAppRoleRequest::builder()
+            .token_type("batch")
+            .token_ttl("30s")
+            .token_max_ttl("30s"),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = private_file(dir.path(), "secret-id", &secret_id);
+    let config = VaultConfig::new(&addr, VaultAuth::app_role(&role_id, file_ref(&path)))
+        .with_renew_at_percent(10)
+        .with_renew_retry_ms(200);
+    let store = Arc::new(VaultStore::new(&config, Arc::new(FileStore::new())).unwrap());
+    assert_eq!(
+        read(store.as_ref(), "vault:secret/app/api#key").await,
+        "relogin-fails-value"
+    );
+    let status = store.token_status();
+    assert!(
+        !status.renewable && status.expires_in.is_some(),
+        "{status:?}"
+    );
+
+    // The secret id goes away (a rotation gone wrong): the logins at the renewal point fail.
+    std::fs::remove_file(&path).unwrap();
+    let renewal = store.spawn_token_renewal();
+    eventually(
+        "a failed login at the renewal point",
+        Duration::from_secs(30),
+        || async { store.token_status().failed_renewals >= 1 },
+    )
+    .await;
+    // The token the store has is still good for most of its 30 s: reads go on with it.
+    for _ in 0..3 {
+        assert_eq!(
+            read(store.as_ref(), "vault:secret/app/api#key").await,
+            "relogin-fails-value"
+        );
+    }
+    let status = store.token_status();
+    assert!(
+        status.authenticated && status.expires_in.is_some_and(|left| !left.is_zero()),
+        "{status:?}"
+    );
+    assert_eq!(status.logins, 1, "{status:?}");
+
+    // The secret id is back: a later retry logs in.
+    private_file(dir.path(), "secret-id", &secret_id);
+    eventually("a new login", Duration::from_secs(30), || async {
+        store.token_status().logins >= 2
+    })
+    .await;
+    assert_eq!(
+        read(store.as_ref(), "vault:secret/app/api#key").await,
+        "relogin-fails-value"
+    );
+    renewal.abort();
 }
 
 #[tokio::test]

@@ -80,6 +80,16 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Helps set up API keys (`[auth]`).
+    Auth {
+        #[command(subcommand)]
+        command: AuthCommand,
+    },
+    /// Helps write a config file.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
     /// Writes every JSON Schema (agent inputs, outputs, model replies, event payloads) under a
     /// directory, or with `--check` fails when the files there differ from the code.
     Schemas {
@@ -99,6 +109,22 @@ enum AuditCommand {
         /// The audit file, e.g. `data/audit/audit-2026-11-26.jsonl`.
         file: PathBuf,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuthCommand {
+    /// Reads an API key from stdin and prints the SHA-256 digest that goes into
+    /// `auth.keys[].sha256`. One trailing newline is dropped (`echo "$KEY" | …` hashes the key,
+    /// not the key and a newline). The key is never taken as an argument: arguments are visible
+    /// to every user of the machine.
+    HashKey,
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Prints the embedded defaults, what `serve` runs with without `--config`: a starting point
+    /// for a config file (a file replaces them; what it leaves out is off or its default).
+    Defaults,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -191,6 +217,15 @@ fn execute(cli: Cli, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
                 }
             };
         }
+        Command::Auth {
+            command: AuthCommand::HashKey,
+        } => return hash_key(&mut std::io::stdin().lock(), out),
+        Command::Config {
+            command: ConfigCommand::Defaults,
+        } => {
+            write!(out, "{}", crate::config::DEFAULTS_TOML)?;
+            return Ok(ExitCode::SUCCESS);
+        }
         _ => {}
     }
     let config = AgentConfig::default();
@@ -240,8 +275,28 @@ fn execute(cli: Cli, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         | Command::Worker { .. }
         | Command::CheckConfig { .. }
         | Command::Audit { .. }
+        | Command::Auth { .. }
+        | Command::Config { .. }
         | Command::Call(_) => {}
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `auth hash-key`: the digest of the key on `input`, without one trailing newline.
+fn hash_key(input: &mut dyn Read, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+    let mut key = String::new();
+    input
+        .read_to_string(&mut key)
+        .map_err(|e| anyhow::anyhow!("cannot read the key from stdin: {e}"))?;
+    let key = key
+        .strip_suffix("\r\n")
+        .or_else(|| key.strip_suffix('\n'))
+        .unwrap_or(&key);
+    anyhow::ensure!(
+        !key.is_empty(),
+        "no key on stdin; pipe it in: `printf %s \"$KEY\" | agents-server auth hash-key`"
+    );
+    writeln!(out, "{}", crate::auth::digest_hex(key))?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -192,6 +192,38 @@ fn check_config_accepts_the_defaults_and_lists_every_error() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("unknown field `typo`"));
 }
 
+/// The command the `[auth]` docs and errors point to: it exists, and `echo "$KEY" |` hashes the
+/// key without its newline (the digest `sha256sum` would give hashes the newline too).
+#[test]
+fn auth_hash_key_prints_the_digest_of_the_key_on_stdin() {
+    let digest = agents_server::auth::digest_hex("exec-key-a-0123456789");
+    for input in [
+        "exec-key-a-0123456789",
+        "exec-key-a-0123456789\n",
+        "exec-key-a-0123456789\r\n",
+    ] {
+        let output = agents_server(&["auth", "hash-key"], Some(input));
+        assert!(output.status.success(), "{output:?}");
+        assert_eq!(stdout(&output), format!("{digest}\n"));
+    }
+    let empty = agents_server(&["auth", "hash-key"], Some("\n"));
+    assert_eq!(empty.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&empty.stderr).contains("no key on stdin"));
+}
+
+/// `config defaults` prints what `serve` runs with, as a config file that checks.
+#[test]
+fn config_defaults_prints_a_file_that_checks() {
+    let output = agents_server(&["config", "defaults"], None);
+    assert!(output.status.success(), "{output:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("agents.toml");
+    std::fs::write(&file, &output.stdout).unwrap();
+    let checked = agents_server(&["check-config", file.to_str().unwrap()], None);
+    assert!(checked.status.success(), "{}", stdout(&checked));
+    assert!(stdout(&output).contains("[bus.audit]"));
+}
+
 #[test]
 fn serve_starts_on_the_embedded_defaults_and_stops_on_sigterm() {
     let audit = tempfile::tempdir().unwrap();

@@ -24,10 +24,11 @@ use crate::{Backend, SecretError, SecretErrorKind, SecretRef, SecretStore, Store
 /// The token is renewed once `renew_at_percent` of its lease has passed — by the task of
 /// [`spawn_token_renewal`](Self::spawn_token_renewal), or, without that task, by one read at a
 /// time that does not wait for another's attempt — and AppRole logs in again when renewal is no
-/// longer possible. Reads wait for authentication only when the token has expired. A read denied
-/// with `permission denied` looks the token up: if Vault still accepts it, the denial is the
-/// policy's and is returned; otherwise the store re-reads the credential reference,
-/// authenticates again (not more often than once every 5 seconds) and retries once.
+/// longer possible, keeping the current token until the new login succeeds. Reads wait for
+/// authentication only when the token has expired. A read denied with `permission denied` looks
+/// the token up: if Vault still accepts it, the denial is the policy's and is returned;
+/// otherwise the store re-reads the credential reference, authenticates again (not more often
+/// than once every 5 seconds) and retries once.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), agents_secrets::SecretError> {
@@ -367,13 +368,13 @@ impl VaultStore {
         };
         match renewed {
             Ok(()) => Ok(()),
-            Err(error) if self.can_relogin() => {
+            Err(error) if self.can_relogin() && renewal_cannot_work(&error) => {
                 tracing::info!(
                     address = %self.address,
                     error = %error,
                     "vault token cannot be renewed; logging in again"
                 );
-                self.authenticate().await
+                self.replace_token().await
             }
             Err(error) => Err(error),
         }
@@ -408,9 +409,20 @@ impl VaultStore {
         Ok(())
     }
 
-    /// Gets a token: reads the token reference and looks it up, or logs in with AppRole.
+    /// Gets a token because the store has none it can use (none yet, expired, or refused). A
+    /// failure leaves it with none, so the next read authenticates again.
     async fn authenticate(&self) -> Result<(), SecretError> {
-        *self.lease() = None;
+        let result = self.replace_token().await;
+        if result.is_err() {
+            *self.lease() = None;
+        }
+        result
+    }
+
+    /// Reads the token reference and looks it up, or logs in with AppRole. The lease changes
+    /// only when this succeeds: a still-valid AppRole token whose replacement fails (secret id
+    /// unreadable or refused, KMS or Vault throttling) keeps serving reads until it expires.
+    async fn replace_token(&self) -> Result<(), SecretError> {
         let lease = match &self.auth {
             VaultAuth::Token { token } => {
                 let value = self.credentials.get(token).await?;
@@ -554,6 +566,17 @@ impl VaultStore {
                 .saturating_duration_since(now),
         }
     }
+}
+
+/// Whether a failed renewal means the token will never be renewed (not renewable, maximum TTL
+/// reached, refused), so that only a new login helps. A transient failure (Vault unreachable,
+/// sealed, throttling) is not: it is retried after `renew_retry` rather than spending one of the
+/// secret id's uses on a login that would most likely fail the same way.
+fn renewal_cannot_work(error: &SecretError) -> bool {
+    matches!(
+        error.kind(),
+        SecretErrorKind::PermissionDenied | SecretErrorKind::Rejected
+    )
 }
 
 /// Whether `at` is less than `interval` ago.
@@ -881,6 +904,23 @@ mod tests {
             kind(ClientError::InvalidLoginMethodError, Call::Read),
             SecretErrorKind::Rejected
         );
+    }
+
+    #[test]
+    fn only_a_renewal_that_cannot_work_leads_to_a_new_login() {
+        let vault = store(&VaultConfig::new("http://127.0.0.1:1", token())).unwrap();
+        let r: SecretRef = "vault:kv/app#key".parse().unwrap();
+        let renewal_failing_with = |code: u16| {
+            let error = ClientError::APIError {
+                code,
+                errors: vec!["said".into()],
+            };
+            renewal_cannot_work(&vault.error(error, &r, Call::Renew))
+        };
+        assert!(renewal_failing_with(403), "refused");
+        assert!(renewal_failing_with(400), "not renewable");
+        assert!(!renewal_failing_with(503), "sealed");
+        assert!(!renewal_failing_with(429), "throttled");
     }
 
     #[test]
