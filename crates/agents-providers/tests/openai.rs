@@ -265,6 +265,44 @@ async fn a_long_error_body_is_cut_not_dropped() {
     );
 }
 
+/// A model that ends without text for a reason the same request meets again (a content filter,
+/// the token limit) is `Unsupported`: not retried, and the fallback chain moves on. It was an
+/// `InvalidResponse`, retried (a full generation each time) and counted against the breaker.
+#[tokio::test]
+async fn an_answer_ended_without_text_by_a_filter_or_the_limit_is_not_retried() {
+    let fake = FakeModel::start().await.unwrap();
+    let provider = provider(&fake);
+    for reason in ["content_filter", "length"] {
+        fake.push(Behavior::Malformed {
+            body: serde_json::json!({
+                "choices": [{"message": {"role": "assistant", "content": null}, "finish_reason": reason}]
+            })
+            .to_string(),
+        });
+        let error = provider.generate(request()).await.unwrap_err();
+        assert!(
+            matches!(&error, ProviderError::Unsupported { status: Some(200), message } if message.contains(reason)),
+            "{error:?}"
+        );
+        assert!(
+            !error.is_retryable() && error.should_fall_back(),
+            "{error:?}"
+        );
+    }
+    // No text after `stop`, or no choice at all: garbled, and worth another try.
+    for body in [
+        r#"{"choices": [{"message": {"content": null}, "finish_reason": "stop"}]}"#,
+        r#"{"choices": []}"#,
+    ] {
+        fake.push(Behavior::Malformed { body: body.into() });
+        let error = provider.generate(request()).await.unwrap_err();
+        assert!(
+            matches!(error, ProviderError::InvalidResponse { .. }),
+            "{body}: {error:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_silent_server_is_a_timeout_and_a_closed_port_is_unavailable() {
     let fake = FakeModel::start().await.unwrap();

@@ -14,7 +14,7 @@ use super::encoded::EncodedMessages;
 use super::errors::{from_status, from_stream_error, from_transport};
 use super::key::KeySource;
 use super::sse::{SseError, SseReader};
-use super::wire::{ChatChunk, ChatRequest, ChatResponse};
+use super::wire::{ChatChunk, ChatRequest, ChatResponse, Choice};
 
 /// An OpenAI-compatible chat-completions endpoint as a [`Provider`].
 #[derive(Debug)]
@@ -296,14 +296,7 @@ impl OpenAiProvider {
                     e.column()
                 ),
             })?;
-        let text = parsed
-            .choices
-            .into_iter()
-            .next()
-            .and_then(|c| c.message.content)
-            .ok_or_else(|| ProviderError::InvalidResponse {
-                message: "the answer has no choices[0].message.content".into(),
-            })?;
+        let text = answer_text(parsed.choices.into_iter().next())?;
         let usage = parsed.usage.unwrap_or_default();
         Ok(Generation::new(
             self.config.id.clone(),
@@ -389,6 +382,36 @@ struct Source(Arc<dyn KeySource>);
 impl std::fmt::Debug for Source {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("KeySource(..)")
+    }
+}
+
+/// The text of the first choice. A choice the model ended without text, for a reason the same
+/// request would meet again (a content filter, the token limit spent on reasoning, a tool
+/// call), is `Unsupported`: not retried, and the fallback chain moves on, where an
+/// `InvalidResponse` would be tried again (each try a full generation) and count against the
+/// provider's breaker, though the provider is up. No choice, or no text after `stop`, stays
+/// `InvalidResponse`: a garbled answer may not come twice.
+fn answer_text(choice: Option<Choice>) -> Result<String, ProviderError> {
+    const REFUSALS: [&str; 4] = ["content_filter", "length", "tool_calls", "function_call"];
+    let Some(choice) = choice else {
+        return Err(ProviderError::InvalidResponse {
+            message: "the answer has no choices[0]".into(),
+        });
+    };
+    match (choice.message.content, choice.finish_reason) {
+        (Some(text), _) => Ok(text),
+        (None, Some(reason)) if REFUSALS.contains(&reason.as_str()) => {
+            Err(ProviderError::Unsupported {
+                status: Some(200),
+                message: format!(
+                    "the model finished with `{reason}` and wrote no text (a content filter, \
+                      the token limit spent before any text, or a tool call)"
+                ),
+            })
+        }
+        (None, _) => Err(ProviderError::InvalidResponse {
+            message: "the answer has no choices[0].message.content".into(),
+        }),
     }
 }
 

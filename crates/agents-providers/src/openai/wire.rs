@@ -124,6 +124,9 @@ pub(super) struct ChatResponse {
 #[derive(Debug, Deserialize)]
 pub(super) struct Choice {
     pub(super) message: AnswerMessage,
+    /// Why the model stopped: `stop`, or `length`, `content_filter`, `tool_calls`.
+    #[serde(default)]
+    pub(super) finish_reason: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
