@@ -18,6 +18,7 @@
 //!
 //! MSRV: Rust 1.95.
 
+mod accept;
 pub mod auth;
 pub mod cli;
 pub mod client;

@@ -14,7 +14,6 @@ use agents_providers::{FallbackChain, McpProvider, OpenAiProvider, QuotaDepth, S
 use agents_secrets::{SecretRef, SecretStore};
 use anyhow::Context as _;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::auth::Authenticator;
 use crate::config::{BusConfig, FactsConfig, ListenConfig, ServerConfig};
@@ -515,7 +514,7 @@ async fn serve(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(agents)
-        .serve_with_incoming_shutdown(incoming(listener), async move {
+        .serve_with_incoming_shutdown(crate::accept::incoming(listener), async move {
             signal.await;
             // Clients that watch health (gRPC client-side health checking, load balancers)
             // hear NOT_SERVING as the drain starts and stop sending calls here, as `/readyz`
@@ -592,24 +591,6 @@ pub(crate) fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
         }
         #[cfg(not(unix))]
         let _ = ctrl_c.await;
-    })
-}
-
-/// Accepted connections with Nagle's algorithm off. A gRPC response leaves as several small
-/// writes (headers, message, trailers); with Nagle on, the later ones wait for the client's
-/// delayed ACK, which added ~40 ms to every call on a connection that was not busy (measured
-/// with `bench/compare.sh` at 50 req/s: client-side p50 43.6 ms for 0.7 ms of server work).
-fn incoming(
-    listener: TcpListener,
-) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    use tokio_stream::StreamExt as _;
-    TcpListenerStream::new(listener).map(|accepted| {
-        let stream = accepted?;
-        if let Err(error) = stream.set_nodelay(true) {
-            // Still a working connection, only a slower one.
-            tracing::debug!(%error, "cannot turn Nagle's algorithm off on an accepted connection");
-        }
-        Ok(stream)
     })
 }
 
@@ -716,16 +697,5 @@ mod tests {
             ["provider.request", "agent.started"]
         );
         assert!(last.built.types().is_empty());
-    }
-
-    #[tokio::test]
-    async fn accepted_connections_have_nagle_off() {
-        use tokio_stream::StreamExt as _;
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let mut accepted = std::pin::pin!(incoming(listener));
-        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let stream = accepted.next().await.unwrap().unwrap();
-        assert!(stream.nodelay().unwrap());
     }
 }
