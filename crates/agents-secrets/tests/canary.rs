@@ -189,7 +189,7 @@ async fn canary_values_appear_in_no_error_debug_output_or_log_line() {
         .with_credentials(KmsCredentials::new(common::kms::ACCESS_KEY_ID, aws_secret))
         .with_request_timeout_ms(5_000)
         .with_max_attempts(1);
-    let envelope = KmsStore::connect(&kms_config, &FileStore::new())
+    let envelope = KmsStore::connect(&kms_config, Arc::new(FileStore::new()))
         .await
         .unwrap()
         .encrypt_envelope(&key_id, &kms_canary.clone().into())
@@ -311,7 +311,7 @@ async fn canary_values_appear_in_no_error_debug_output_or_log_line() {
         .route(agents_secrets::Scheme::File, Arc::new(FileStore::new()));
     let pinned = KmsStore::connect(
         &kms_config.clone().with_key_id("alias/missing"),
-        &credentials,
+        Arc::new(credentials),
     )
     .await
     .unwrap();

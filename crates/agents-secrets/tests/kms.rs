@@ -36,7 +36,7 @@ async fn decrypts_inline_and_file_ciphertexts() {
     let key = create_key(port).await;
     let ciphertext = encrypt(port, &key, "kms-inline-value-1", None).await;
     let (config, memory) = config(port);
-    let store = KmsStore::connect(&config, memory.as_ref()).await.unwrap();
+    let store = KmsStore::connect(&config, memory.clone()).await.unwrap();
 
     let r = kms_ref(&ciphertext);
     assert_eq!(
@@ -75,14 +75,14 @@ async fn decrypts_inline_and_file_ciphertexts() {
     );
 
     // Pinning the key and the encryption context.
-    let pinned = KmsStore::connect(&config.clone().with_key_id(&key), memory.as_ref())
+    let pinned = KmsStore::connect(&config.clone().with_key_id(&key), memory.clone())
         .await
         .unwrap();
     assert!(pinned.get(&kms_ref(&ciphertext)).await.is_ok());
     let with_context = encrypt(port, &key, "kms-context-value-1", Some(("app", "agents"))).await;
     let contextual = KmsStore::connect(
         &config.clone().with_context("app", "agents"),
-        memory.as_ref(),
+        memory.clone(),
     )
     .await
     .unwrap();
@@ -137,14 +137,14 @@ async fn missing_keys_bad_ciphertexts_and_bad_plaintexts() {
     let missing = config
         .clone()
         .with_key_id("11111111-2222-3333-4444-555555555555");
-    let store = KmsStore::connect(&missing, memory.as_ref()).await.unwrap();
+    let store = KmsStore::connect(&missing, memory.clone()).await.unwrap();
     let e = store.get(&kms_ref(&ciphertext)).await.unwrap_err();
     assert_eq!(e.kind(), SecretErrorKind::NotFound);
     assert_eq!(e.backend(), Some(Backend::AwsKms));
     assert!(e.to_string().contains("kms:"), "{e}");
     assert!(!store.health().await.is_serving());
 
-    let store = KmsStore::connect(&config, memory.as_ref()).await.unwrap();
+    let store = KmsStore::connect(&config, memory.clone()).await.unwrap();
     // A tampered ciphertext fails authentication inside KMS.
     let mut tampered = ciphertext.clone();
     if let Some(last) = tampered.last_mut() {
@@ -156,7 +156,7 @@ async fn missing_keys_bad_ciphertexts_and_bad_plaintexts() {
 
     // Another key's id: moto answers AccessDenied where AWS says IncorrectKey; both refuse.
     let other = create_key(port).await;
-    let store = KmsStore::connect(&config.clone().with_key_id(&other), memory.as_ref())
+    let store = KmsStore::connect(&config.clone().with_key_id(&other), memory.clone())
         .await
         .unwrap();
     let e = store.get(&kms_ref(&ciphertext)).await.unwrap_err();
@@ -169,7 +169,7 @@ async fn missing_keys_bad_ciphertexts_and_bad_plaintexts() {
     );
 
     // Plaintexts that are not UTF-8, or too short to mask, are refused.
-    let store = KmsStore::connect(&config, memory.as_ref()).await.unwrap();
+    let store = KmsStore::connect(&config, memory.clone()).await.unwrap();
     let short = encrypt(port, &key, "abc", None).await;
     assert_eq!(
         store.get(&kms_ref(&short)).await.unwrap_err().kind(),
@@ -210,7 +210,7 @@ async fn wrong_credentials_are_permission_denied() {
         return;
     };
     let (config, memory) = config(moto.port);
-    let store = KmsStore::connect(&config, memory.as_ref()).await.unwrap();
+    let store = KmsStore::connect(&config, memory.clone()).await.unwrap();
     let e = store.get(&kms_ref(&[1u8; 64])).await.unwrap_err();
     assert_eq!(e.kind(), SecretErrorKind::PermissionDenied, "{e}");
     assert!(
@@ -229,7 +229,7 @@ async fn server_down_then_up() {
     let key = create_key(port).await;
     let ciphertext = encrypt(port, &key, "kms-down-up-value-1", None).await;
     let (config, memory) = config(port);
-    let store = KmsStore::connect(&config, memory.as_ref()).await.unwrap();
+    let store = KmsStore::connect(&config, memory.clone()).await.unwrap();
     assert!(store.get(&kms_ref(&ciphertext)).await.is_ok());
 
     moto.kill();
@@ -277,7 +277,7 @@ async fn envelopes_round_trip_and_refuse_tampering_garbage_and_other_keys() {
     let port = moto.port();
     let key = create_key(port).await;
     let (config, memory) = config(port);
-    let store = KmsStore::connect(&config, memory.as_ref()).await.unwrap();
+    let store = KmsStore::connect(&config, memory.clone()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
 
     // Larger than what KMS encrypts directly.
@@ -291,7 +291,7 @@ async fn envelopes_round_trip_and_refuse_tampering_garbage_and_other_keys() {
     assert_eq!(store.get(&r).await.unwrap().expose_secret(), value);
     assert_eq!(agents_core::redact(&format!("v={value}")), "v=***");
     // Pinned to the right key (the canary test goes through the whole stack).
-    let pinned = KmsStore::connect(&config.clone().with_key_id(&key), memory.as_ref())
+    let pinned = KmsStore::connect(&config.clone().with_key_id(&key), memory.clone())
         .await
         .unwrap();
     assert_eq!(pinned.get(&r).await.unwrap().expose_secret(), value);
@@ -325,7 +325,7 @@ async fn envelopes_round_trip_and_refuse_tampering_garbage_and_other_keys() {
 
     // A store pinned to another key refuses the data key.
     let other = create_key(port).await;
-    let wrong = KmsStore::connect(&config.clone().with_key_id(&other), memory.as_ref())
+    let wrong = KmsStore::connect(&config.clone().with_key_id(&other), memory.clone())
         .await
         .unwrap();
     let e = wrong.get(&r).await.unwrap_err();
@@ -339,7 +339,7 @@ async fn envelopes_round_trip_and_refuse_tampering_garbage_and_other_keys() {
     // An envelope made under an encryption context needs it to open.
     let contextual = KmsStore::connect(
         &config.clone().with_context("app", "agents"),
-        memory.as_ref(),
+        memory.clone(),
     )
     .await
     .unwrap();
@@ -370,4 +370,61 @@ async fn envelopes_round_trip_and_refuse_tampering_garbage_and_other_keys() {
         .await
         .unwrap_err();
     assert_eq!(e.kind(), SecretErrorKind::NotFound, "{e}");
+}
+
+/// Writes `content` to `path` with mode 600, replacing the file as a credential sidecar would.
+fn write_private(path: &std::path::Path, content: &str) {
+    let next = path.with_extension("next");
+    std::fs::write(&next, content).unwrap();
+    std::fs::set_permissions(&next, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::rename(&next, path).unwrap();
+}
+
+/// Against real KMS (moto): a store whose credential files are rewritten between calls keeps
+/// working, and one whose file went missing keeps the credentials read last. Which credentials
+/// sign each call is `kms::client`'s unit test: moto accepts any.
+#[tokio::test]
+async fn rotated_credential_files_keep_decrypting_without_a_restart() {
+    let Some(moto) = agents_testkit::moto() else {
+        return;
+    };
+    let port = moto.port();
+    let key = create_key(port).await;
+    let first = encrypt(port, &key, "kms-rotation-value-1", None).await;
+    let second = encrypt(port, &key, "kms-rotation-value-2", None).await;
+    let third = encrypt(port, &key, "kms-rotation-value-3", None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let secret_file = dir.path().join("aws-secret");
+    let token_file = dir.path().join("aws-session-token");
+    write_private(&secret_file, "rotating-secret-access-key-1");
+    write_private(&token_file, "rotating-session-token-1");
+    let credentials = KmsCredentials::new(
+        "ASIAROTATING",
+        format!("file:{}", secret_file.display()).parse().unwrap(),
+    )
+    .with_session_token(format!("file:{}", token_file.display()).parse().unwrap());
+    let (config, _) = config(port);
+    let secrets = SecretsConfig::default()
+        .with_kms(config.with_credentials(credentials))
+        .build()
+        .await
+        .unwrap();
+    // Three ciphertexts, so the cache in front answers none of them from memory.
+    let read = |ciphertext: Vec<u8>| {
+        let secrets = &secrets;
+        async move {
+            secrets
+                .get(&kms_ref(&ciphertext))
+                .await
+                .unwrap()
+                .expose_secret()
+                .to_owned()
+        }
+    };
+    assert_eq!(read(first).await, "kms-rotation-value-1");
+    write_private(&secret_file, "rotating-secret-access-key-2");
+    write_private(&token_file, "rotating-session-token-2");
+    assert_eq!(read(second).await, "kms-rotation-value-2");
+    std::fs::remove_file(&token_file).unwrap();
+    assert_eq!(read(third).await, "kms-rotation-value-3");
 }

@@ -32,6 +32,14 @@ pub struct McpConfig {
     /// Default 60000.
     #[serde(default = "default_call_timeout_ms")]
     pub call_timeout_ms: u64,
+    /// Upper bound of one connect in milliseconds: starting the server (or reaching it), the
+    /// MCP handshake and listing its tools. A connect runs on its own, not within a call's
+    /// deadline: calls wait for it up to their deadline, and one that gives up leaves it running,
+    /// so raise this, not the call deadlines, for a server that starts slowly (a cold `npx`).
+    /// A connect that takes longer is stopped (a stdio child is killed) and counts as a failed
+    /// reconnect attempt. Default 30000.
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
     /// How long the server has to answer an MCP ping, in milliseconds, when a tool call timed
     /// out and at each health check. A server that does not (stopped, deadlocked with its pipes
     /// open) is dropped and started again; raise it for servers that block their message loop
@@ -159,6 +167,7 @@ impl McpConfig {
             tool: default_tool(),
             arguments: McpArguments::default(),
             call_timeout_ms: default_call_timeout_ms(),
+            connect_timeout_ms: default_connect_timeout_ms(),
             ping_timeout_ms: default_ping_timeout_ms(),
             reconnect: ReconnectConfig::default(),
         }
@@ -167,6 +176,16 @@ impl McpConfig {
     /// The tool-call timeout.
     pub fn call_timeout(&self) -> Duration {
         Duration::from_millis(self.call_timeout_ms)
+    }
+
+    /// The time a connect may take, from start to a checked tool list.
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+
+    /// The source of this provider's CloudEvents.
+    pub(super) fn source(&self) -> String {
+        format!("/providers/{}/mcp", self.id)
     }
 
     /// The time the server has to answer a liveness ping.
@@ -212,6 +231,12 @@ impl McpConfig {
                 "must be between 1 and 86400000 (a day)",
             ));
         }
+        if self.connect_timeout_ms == 0 || self.connect_timeout_ms > 86_400_000 {
+            return Err(ConfigError::new(
+                "connect_timeout_ms",
+                "must be between 1 and 86400000 (a day)",
+            ));
+        }
         if self.ping_timeout_ms == 0 || self.ping_timeout_ms > 86_400_000 {
             return Err(ConfigError::new(
                 "ping_timeout_ms",
@@ -253,6 +278,9 @@ fn default_true() -> bool {
 fn default_call_timeout_ms() -> u64 {
     60_000
 }
+fn default_connect_timeout_ms() -> u64 {
+    30_000
+}
 fn default_ping_timeout_ms() -> u64 {
     5_000
 }
@@ -278,6 +306,7 @@ mod tests {
         assert_eq!(config.tool, "text-generation");
         assert_eq!(config.arguments, McpArguments::default());
         assert_eq!(config.call_timeout(), Duration::from_secs(60));
+        assert_eq!(config.connect_timeout(), Duration::from_secs(30));
         assert_eq!(config.ping_timeout(), Duration::from_secs(5));
         assert_eq!(config.reconnect, ReconnectConfig::default());
         assert_eq!(config.transport.kind(), "stdio");
@@ -305,7 +334,7 @@ mod tests {
         };
         let ok = McpConfig::new("tools", http);
         assert!(ok.validate().is_ok());
-        let cases: [(&str, Breaker); 8] = [
+        let cases: [(&str, Breaker); 9] = [
             ("id", |c| c.id = " ".into()),
             ("transport.url", |c| {
                 c.transport = McpTransport::Http {
@@ -324,6 +353,7 @@ mod tests {
                 c.arguments.prompt_argument = String::new()
             }),
             ("call_timeout_ms", |c| c.call_timeout_ms = 0),
+            ("connect_timeout_ms", |c| c.connect_timeout_ms = 0),
             ("ping_timeout_ms", |c| c.ping_timeout_ms = 0),
             ("reconnect.max_backoff_ms", |c| {
                 c.reconnect.max_backoff_ms = c.reconnect.initial_backoff_ms - 1

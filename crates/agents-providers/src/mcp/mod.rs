@@ -5,7 +5,9 @@
 //! [`Provider`](agents_core::Provider), so it stacks with the resilience layers like any HTTP
 //! adapter. A stdio server is a child process that can die under us; the provider notices,
 //! reports it (`mcp.server_disconnected`), fails fast while backing off, and spawns it again
-//! instead of failing every later request. A server that is alive but no longer answers (stopped,
+//! instead of failing every later request. Starting a server runs on its own, bounded by
+//! `connect_timeout_ms`, so a server slower to start than a request's deadline still comes up
+//! (once) for the requests after it. A server that is alive but no longer answers (stopped,
 //! deadlocked with its pipes open) is found by an MCP ping after a timed-out call or at a health
 //! check, and treated as lost.
 //!
@@ -31,6 +33,7 @@
 //! ```
 
 mod config;
+mod connect;
 mod connection;
 mod provider;
 #[cfg(test)]

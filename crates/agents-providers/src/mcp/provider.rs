@@ -4,15 +4,15 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use agents_core::{
-    CloudEvent, ConfigError, EventSink, GenerateRequest, Generation, McpServerConnected,
-    McpServerDisconnected, Provider, ProviderError, ProviderHealth, Role, Usage, redact,
+    CloudEvent, ConfigError, EventSink, GenerateRequest, Generation, McpServerDisconnected,
+    Provider, ProviderError, ProviderHealth, Role, Usage, redact,
 };
+use rmcp::ServiceError;
 use rmcp::model::{CallToolRequestParams, CallToolResult, JsonObject};
-use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
-use rmcp::{ServiceError, ServiceExt};
 use serde_json::Value;
 
-use super::config::{McpConfig, McpTransport};
+use super::config::{McpConfig, ReconnectConfig};
+use super::connect::{self, Attempt, Outcome, Waiter};
 use super::connection::Connection;
 
 /// Server text quoted in an error is cut to this many characters: it may echo the prompt.
@@ -33,25 +33,36 @@ const MAX_QUOTED_CHARS: usize = 300;
 /// `ping_timeout_ms`) is noticed by the next call or health check, which fails with
 /// [`ProviderError::Unavailable`] and emits `mcp.server_disconnected` once. Later calls fail
 /// fast, saying when the next attempt is, until a backoff with full jitter has elapsed; the call
-/// after that reconnects (spawning the child again) and emits `mcp.server_connected`. Nothing
-/// runs in the background to do this but the ping after a timed-out call, whose caller has
-/// stopped waiting.
+/// after that starts a reconnect (spawning the child again), which emits `mcp.server_connected`.
 ///
-/// A stdio child is killed when the provider is dropped.
+/// A connect (the first, of a lazy provider, or a reconnect) runs in a task of its own, bounded
+/// by [`connect_timeout_ms`](McpConfig::connect_timeout_ms), not by the deadline of the call that
+/// started it: every call waits for that one attempt up to its own deadline, and a call that
+/// gives up does not stop it, so a server that takes longer to start than a call may wait is
+/// still started once and connects. A connect that fails or times out enters the backoff, as a
+/// lost session does. Nothing else runs in the background but the ping after a timed-out call,
+/// whose caller has stopped waiting.
+///
+/// A stdio child is killed when the provider is dropped, also while it is still starting.
 #[derive(Debug)]
 pub struct McpProvider {
-    config: McpConfig,
+    config: Arc<McpConfig>,
     events: Arc<dyn EventSink>,
-    /// Short critical sections only, never across an await.
-    state: Mutex<State>,
-    /// Serialises (re)connect attempts so that one lost server is spawned again once.
-    connecting: tokio::sync::Mutex<()>,
+    /// Short critical sections only, never across an await; shared with the connect task,
+    /// which settles it.
+    state: Arc<Mutex<State>>,
 }
 
 #[derive(Debug)]
 enum State {
     /// Lazy provider before its first call.
     NotConnected,
+    /// A connect task is running; calls wait for it. `failures` counts the failed attempts
+    /// before this one.
+    Connecting {
+        attempt: Attempt,
+        failures: u32,
+    },
     Connected(Arc<Connection>),
     /// Disconnected; no attempt before `until`.
     Backoff {
@@ -64,13 +75,24 @@ enum State {
 /// What a call should do, decided under the state lock.
 enum Next {
     Use(Arc<Connection>),
-    Connect { failures: u32 },
+    /// A connect is running: wait for it.
+    Wait(Waiter),
+    /// A connect is due but was not started (health checks start none).
+    Connect,
     Fail(ProviderError),
+}
+
+/// Whether [`McpProvider::next`] starts a connect that is due.
+enum Due {
+    /// A call: start it, and wait for it.
+    Start,
+    /// A health check: only say so.
+    Report,
 }
 
 impl McpProvider {
     /// Connects now: spawns or reaches the server, lists its tools and checks the configured
-    /// tool is one of them. Emits `mcp.server_connected`.
+    /// tool is one of them, all within `connect_timeout_ms`. Emits `mcp.server_connected`.
     ///
     /// An invalid config is a [`ProviderError::BadRequest`] naming the setting; use
     /// [`McpConfig::validate`] first for a [`ConfigError`].
@@ -79,8 +101,8 @@ impl McpProvider {
         events: Arc<dyn EventSink>,
     ) -> Result<Self, ProviderError> {
         let provider = Self::lazy(config, events).map_err(|e| bad_request(e.to_string()))?;
-        let connection = provider.open().await?;
-        provider.lock().replace_with(connection);
+        let connection = connect::open_in_time(&provider.config, &*provider.events).await?;
+        *provider.lock() = State::Connected(Arc::new(connection));
         Ok(provider)
     }
 
@@ -90,10 +112,9 @@ impl McpProvider {
     pub fn lazy(config: McpConfig, events: Arc<dyn EventSink>) -> Result<Self, ConfigError> {
         config.validate()?;
         Ok(Self {
-            config,
+            config: Arc::new(config),
             events,
-            state: Mutex::new(State::NotConnected),
-            connecting: tokio::sync::Mutex::new(()),
+            state: Arc::new(Mutex::new(State::NotConnected)),
         })
     }
 
@@ -106,26 +127,28 @@ impl McpProvider {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        // Every critical section is a plain assignment, so a poisoned state is still whole.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.state)
     }
 
-    fn source(&self) -> String {
-        format!("/providers/{}/mcp", self.config.id)
-    }
-
-    /// Decides from the state alone; notices a session lost since the last call.
-    fn next(&self) -> Next {
+    /// Decides from the state alone; notices a session lost since the last call. A connect
+    /// that is due is started if `due` says so.
+    fn next(&self, due: Due) -> Next {
         let mut state = self.lock();
-        match &*state {
-            State::NotConnected => Next::Connect { failures: 0 },
+        let failures = match &*state {
+            State::NotConnected => 0,
+            State::Connecting { attempt, failures } => {
+                if !attempt.abandoned() {
+                    return Next::Wait(attempt.waiter());
+                }
+                failures.saturating_add(1)
+            }
             State::Connected(c) => match c.lost() {
-                None => Next::Use(Arc::clone(c)),
+                None => return Next::Use(Arc::clone(c)),
                 Some(reason) => {
-                    self.enter_backoff(&mut state, 1, &reason);
+                    state.back_off(&self.config.reconnect, 1, &reason);
                     drop(state);
                     self.emit_disconnected(&reason);
-                    Next::Fail(unavailable(&reason))
+                    return Next::Fail(unavailable(&reason));
                 }
             },
             State::Backoff {
@@ -133,31 +156,54 @@ impl McpProvider {
                 failures,
                 reason,
             } => match until.checked_duration_since(Instant::now()) {
-                Some(wait) if !wait.is_zero() => Next::Fail(unavailable(&format!(
-                    "not connected ({reason}); next reconnect attempt in {:.3}s",
-                    wait.as_secs_f64()
-                ))),
-                _ => Next::Connect {
-                    failures: *failures,
-                },
+                Some(wait) if !wait.is_zero() => {
+                    return Next::Fail(unavailable(&format!(
+                        "not connected ({reason}); next reconnect attempt in {:.3}s",
+                        wait.as_secs_f64()
+                    )));
+                }
+                _ => *failures,
             },
+        };
+        match due {
+            Due::Start => Next::Wait(self.start_connect(&mut state, failures)),
+            Due::Report => Next::Connect,
         }
     }
 
-    fn enter_backoff(&self, state: &mut State, failures: u32, reason: &str) {
-        let wait = self.config.reconnect.backoff(failures, &mut rand::rng());
-        *state = State::Backoff {
-            until: Instant::now() + wait,
-            failures,
-            reason: redact(reason).into_owned(),
-        };
+    /// Starts a connect task, which settles the state: connected, or backing off after one
+    /// more failure. Called under the state lock, so the task cannot settle before it is
+    /// recorded.
+    fn start_connect(&self, state: &mut State, failures: u32) -> Waiter {
+        let shared = Arc::clone(&self.state);
+        let reconnect = self.config.reconnect;
+        let attempt = Attempt::start(
+            Arc::clone(&self.config),
+            Arc::clone(&self.events),
+            move |outcome: &Outcome| {
+                let mut state = lock(&shared);
+                match outcome {
+                    Ok(connection) => *state = State::Connected(Arc::clone(connection)),
+                    Err(error) => {
+                        let reason = match error {
+                            ProviderError::Unavailable { reason, .. } => reason.clone(),
+                            other => other.to_string(),
+                        };
+                        state.back_off(&reconnect, failures.saturating_add(1), &reason);
+                    }
+                }
+            },
+        );
+        let waiter = attempt.waiter();
+        *state = State::Connecting { attempt, failures };
+        waiter
     }
 
     /// Marks `lost` as gone if it is still the current session; the event goes out once.
     fn lose(&self, lost: &Arc<Connection>, reason: &str) {
         let mut state = self.lock();
         if matches!(&*state, State::Connected(c) if Arc::ptr_eq(c, lost)) {
-            self.enter_backoff(&mut state, 1, reason);
+            state.back_off(&self.config.reconnect, 1, reason);
             drop(state);
             self.emit_disconnected(reason);
         }
@@ -168,85 +214,20 @@ impl McpProvider {
         let mut payload = McpServerDisconnected::default();
         payload.server = self.config.id.clone();
         payload.reason = redact(reason).into_owned();
-        self.events.emit(CloudEvent::new(self.source(), &payload));
+        self.events
+            .emit(CloudEvent::new(self.config.source(), &payload));
     }
 
-    /// A connection for this call, reconnecting when the backoff allows.
+    /// A connection for this call, reconnecting when the backoff allows. Dropping the future
+    /// (the caller's deadline) stops only the wait, not a connect in progress.
     async fn connection(&self) -> Result<Arc<Connection>, ProviderError> {
-        match self.next() {
-            Next::Use(c) => return Ok(c),
-            Next::Fail(error) => return Err(error),
-            Next::Connect { .. } => {}
+        match self.next(Due::Start) {
+            Next::Use(connection) => Ok(connection),
+            Next::Wait(waiter) => waiter.outcome().await,
+            Next::Fail(error) => Err(error),
+            // `Due::Start` starts the connect instead of reporting it.
+            Next::Connect => Err(unavailable("not connected; the next call connects")),
         }
-        let _connecting = self.connecting.lock().await;
-        // Decided again: whoever held the lock may have reconnected or failed meanwhile.
-        let failures = match self.next() {
-            Next::Use(c) => return Ok(c),
-            Next::Fail(error) => return Err(error),
-            Next::Connect { failures } => failures,
-        };
-        match self.open().await {
-            Ok(connection) => Ok(self.lock().replace_with(connection)),
-            Err(error) => {
-                let reason = match &error {
-                    ProviderError::Unavailable { reason, .. } => reason.clone(),
-                    other => other.to_string(),
-                };
-                let failures = failures.saturating_add(1);
-                self.enter_backoff(&mut self.lock(), failures, &reason);
-                Err(error)
-            }
-        }
-    }
-
-    /// Starts a session, checks the tool and emits `mcp.server_connected`.
-    async fn open(&self) -> Result<Connection, ProviderError> {
-        let (service, pid) = match &self.config.transport {
-            McpTransport::Stdio { command, args, env } => {
-                let mut cmd = tokio::process::Command::new(command);
-                // Belt and braces with rmcp's own kill: covers a runtime that shuts down before
-                // rmcp's cleanup task runs.
-                cmd.args(args).envs(env).kill_on_drop(true);
-                let child = TokioChildProcess::new(cmd).map_err(|e| {
-                    unavailable(&format!("could not start the MCP server `{command}`: {e}"))
-                })?;
-                let pid = child.id();
-                let service = ().serve(child).await.map_err(|e| {
-                    unavailable(&format!("the MCP handshake with `{command}` failed: {e}"))
-                })?;
-                (service, pid)
-            }
-            McpTransport::Http { url } => {
-                let transport = StreamableHttpClientTransport::from_uri(url.as_str());
-                let service = ().serve(transport).await.map_err(|e| {
-                    unavailable(&format!("the MCP handshake with {url} failed: {e}"))
-                })?;
-                (service, None)
-            }
-        };
-        let tools: Vec<String> = service
-            .peer()
-            .list_all_tools()
-            .await
-            .map_err(|e| unavailable(&format!("the MCP server failed tools/list: {e}")))?
-            .into_iter()
-            .map(|tool| tool.name.into_owned())
-            .collect();
-        if !tools.contains(&self.config.tool) {
-            return Err(bad_request(format!(
-                "MCP server `{}` has no tool `{}`; it offers: {}. Set `tool` to one of them",
-                self.config.id,
-                self.config.tool,
-                tools.join(", ")
-            )));
-        }
-        tracing::info!(provider = %self.config.id, ?pid, tools = tools.len(), "MCP server connected");
-        let mut payload = McpServerConnected::default();
-        payload.server = self.config.id.clone();
-        payload.transport = self.config.transport.kind().to_owned();
-        payload.tools = tools;
-        self.events.emit(CloudEvent::new(self.source(), &payload));
-        Ok(Connection::new(service, pid))
     }
 
     fn arguments(&self, request: &GenerateRequest, prompt: String) -> JsonObject {
@@ -326,10 +307,28 @@ impl McpProvider {
 }
 
 impl State {
-    fn replace_with(&mut self, connection: Connection) -> Arc<Connection> {
-        let connection = Arc::new(connection);
-        *self = State::Connected(Arc::clone(&connection));
-        connection
+    /// Disconnected after `failures` failures in a row: no attempt before a jittered wait.
+    fn back_off(&mut self, reconnect: &ReconnectConfig, failures: u32, reason: &str) {
+        let wait = reconnect.backoff(failures, &mut rand::rng());
+        *self = State::Backoff {
+            until: Instant::now() + wait,
+            failures,
+            reason: redact(reason).into_owned(),
+        };
+    }
+}
+
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    // Every critical section is a plain assignment, so a poisoned state is still whole.
+    state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Drop for McpProvider {
+    /// A connect in progress holds the state and a child being started: both go now.
+    fn drop(&mut self) {
+        if let State::Connecting { attempt, .. } = &*self.lock() {
+            attempt.abort();
+        }
     }
 }
 
@@ -390,17 +389,20 @@ impl Provider for McpProvider {
     async fn health(&self) -> ProviderHealth {
         // An open session is not enough: a stopped or deadlocked server keeps its pipes open.
         // One that misses the ping is marked lost, and `next` reports it.
-        if let Next::Use(connection) = self.next()
+        if let Next::Use(connection) = self.next(Due::Report)
             && connection.check(self.config.ping_timeout()).await.is_ok()
         {
             return ProviderHealth::Healthy;
         }
-        match self.next() {
+        match self.next(Due::Report) {
             Next::Use(_) => ProviderHealth::Healthy,
             Next::Fail(error) => ProviderHealth::Unhealthy {
                 reason: error.to_string(),
             },
-            Next::Connect { .. } => ProviderHealth::Degraded {
+            Next::Wait(_) => ProviderHealth::Degraded {
+                reason: "connecting to the MCP server".into(),
+            },
+            Next::Connect => ProviderHealth::Degraded {
                 reason: "not connected; the next call connects".into(),
             },
         }
@@ -431,14 +433,14 @@ fn estimate_tokens(chars: usize) -> u64 {
 }
 
 /// The reason names no provider: chains and logs put the id in front of it.
-fn unavailable(reason: &str) -> ProviderError {
+pub(super) fn unavailable(reason: &str) -> ProviderError {
     ProviderError::Unavailable {
         status: None,
         reason: redact(reason).into_owned(),
     }
 }
 
-fn bad_request(message: String) -> ProviderError {
+pub(super) fn bad_request(message: String) -> ProviderError {
     ProviderError::BadRequest {
         status: None,
         message: redact(&message).into_owned(),
@@ -453,6 +455,7 @@ fn quote(text: &str) -> String {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use super::super::McpTransport;
     use super::*;
     use agents_core::Message;
 

@@ -387,3 +387,152 @@ async fn a_stopped_server_is_not_reported_healthy() {
     assert_ne!(provider.server_pid(), Some(pid));
     assert_eq!(provider.health().await, ProviderHealth::Healthy);
 }
+
+/// Servers that take `delay` to start, the way a cold `npx` does: a script preloaded into node
+/// blocks before the server reads anything, and first appends the process's pid to a file, so a
+/// test can count the starts. Dropping it kills every server it started and removes its files.
+struct SlowStart {
+    dir: std::path::PathBuf,
+}
+
+impl SlowStart {
+    fn new(test: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("agents-mcp-{test}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("slow-start.cjs"),
+            "require('fs').appendFileSync(process.env.MCP_TEST_PIDFILE, process.pid + '\\n');\n\
+             Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, \
+             Number(process.env.MCP_TEST_START_DELAY_MS));\n",
+        )
+        .unwrap();
+        Self { dir }
+    }
+
+    /// `echo_config` for a server that takes `delay` to start.
+    fn config(&self, server: &str, delay: Duration) -> McpConfig {
+        let mut config = echo_config(server);
+        let env = [
+            (
+                "MCP_TEST_PIDFILE".to_owned(),
+                self.dir.join("pids").display().to_string(),
+            ),
+            (
+                "MCP_TEST_START_DELAY_MS".to_owned(),
+                delay.as_millis().to_string(),
+            ),
+        ];
+        config.transport = McpTransport::Stdio {
+            command: "node".into(),
+            args: vec![
+                "--require".into(),
+                self.dir.join("slow-start.cjs").display().to_string(),
+                server.into(),
+                "stdio".into(),
+            ],
+            env: env.into_iter().collect(),
+        };
+        config
+    }
+
+    /// The pids of the servers started so far.
+    fn pids(&self) -> Vec<u32> {
+        std::fs::read_to_string(self.dir.join("pids"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| line.trim().parse().ok())
+            .collect()
+    }
+}
+
+impl Drop for SlowStart {
+    fn drop(&mut self) {
+        for pid in self.pids() {
+            if is_running(pid) {
+                signal(pid, "-KILL");
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_slower_to_start_than_each_deadline_is_started_once_and_connects() {
+    let Some(server) = everything_server() else {
+        return;
+    };
+    let slow = SlowStart::new("slow-start");
+    let sink = MemorySink::new();
+    let provider = McpProvider::lazy(
+        slow.config(&server, Duration::from_secs(2)),
+        Arc::new(sink.clone()),
+    )
+    .unwrap();
+
+    // Each caller gives up long before the server is up; the start must outlive them.
+    let give_up = Instant::now() + Duration::from_secs(20);
+    let mut calls = 0;
+    let reply = loop {
+        calls += 1;
+        let request = ask("slow").with_deadline(Some(Instant::now() + Duration::from_millis(500)));
+        match provider.generate(request).await {
+            Ok(reply) => break reply,
+            Err(ProviderError::Timeout { .. } | ProviderError::Unavailable { .. })
+                if Instant::now() < give_up => {}
+            Err(error) => panic!(
+                "no call succeeded in {calls} calls ({} servers started): {error:?}",
+                slow.pids().len()
+            ),
+        }
+    };
+    assert!(reply.text.contains("slow"), "{}", reply.text);
+    assert!(
+        calls > 1,
+        "the first 500 ms call cannot have waited out a 2 s start"
+    );
+    assert_eq!(slow.pids().len(), 1, "servers started: {:?}", slow.pids());
+    assert_eq!(provider.server_pid(), slow.pids().first().copied());
+    assert_eq!(sink.types(), ["mcp.server_connected"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_slower_than_the_connect_timeout_is_killed_and_backed_off() {
+    let Some(server) = everything_server() else {
+        return;
+    };
+    let slow = SlowStart::new("connect-timeout");
+    let mut config = slow.config(&server, Duration::from_secs(10));
+    config.connect_timeout_ms = 300;
+    config.reconnect.initial_backoff_ms = 60_000;
+    config.reconnect.max_backoff_ms = 60_000;
+    let sink = MemorySink::new();
+    let provider = McpProvider::lazy(config, Arc::new(sink.clone())).unwrap();
+
+    // The connect's own timeout ends the wait, not the caller's longer deadline.
+    let started = Instant::now();
+    let request = ask("hi").with_deadline(Some(started + Duration::from_secs(5)));
+    let error = provider.generate(request).await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(4), "{error:?}");
+    let text = error.to_string();
+    assert!(
+        matches!(error, ProviderError::Unavailable { .. }) && text.contains("connect_timeout_ms"),
+        "{text}"
+    );
+    let pids = slow.pids();
+    assert_eq!(pids.len(), 1, "servers started: {pids:?}");
+    let give_up = Instant::now() + Duration::from_secs(10);
+    while is_running(pids[0]) {
+        assert!(
+            Instant::now() < give_up,
+            "server {} outlived its connect",
+            pids[0]
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A full-jitter wait can be drawn as zero; otherwise the next call fails fast.
+    if let ProviderHealth::Unhealthy { reason } = provider.health().await {
+        assert!(reason.contains("next reconnect attempt in"), "{reason}");
+        assert!(reason.contains("did not connect within 300 ms"), "{reason}");
+    }
+    assert!(sink.events().is_empty());
+}

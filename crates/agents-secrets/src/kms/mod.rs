@@ -26,6 +26,8 @@
 //! used, or a secret access key that is itself a reference). For tests and VPC endpoints the
 //! endpoint can be overridden.
 
+#[cfg(feature = "aws-kms")]
+mod client;
 mod config;
 #[cfg(feature = "aws-kms")]
 mod envelope;

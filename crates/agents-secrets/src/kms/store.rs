@@ -1,11 +1,12 @@
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
-use aws_sdk_kms::config::{Credentials, Region};
+use aws_sdk_kms::config::Region;
 use aws_sdk_kms::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_kms::primitives::Blob;
 use base64::Engine as _;
@@ -15,6 +16,7 @@ use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
 use super::KmsConfig;
+use super::client::{CredentialSource, KmsClient};
 use super::envelope::{DATA_KEY_BYTES, Envelope, OpenError};
 use crate::error::chain;
 use crate::fs::{Privacy, read_file_async};
@@ -24,7 +26,7 @@ use crate::{Backend, SecretError, SecretRef, SecretStore, StoreHealth};
 
 /// Decrypts `kms:`, `kms-file:` and `kms-envelope-file:` references with AWS KMS.
 pub struct KmsStore {
-    client: aws_sdk_kms::Client,
+    client: KmsClient,
     /// Where KMS is, for messages: the endpoint override or the region.
     at: String,
     key_id: Option<String>,
@@ -33,14 +35,16 @@ pub struct KmsStore {
 
 impl KmsStore {
     /// Builds the KMS client. `credentials` serves the secret access key and session token
-    /// references of `config.credentials`, when set. No call to KMS is made yet.
+    /// references of `config.credentials`, when set: they are read now, and again before every
+    /// KMS call, so that credentials rotated in their files or variables (temporary ones
+    /// renewed by a sidecar) are used without a restart. No call to KMS is made yet.
     ///
     /// # Errors
     /// [`SecretError::Config`] when `config` does not validate or no region can be found; the
     /// errors of loading the credential references.
     pub async fn connect(
         config: &KmsConfig,
-        credentials: &dyn SecretStore,
+        credentials: Arc<dyn SecretStore>,
     ) -> Result<Self, SecretError> {
         config.validate().map_err(|e| e.within("kms"))?;
         let timeout = Duration::from_millis(config.request_timeout_ms);
@@ -61,22 +65,17 @@ impl KmsStore {
         if let Some(profile) = &config.profile {
             loader = loader.profile_name(profile);
         }
-        if let Some(static_credentials) = &config.credentials {
-            let secret = credentials
-                .get(&static_credentials.secret_access_key)
-                .await?;
-            let session = match &static_credentials.session_token {
-                Some(reference) => Some(credentials.get(reference).await?),
-                None => None,
-            };
-            loader = loader.credentials_provider(Credentials::new(
-                static_credentials.access_key_id.clone(),
-                secret.expose_secret(),
-                session.map(|s| s.expose_secret().to_owned()),
-                None,
-                "agents-secrets",
-            ));
-        }
+        let static_credentials = match &config.credentials {
+            Some(references) => {
+                // Read now, so that a missing reference fails the start; read again before
+                // every call, so that rotated credentials are used (see `client`).
+                let source = CredentialSource::new(references.clone(), credentials);
+                let first = source.load().await?;
+                loader = loader.credentials_provider(first.clone());
+                Some((source, first))
+            }
+            None => None,
+        };
         let sdk = loader.load().await;
         let Some(region) = sdk.region() else {
             return Err(SecretError::config(
@@ -89,7 +88,7 @@ impl KmsStore {
             None => format!("KMS in {region}"),
         };
         Ok(Self {
-            client: aws_sdk_kms::Client::new(&sdk),
+            client: KmsClient::new(sdk, static_credentials),
             at,
             key_id: config.key_id.clone(),
             encryption_context: config.encryption_context.clone(),
@@ -116,6 +115,8 @@ impl KmsStore {
     ) -> Result<Vec<u8>, SecretError> {
         let mut request = self
             .client
+            .get()
+            .await
             .decrypt()
             .ciphertext_blob(Blob::new(ciphertext))
             .set_key_id(self.key_id.clone());
@@ -193,6 +194,8 @@ impl KmsStore {
         let what = format!("(envelope for key {key_id})");
         let mut request = self
             .client
+            .get()
+            .await
             .generate_data_key()
             .key_id(key_id)
             .key_spec(aws_sdk_kms::types::DataKeySpec::Aes256);
@@ -349,17 +352,16 @@ impl SecretStore for KmsStore {
 
     async fn health(&self) -> StoreHealth {
         let probe = &"(health check)";
+        let client = self.client.get().await;
         let result = match &self.key_id {
-            Some(key_id) => self
-                .client
+            Some(key_id) => client
                 .describe_key()
                 .key_id(key_id)
                 .send()
                 .await
                 .map(drop)
                 .map_err(|e| self.error(e, probe)),
-            None => self
-                .client
+            None => client
                 .list_keys()
                 .limit(1)
                 .send()
@@ -392,8 +394,8 @@ mod tests {
 
     #[tokio::test]
     async fn connect_needs_region_and_credentials() {
-        let memory = MemoryStore::new();
-        let e = KmsStore::connect(&KmsConfig::default().with_max_attempts(0), &memory)
+        let memory = Arc::new(MemoryStore::new());
+        let e = KmsStore::connect(&KmsConfig::default().with_max_attempts(0), memory.clone())
             .await
             .unwrap_err();
         assert!(e.to_string().contains("kms.max_attempts"), "{e}");
@@ -401,12 +403,14 @@ mod tests {
         let config = KmsConfig::default()
             .with_region("us-east-1")
             .with_credentials(KmsCredentials::new("AKIDUNIT", secret.clone()));
-        let e = KmsStore::connect(&config, &memory).await.unwrap_err();
+        let e = KmsStore::connect(&config, memory.clone())
+            .await
+            .unwrap_err();
         assert_eq!(e.kind(), SecretErrorKind::NotFound);
         memory
             .insert(&secret, "kms-unit-secret-key".into())
             .unwrap();
-        let store = KmsStore::connect(&config.with_key_id("alias/x"), &memory)
+        let store = KmsStore::connect(&config.with_key_id("alias/x"), memory)
             .await
             .unwrap();
         let shown = format!("{store:?}");

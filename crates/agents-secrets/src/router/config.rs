@@ -102,9 +102,8 @@ impl SecretsConfig {
         #[cfg(feature = "aws-kms")]
         if let Some(kms) = &self.kms {
             // KMS credentials come from the local stores only.
-            let local = router.clone();
-            let store: Arc<dyn SecretStore> =
-                Arc::new(crate::KmsStore::connect(kms, &local).await?);
+            let local: Arc<dyn SecretStore> = Arc::new(router.clone());
+            let store: Arc<dyn SecretStore> = Arc::new(crate::KmsStore::connect(kms, local).await?);
             router = router
                 .route(Scheme::Kms, Arc::clone(&store))
                 .route(Scheme::KmsFile, Arc::clone(&store))
