@@ -260,6 +260,18 @@ impl ProviderError {
     }
 }
 
+/// Whether the provider may serve the same request later: a transient fault, or a refusal by
+/// its own policies (quota, breaker, host guard) that time lifts.
+fn may_pass_later(error: &ProviderError) -> bool {
+    match error {
+        ProviderError::Overloaded { .. }
+        | ProviderError::CircuitOpen { .. }
+        | ProviderError::Unhealthy { .. } => true,
+        ProviderError::AllFailed { attempts } => attempts.iter().any(|a| may_pass_later(&a.error)),
+        other => other.is_retryable(),
+    }
+}
+
 /// One provider call that failed, as kept by a fallback chain. `Debug` redacts like `Display`.
 #[derive(Clone)]
 pub struct ProviderAttempt {
@@ -401,13 +413,15 @@ impl AgentError {
 
     /// Whether the same request may succeed if the caller sends it again later.
     ///
-    /// Provider failures are when any attempt was transient; an invalid model answer is
-    /// (models are not deterministic); bad input, cancellation and bugs are not. A deadline is
-    /// not: the same deadline will pass again.
+    /// Provider failures are when any attempt may pass later: a transient fault, and also a
+    /// full quota, an open breaker or a host guard's refusal, which end with time (calling the
+    /// same provider again *at once* would not help, so [`ProviderError::is_retryable`] says
+    /// no to them). An invalid model answer is (models are not deterministic); bad input,
+    /// cancellation and bugs are not. A deadline is not: the same deadline will pass again.
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::AllProvidersFailed { attempts } => {
-                attempts.iter().any(|a| a.error.is_retryable())
+                attempts.iter().any(|a| may_pass_later(&a.error))
             }
             Self::OutputInvalid { .. } => true,
             _ => false,
@@ -760,6 +774,48 @@ mod tests {
         let none = AgentError::AllProvidersFailed { attempts: vec![] };
         assert!(none.to_string().contains("no provider was configured"));
         assert!(!none.is_retryable());
+    }
+
+    /// A run whose every provider was held back by its own policies (open breaker, full quota,
+    /// hot host) may pass later: a queued task is redelivered, not failed for good, though
+    /// calling those providers again at once would not help.
+    #[test]
+    fn a_run_refused_by_policies_that_time_lifts_may_pass_later() {
+        let held_back = [
+            ProviderError::CircuitOpen {
+                until: Instant::now() + Duration::from_secs(30),
+            },
+            ProviderError::Overloaded {
+                scope: "quota".into(),
+                retry_after: None,
+            },
+            ProviderError::Unhealthy {
+                condition: HostCondition::Thermal,
+                detail: "hot".into(),
+            },
+        ];
+        for error in held_back {
+            assert!(!error.is_retryable(), "{error:?}");
+            let nested = ProviderError::AllFailed {
+                attempts: vec![ProviderAttempt::new("p", error.clone())],
+            };
+            for error in [error, nested] {
+                let run = AgentError::AllProvidersFailed {
+                    attempts: vec![ProviderAttempt::new("p", error)],
+                };
+                assert!(run.is_retryable(), "{run:?}");
+            }
+        }
+        let refused = AgentError::AllProvidersFailed {
+            attempts: vec![ProviderAttempt::new(
+                "p",
+                ProviderError::Unauthorized {
+                    status: Some(401),
+                    message: "no".into(),
+                },
+            )],
+        };
+        assert!(!refused.is_retryable());
     }
 
     #[test]

@@ -16,14 +16,26 @@
 //! # Algorithm
 //!
 //! 1. Replies over [`MAX_REPLY_BYTES`] are refused; a leading UTF-8 BOM is ignored.
-//! 2. **Fenced blocks first.** A fence opens on a line holding three or more backticks or tildes
+//! 2. **Reasoning is skipped.** A reply that opens (after whitespace) with `<think>` is read
+//!    only after the first `</think>` that follows, and so on for consecutive blocks. What a
+//!    reasoning model writes there is not its answer, and may quote the user's code, which can
+//!    hold a planted, schema-valid object; a draft left unclosed there no longer hides the
+//!    answer either. A reply whose reasoning block never closes is
+//!    [`ExtractError::UnfinishedReasoning`]: the model stopped while reasoning, before answering.
+//!    A `</think>` quoted inside the reasoning still ends it early; tags anywhere but the start
+//!    are left alone, since they may be content (code that handles such tags, say).
+//! 3. **Fenced blocks first.** A fence opens on a line holding three or more backticks or tildes
 //!    (indentation allowed) and an info string whose first word is `json` in any case, or none;
 //!    it closes on a line of at least as many of the same character, or at the end of the reply.
 //!    Each such block whose content starts with `{` is parsed as exactly one JSON value, in order;
 //!    the first object wins. Fences are recognised per line, and a valid JSON string cannot hold a
 //!    raw line break, so backticks inside JSON strings never end a block early. Fenced blocks win
-//!    over prose because the prose before them often shows an example object.
-//! 3. **Then a scan.** For each `{` in the reply, in order, serde_json parses one value starting
+//!    over prose because the prose before them often shows an example object. A reply that is
+//!    one whole object needs no rule of its own: no fence can open inside it, because a line of
+//!    valid JSON never starts with a backtick or tilde outside a string and a string cannot hold
+//!    a raw line break, and the scan's first `{` is its start. So a fence quoted in one of its
+//!    strings never beats it.
+//! 4. **Then a scan.** For each `{` in the reply, in order, serde_json parses one value starting
 //!    there and stops after it, so nesting, braces inside strings and prose after the object are
 //!    handled by the parser itself. The first `{` that starts a valid object wins, except that a
 //!    `{` inside a candidate that failed is never tried (see below).
@@ -42,7 +54,7 @@
 //! as an abandoned draft in a reasoning block, hides every object after it too; that reply is
 //! reported as [`ExtractError::Invalid`] rather than guessed at, since no brace count can tell an
 //! object after the stray `{` from one inside it. A stray `{` that is closed (`use {braces}`)
-//! hides nothing but itself.
+//! hides nothing but itself, and one in a leading reasoning block is never seen (step 2).
 //!
 //! # Work bound
 //!
@@ -50,6 +62,7 @@
 //! parser and once by the brace count; an end-of-input failure reads to the end and so ends the
 //! scan. Fenced blocks are disjoint too, so each byte is read a small constant number of times:
 //! the work is linear in the reply length, and serde_json's nesting limit (128) bounds the stack.
+//! Skipping reasoning blocks reads each byte up to the answer once more.
 //! On top of that, at most [`MAX_CANDIDATES`] scan start positions are parsed, whatever the number
 //! of stray braces.
 
@@ -69,6 +82,11 @@ pub const MAX_CANDIDATES: usize = 64;
 /// JSON's own whitespace (RFC 8259); anything else around a fenced object is an error.
 const JSON_WHITESPACE: [char; 4] = [' ', '\t', '\n', '\r'];
 
+/// Opens a reasoning block, as DeepSeek-R1, QwQ, Qwen3 and other reasoning models write them.
+const THINK_OPEN: &str = "<think>";
+/// Closes a reasoning block.
+const THINK_CLOSE: &str = "</think>";
+
 /// Why no JSON object could be taken from a model reply.
 ///
 /// Messages say what was wrong and where; they never contain the reply's text.
@@ -78,7 +96,8 @@ pub enum ExtractError {
     /// The reply was empty or held only whitespace, after an optional leading BOM.
     #[error("model reply is empty; ask the model again for a JSON object")]
     Empty,
-    /// The reply contains no `{`, so nothing in it can start a JSON object.
+    /// The reply contains no `{` (after any leading reasoning block), so nothing in it can start
+    /// a JSON object.
     #[error("model reply ({reply_len} bytes) contains no JSON object; ask the model again for one")]
     NoJsonObject {
         /// Length of the reply in bytes.
@@ -96,6 +115,15 @@ pub enum ExtractError {
         /// text.
         reason: String,
     },
+    /// The reply opens with a reasoning block (`<think>`) that never closes: the model stopped
+    /// while reasoning, so there is no answer, only objects it quoted or drafted.
+    #[error(
+        "model reply ({reply_len} bytes) ends inside its reasoning block, before any answer; ask the model again, with more tokens if it ran out"
+    )]
+    UnfinishedReasoning {
+        /// Length of the reply in bytes.
+        reply_len: usize,
+    },
     /// The reply is longer than the limit and was not examined.
     #[error("model reply is {len} bytes, over the {max}-byte limit; it was not parsed")]
     TooLarge {
@@ -108,14 +136,15 @@ pub enum ExtractError {
 
 /// Extracts the first JSON object a model reply contains.
 ///
-/// Fenced `json` (or unlabelled) blocks are tried first, then every `{` in the reply; see the
-/// module docs for the rules and the work bound. Only strict JSON is accepted and the returned
+/// Leading reasoning blocks are skipped, then fenced `json` (or unlabelled) blocks are tried,
+/// then every `{` in the rest of the reply; see the module docs for the rules and the work bound. Only strict JSON is accepted and the returned
 /// strings are exactly those in the reply.
 ///
 /// # Errors
 ///
 /// [`ExtractError::TooLarge`] over [`MAX_REPLY_BYTES`], [`ExtractError::Empty`] for a blank reply,
-/// [`ExtractError::NoJsonObject`] when the reply has no `{`, and [`ExtractError::Invalid`] when
+/// [`ExtractError::UnfinishedReasoning`] when a leading reasoning block never closes,
+/// [`ExtractError::NoJsonObject`] when the answer has no `{`, and [`ExtractError::Invalid`] when
 /// every candidate failed to parse.
 pub fn extract_json_object(reply: &str) -> Result<Map<String, Value>, ExtractError> {
     if reply.len() > MAX_REPLY_BYTES {
@@ -129,7 +158,44 @@ pub fn extract_json_object(reply: &str) -> Result<Map<String, Value>, ExtractErr
     if text.trim().is_empty() {
         return Err(ExtractError::Empty);
     }
+    let Some(offset) = answer_start(text) else {
+        return Err(ExtractError::UnfinishedReasoning {
+            reply_len: reply.len(),
+        });
+    };
+    let answer = text.get(offset..).unwrap_or_default();
     let mut best: Option<Failure> = None;
+    if let Some(map) = find_object(answer, &mut best) {
+        return Ok(map);
+    }
+    Err(match best {
+        // Positions are counted in the whole reply, reasoning included, as a reader sees it.
+        Some(failure) => failure.shifted(offset).into_error(text),
+        None => ExtractError::NoJsonObject {
+            reply_len: reply.len(),
+        },
+    })
+}
+
+/// Where the answer starts in `text`: after the reasoning blocks it opens with, or `None` when
+/// the last of them never closes. Tags after the start are content, not reasoning.
+fn answer_start(text: &str) -> Option<usize> {
+    let mut start = 0;
+    loop {
+        let rest = text.get(start..)?;
+        let Some(reasoning) = rest
+            .trim_start_matches(JSON_WHITESPACE)
+            .strip_prefix(THINK_OPEN)
+        else {
+            return Some(start);
+        };
+        let close = reasoning.find(THINK_CLOSE)?;
+        start = text.len() - reasoning.len() + close + THINK_CLOSE.len();
+    }
+}
+
+/// Steps 3 and 4 over the answer: the first object in a fenced block, else the scan's.
+fn find_object(text: &str, best: &mut Option<Failure>) -> Option<Map<String, Value>> {
     for block in fenced_json_blocks(text) {
         let Some(content) = text.get(block.clone()) else {
             continue;
@@ -142,20 +208,12 @@ pub fn extract_json_object(reply: &str) -> Result<Map<String, Value>, ExtractErr
             continue;
         }
         match serde_json::from_str::<Value>(body) {
-            Ok(Value::Object(map)) => return Ok(map),
+            Ok(Value::Object(map)) => return Some(map),
             Ok(_) => {}
-            Err(error) => record(&mut best, start, progress_of(body, &error), error),
+            Err(error) => record(best, start, progress_of(body, &error), error),
         }
     }
-    if let Some(map) = scan(text, &mut best) {
-        return Ok(map);
-    }
-    Err(match best {
-        Some(failure) => failure.into_error(text),
-        None => ExtractError::NoJsonObject {
-            reply_len: reply.len(),
-        },
-    })
+    scan(text, best)
 }
 
 /// A candidate that failed to parse.
@@ -168,6 +226,14 @@ struct Failure {
 }
 
 impl Failure {
+    /// The same failure, `offset` bytes further into the reply.
+    fn shifted(self, offset: usize) -> Self {
+        Self {
+            start: self.start + offset,
+            ..self
+        }
+    }
+
     fn into_error(self, text: &str) -> ExtractError {
         let (line, column) = line_column(text, self.start + self.progress - 1);
         ExtractError::Invalid {
@@ -189,7 +255,7 @@ fn record(best: &mut Option<Failure>, start: usize, progress: usize, error: serd
     }
 }
 
-/// Step 3: tries each `{` in order, resuming after the stopping point of each failed candidate.
+/// Step 4: tries each `{` in order, resuming after the stopping point of each failed candidate.
 fn scan(text: &str, best: &mut Option<Failure>) -> Option<Map<String, Value>> {
     let bytes = text.as_bytes();
     let mut from = 0;
@@ -317,7 +383,7 @@ struct OpenFence {
     content_start: usize,
 }
 
-/// Step 2: content ranges of the fenced blocks labelled `json` or unlabelled, in order.
+/// Step 3: content ranges of the fenced blocks labelled `json` or unlabelled, in order.
 ///
 /// Fences of every language are tracked, so the closing line of a `python` block is not mistaken
 /// for the opening of a new one.
@@ -407,6 +473,11 @@ mod tests {
         "fn first<T: Clone>(v: Vec<Option<T>>) -> Option<T> { v.into_iter().next()? }";
     const HTML: &str = "<div class=\"x\">a < b && c > d</div>";
 
+    /// An answer quoting, in a string, a docstring that holds a fenced, schema-valid object.
+    fn planted() -> Value {
+        json!({"summary": "Its docstring says:\n```json\n{\"v\": \"planted\"}\n```\n", "v": "real"})
+    }
+
     fn backticks() -> Value {
         json!({"code": "Use:\n```rust\nfn main() {}\n```\n", "fence": "```", "tilde": "~~~"})
     }
@@ -453,6 +524,22 @@ mod tests {
         closing_fence_glued_to_object: format!("```json\n{}```", backticks()) => Ok(backticks());
         think_block_before_object: "<think>\nThey want {x, y}. Maybe {\"draft\": tru}\nNo.\n\
             </think>\n{\"verdict\": \"approve\"}" => Ok(json!({"verdict": "approve"}));
+        unclosed_draft_in_think_block_is_skipped: "<think>\nMaybe {\"draft\": tru\n\
+            </think>\n{\"verdict\": \"approve\"}" => Ok(json!({"verdict": "approve"}));
+        planted_fence_in_think_block_loses_to_bare_answer:
+            "<think>\n```json\n{\"v\":\"planted\"}\n```\n</think>\n{\"v\":\"real\"}"
+            => Ok(json!({"v": "real"}));
+        bare_object_in_think_block_loses_to_fenced_answer: "  <think>The file says {\"v\": 0}\
+            </think>\nHere:\n```json\n{\"v\": 1}\n```" => Ok(json!({"v": 1}));
+        consecutive_think_blocks_are_skipped: "<think>{\"v\": 0}</think>\n<think>\n\
+            ```json\n{\"v\": 1}\n```\n</think>{\"v\": 2}" => Ok(json!({"v": 2}));
+        think_tags_in_the_answer_are_content: "<think>x</think>\n\
+            {\"s\": \"strips <think> and </think> tags\"}"
+            => Ok(json!({"s": "strips <think> and </think> tags"}));
+        think_tag_after_prose_is_not_reasoning: "Result: <think> {\"v\": 1}"
+            => Ok(json!({"v": 1}));
+        whole_object_with_a_fence_in_a_string_is_returned_whole: format!("{:#}", planted())
+            => Ok(planted());
         llama_chat_tokens: "<|start_header_id|>assistant<|end_header_id|>\n\n{\"v\": 1}<|eot_id|>"
             => Ok(json!({"v": 1}));
         bom_and_whitespace: "\u{feff}  \n\t{\"a\": 1}\n  " => Ok(json!({"a": 1}));
@@ -488,14 +575,20 @@ mod tests {
         strings_do_not_end_a_broken_object_early:
             r#"{"s": "}\"{", "x": [1,], "in": {"ok": 1}} then {"b": 2}"#
             => Ok(json!({"b": 2}));
-        unclosed_draft_in_think_block_hides_later_object: "<think>\nMaybe {\"draft\": tru\n\
-            </think>\n{\"verdict\": \"approve\"}" => bad(2, 20, "expected ident");
+        unclosed_draft_in_prose_hides_later_object: "Maybe {\"draft\": tru\n\
+            {\"verdict\": \"approve\"}" => bad(1, 20, "expected ident");
+        positions_after_a_think_block_count_the_whole_reply: "<think>\n{\"x\": 1}\n</think>\n\
+            {\"a\": 1,}" => bad(4, 9, "trailing comma");
 
         empty_reply: "" => Err(ExtractError::Empty);
         whitespace_and_bom_only: "\u{feff} \n\t\r\n" => Err(ExtractError::Empty);
         prose_only: "I'm sorry, I can't review this file."
             => Err(ExtractError::NoJsonObject { reply_len: 36 });
         scalar_only: "42" => Err(ExtractError::NoJsonObject { reply_len: 2 });
+        think_block_only: "<think>{\"v\": 1}</think>\n"
+            => Err(ExtractError::NoJsonObject { reply_len: 24 });
+        unclosed_think_block_has_no_answer: "\u{feff}\n<think>\nAnswer: {\"v\": 1}"
+            => Err(ExtractError::UnfinishedReasoning { reply_len: 28 });
         array_only: "```json\n[1, \"x\"]\n```" => Err(ExtractError::NoJsonObject { reply_len: 20 });
         size_limit_is_inclusive: format!("{{\"a\": 1}}{}", " ".repeat(MAX_REPLY_BYTES - 8))
             => Ok(json!({"a": 1}));
@@ -516,6 +609,9 @@ mod tests {
             format!("{}{{", "[".repeat(n - 1)),
             "```\n".repeat(n / 4),
             "{\"a\":[".repeat(n / 6),
+            "<think>".repeat(n / 7),
+            "<think></think>".repeat(n / 15),
+            format!("<think>{}", "</think".repeat(n / 8 - 1)),
         ] {
             assert!(extract_json_object(&reply).is_err(), "{}", reply.len());
         }
@@ -528,6 +624,8 @@ mod tests {
             "sk-SECRET",
             "{'sk-SECRET': 1}",
             "{\"k\": sk-SECRET}",
+            "<think>sk-SECRET {\"a\": 1}",
+            "<think>{}</think>{\"sk-SECRET\": 1,}",
         ] {
             let message = extract_json_object(reply).err().map(|e| e.to_string());
             assert!(message.is_some_and(|m| !m.contains("SECRET")), "{reply}");
@@ -572,6 +670,8 @@ mod tests {
         ) {
             let object = Value::Object(object.into_iter().collect());
             let (before, after) = (before.replace('{', ""), after.replace('{', ""));
+            // A reply opening with a reasoning block is read after it; that has tests of its own.
+            prop_assume!(!before.trim_start_matches(JSON_WHITESPACE).starts_with(THINK_OPEN));
             let json = if pretty { format!("{object:#}") } else { object.to_string() };
             let reply = match fence {
                 Some((open, close)) => format!("{before}\n{open}\n{json}\n{close}\n{after}"),
@@ -590,6 +690,7 @@ mod tests {
         ) {
             let inner = Value::Object(inner.into_iter().collect());
             let (before, after) = (before.replace('{', ""), after.replace('{', ""));
+            prop_assume!(!before.trim_start_matches(JSON_WHITESPACE).starts_with(THINK_OPEN));
             let inner_json = if pretty { format!("{inner:#}") } else { inner.to_string() };
             let (key, other) = (Value::String(key), Value::String(other));
             // The trailing comma either precedes the embedded object or follows it.

@@ -35,12 +35,13 @@ pub const MIN_SECRET_LEN: usize = 4;
 /// that finds nothing left); only secrets built to cascade with the mask need more.
 const MAX_PASSES: usize = 32;
 
-/// A whole key name whose value is a secret: an optional `prefix_` (`db_password`, `x-api-key`),
-/// a secret word, and an optional `_key`/`_access_key` suffix (`aws_secret_access_key`). Keys
-/// that merely start with a secret word (`token_count`, `max_tokens`) do not match.
+/// A whole key name whose value is a secret: an optional prefix (`db_password`, `x-api-key`, and
+/// camelCase `dbPassword`, `accessToken`, `clientSecret`), a secret word, and an optional
+/// `_key`/`_access_key`/`Key` suffix (`aws_secret_access_key`, `privateKey`). Keys that merely
+/// start with a secret word (`token_count`, `max_tokens`) do not match.
 macro_rules! key_name {
     () => {
-        r"(?:[a-z0-9_.-]*[_.-])?(?:password|passwd|pwd|secret|token|api_key|apikey|api-key|access_token|refresh_token|client_secret|private_key)(?:[_.-]?(?:access[_.-]?)?key)?"
+        r"[a-z0-9_.-]*(?:password|passwd|pwd|secret|token|api_key|apikey|api-key|access_token|refresh_token|client_secret|private_key|privatekey)(?:[_.-]?(?:access[_.-]?)?key)?"
     };
 }
 
@@ -79,7 +80,7 @@ const SHAPES: [&str; 6] = [
 /// ASCII case-insensitively, which can only add candidates). Text with none of them cannot
 /// match, so one SIMD scan for them lets clean text, which is nearly all of it, skip the regex
 /// engines altogether.
-const SHAPE_LITERALS: [&str; 15] = [
+const SHAPE_LITERALS: [&str; 16] = [
     "authorization",
     "bearer",
     "eyj",
@@ -95,6 +96,7 @@ const SHAPE_LITERALS: [&str; 15] = [
     "apikey",
     "api-key",
     "private_key",
+    "privatekey",
 ];
 
 /// The compiled shapes, built once per process.
@@ -630,11 +632,18 @@ mod tests {
             "pwd=p4ss passwd=p4ss apikey=p4ss => pwd=*** passwd=*** apikey=***",
             r#"Config { secret: "xyz" } => Config { secret: "***" }"#,
             "private_key='-----BEGIN KEY-----' => private_key='***'",
+            // camelCase and PascalCase names, as Java, C#, JavaScript and Go write them.
+            r#"{"accessToken": "opaque-abc-123"} => {"accessToken": "***"}"#,
+            r#"private String dbPassword = "correct-horse-1"; => private String dbPassword = "***";"#,
+            "const clientSecret = 'cs-9876' => const clientSecret = '***'",
+            r#"RefreshToken: "rt-4567" => RefreshToken: "***""#,
+            "privateKey=abcdef authToken=abcdef => privateKey=*** authToken=***",
         ]);
         assert_unchanged(&[
             "token | the token expired | reset your password. | secretary: Alice",
             "password policy requires 12 characters | token == 1 | pwd=ab",
             "max_tokens=512 tokens: 1000 token_count: 1234",
+            "maxTokens=512 tokenCount: 1234 secretary: Alice",
         ]);
     }
 
@@ -646,6 +655,7 @@ mod tests {
             "vault-key-1": 1,
             "nested": [{"password": "hunter2"}, {"api_key": 12345}, "Bearer abcdefghijklmnop1234"],
             "auth": {"X-Api-Key": "k-1", "token": true, "max_tokens": 512, "secret": "***"},
+            "camel": {"accessToken": "opaque-1", "clientSecret": 7654321, "maxTokens": 512},
             "n": null
         });
         r.redact_json(&mut v);
@@ -654,6 +664,7 @@ mod tests {
             "***": 1,
             "nested": [{"password": "***"}, {"api_key": "***"}, "Bearer ***"],
             "auth": {"X-Api-Key": "***", "token": true, "max_tokens": 512, "secret": "***"},
+            "camel": {"accessToken": "***", "clientSecret": "***", "maxTokens": 512},
             "n": null
         });
         assert_eq!(v, expected);

@@ -299,6 +299,63 @@ impl Agent for OnlyExecute {
     }
 }
 
+/// An agent written outside the crate, returning its own output: `AgentOutput` and
+/// `ExecutionMetadata` are `#[non_exhaustive]`, so without their constructors such an agent
+/// could not return `Ok` at all.
+#[derive(Debug)]
+struct Outside(CodeAnalysisAgent);
+
+#[async_trait::async_trait]
+impl Agent for Outside {
+    fn id(&self) -> &str {
+        "outside"
+    }
+    fn capability(&self) -> agents_core::Capability {
+        agents_core::Capability::CodeAnalysis
+    }
+    fn description(&self) -> &str {
+        "answers without a model"
+    }
+    fn input_schema(&self) -> &Value {
+        self.0.input_schema()
+    }
+    fn output_schema(&self) -> &Value {
+        self.0.output_schema()
+    }
+    fn validate_input(&self, input: &Value) -> Result<(), AgentError> {
+        self.0.validate_input(input)
+    }
+    async fn execute(
+        &self,
+        ctx: &AgentContext,
+        _input: Value,
+    ) -> Result<agents_core::AgentOutput, AgentError> {
+        let mut metadata = agents_core::ExecutionMetadata::new(self.id(), ctx);
+        metadata.degraded = true;
+        Ok(agents_core::AgentOutput::new(json!({"ok": true}), metadata))
+    }
+}
+
+#[test]
+fn an_agent_outside_the_crate_can_return_its_output() {
+    let (code, ..) = agents();
+    let agent = Outside(code);
+    let ctx = AgentContext::new(ScriptedModel::answering("unused")).with_request_id("r-1");
+    let done = futures_executor::block_on(agent.execute(&ctx, json!({}))).unwrap();
+    assert_eq!(done.output, json!({"ok": true}));
+    assert_eq!(
+        (
+            done.metadata.agent_id.as_str(),
+            done.metadata.request_id.as_str()
+        ),
+        ("outside", "r-1")
+    );
+    assert_eq!(done.metadata.trace_id.len(), 32);
+    assert!(done.metadata.degraded && done.metadata.provider.is_none());
+    let text = futures_executor::block_on(agent.execute_json(&ctx, json!({}))).unwrap();
+    assert_eq!(text.output_json, r#"{"ok":true}"#);
+}
+
 #[test]
 fn the_default_execute_json_serializes_execute() {
     let (code, ..) = agents();

@@ -22,6 +22,9 @@ thread_local! {
     static PARSER: RefCell<Option<Parser>> = const { RefCell::new(None) };
 }
 
+/// The longest time budget per file: a day is no bound in practice, and `Instant` can add it.
+pub const MAX_BUDGET: Duration = Duration::from_secs(24 * 3600);
+
 /// Code facts from tree-sitter grammars, for the nine languages the agents accept.
 ///
 /// Cheap to create and to share (`Send + Sync`, no state of its own); parsers are kept per
@@ -46,10 +49,11 @@ impl TreeSitterAnalyzer {
         }
     }
 
-    /// The same analyzer with another time budget per file.
+    /// The same analyzer with another time budget per file, at most [`MAX_BUDGET`] (a budget
+    /// past the end of `Instant`'s range, `Duration::MAX`, used to panic at the first file).
     #[must_use]
     pub fn with_budget(mut self, budget: Duration) -> Self {
-        self.budget = budget;
+        self.budget = budget.min(MAX_BUDGET);
         self
     }
 

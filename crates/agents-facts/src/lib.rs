@@ -85,5 +85,5 @@ mod syntax;
 mod text;
 mod walk;
 
-pub use analyzer::{DEFAULT_BUDGET, TreeSitterAnalyzer};
+pub use analyzer::{DEFAULT_BUDGET, MAX_BUDGET, TreeSitterAnalyzer};
 pub use cache::{CacheStats, CachedAnalyzer};

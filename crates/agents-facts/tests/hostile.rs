@@ -110,3 +110,12 @@ proptest! {
         }
     }
 }
+
+/// A budget past `Instant`'s range (`Duration::MAX`, "no limit") used to panic at the first
+/// file; it is held to `MAX_BUDGET`.
+#[test]
+fn an_unbounded_budget_is_capped_not_a_panic() {
+    let analyzer = TreeSitterAnalyzer::new().with_budget(Duration::MAX);
+    assert_eq!(analyzer.budget(), agents_facts::MAX_BUDGET);
+    assert!(analyzer.analyze(Language::Python, "x = 1\n").is_ok());
+}

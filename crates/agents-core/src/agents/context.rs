@@ -118,6 +118,15 @@ pub struct AgentJsonOutput {
     pub metadata: ExecutionMetadata,
 }
 
+impl AgentOutput {
+    /// An output document and how it was made: what an [`Agent`](super::Agent) written outside
+    /// this crate returns from `execute` (the type is `#[non_exhaustive]`, so it cannot be built
+    /// field by field there).
+    pub fn new(output: serde_json::Value, metadata: ExecutionMetadata) -> Self {
+        Self { output, metadata }
+    }
+}
+
 impl AgentJsonOutput {
     /// An output already serialized, and how it was made.
     pub fn new(output_json: String, metadata: ExecutionMetadata) -> Self {
@@ -178,6 +187,30 @@ pub struct ExecutionMetadata {
 }
 
 impl ExecutionMetadata {
+    /// The metadata of a run of `agent_id` in `ctx`: its request and trace ids, and nothing
+    /// measured yet (no provider, no usage, zero latencies, neither grounded nor degraded).
+    /// Set the public fields that apply.
+    pub fn new(agent_id: impl Into<String>, ctx: &AgentContext) -> Self {
+        Self {
+            agent_id: agent_id.into(),
+            request_id: ctx.request_id.clone(),
+            trace_id: ctx.trace.trace_id().to_owned(),
+            provider: None,
+            model: None,
+            fallbacks: Vec::new(),
+            usage: Usage::default(),
+            latency_ms: 0,
+            provider_latency_ms: 0,
+            latency_us: 0,
+            provider_latency_us: 0,
+            upstream_latency_us: 0,
+            grounded: false,
+            facts_error: None,
+            degraded: false,
+            degraded_reason: None,
+        }
+    }
+
     /// [`upstream_latency_us`](Self::upstream_latency_us) as a duration, `None` when it was not
     /// measured (the field's 0).
     pub fn upstream_latency(&self) -> Option<Duration> {

@@ -29,7 +29,7 @@ use crate::error::{AgentError, ProviderAttempt, ProviderError};
 use crate::events::{AgentCompleted, AgentFailed, AgentStarted, DeferredEvent, EventPayload};
 use crate::extract::extract_json_object;
 use crate::facts::{CodeFacts, FactsAnalyzer};
-use crate::provider::{GenerateRequest, Generation, Message, ResponseFormat, Usage};
+use crate::provider::{GenerateRequest, Generation, Message, ResponseFormat};
 use crate::redact::redact;
 use crate::schema::{CompiledSchema, schema_of};
 
@@ -308,24 +308,9 @@ impl<S: AgentSpec> SpecAgent<S> {
             Some(Ok(facts)) => (Some(facts), None),
             Some(Err(reason)) => (None, Some(reason)),
         };
-        let mut metadata = ExecutionMetadata {
-            agent_id: S::ID.to_owned(),
-            request_id: ctx.request_id.clone(),
-            trace_id: ctx.trace.trace_id().to_owned(),
-            provider: None,
-            model: None,
-            fallbacks: Vec::new(),
-            usage: Usage::default(),
-            latency_ms: 0,
-            provider_latency_ms: 0,
-            latency_us: 0,
-            provider_latency_us: 0,
-            upstream_latency_us: 0,
-            grounded: facts.is_some(),
-            facts_error,
-            degraded: false,
-            degraded_reason: None,
-        };
+        let mut metadata = ExecutionMetadata::new(S::ID, ctx);
+        metadata.grounded = facts.is_some();
+        metadata.facts_error = facts_error;
         let request = self.request(ctx, &input, facts.as_ref());
         let provider_started = Instant::now();
         let generation = match self.call_provider(ctx, request).await {

@@ -387,7 +387,14 @@ impl AgentSpec for TestGenerationSpec {
         _config: &AgentConfig,
     ) -> TestGenerationOutput {
         let framework = framework_of(&input);
-        let (tests, imports) = super::offline::skeletons::skeletons(framework, facts);
+        let (tests, imports, left_out) = super::offline::skeletons::skeletons(framework, facts);
+        let reason = match left_out {
+            0 => reason.to_owned(),
+            n => format!(
+                "{reason}; skeletons for the first {} public functions, {n} more left out",
+                super::offline::skeletons::MAX_SKELETONS
+            ),
+        };
         TestGenerationOutput {
             test_count: tests.len() as u64,
             framework,
@@ -402,7 +409,7 @@ impl AgentSpec for TestGenerationSpec {
             },
             confidence: super::offline::skeletons::CONFIDENCE,
             degraded: true,
-            degraded_reason: Some(reason.to_owned()),
+            degraded_reason: Some(reason),
         }
     }
 }

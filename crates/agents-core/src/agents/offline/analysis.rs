@@ -6,6 +6,12 @@
 //! suggestion; security rules also become vulnerabilities (with their CWE), nested loops a CPU
 //! bottleneck. Syntax errors are reported as errors, since every other number is less certain
 //! when the parse had to recover.
+//!
+//! Each list holds at most [`MAX_LISTED`] entries, the most severe first, and the degraded reason
+//! says how many more were left out: hostile input (one `unsafe {}` per line) can make the rules
+//! fire tens of thousands of times, and an answer that size could not be sent at all.
+
+use std::collections::HashSet;
 
 use super::secrets::secret_findings;
 use crate::agents::Severity;
@@ -13,13 +19,17 @@ use crate::agents::code_analysis::{
     Bottleneck, BottleneckKind, CodeAnalysisInput, CodeAnalysisOutput, Complexity, FunctionMetrics,
     PerformanceReport, RiskLevel, SecurityReport, Suggestion, SuggestionKind, Vulnerability,
 };
-use crate::facts::{CodeFacts, Finding, Rule, RuleThresholds, threshold_findings};
+use crate::facts::{CodeFacts, Finding, Rule, RuleThresholds, SyntaxIssue, threshold_findings};
 
 /// Confidence of a rule-based analysis: the rules are precise, but they see far less than a
 /// reviewer does.
 pub(crate) const CONFIDENCE: f64 = 0.4;
 /// Confidence when the parser met syntax errors.
 pub(crate) const CONFIDENCE_WITH_SYNTAX_ERRORS: f64 = 0.3;
+/// Most suggestions, vulnerabilities and bottlenecks the answer lists, each: far more than a
+/// reader acts on, and few enough that the lists stay around 100 KiB whatever the source, well
+/// under the server's 4 MiB message limit.
+pub(crate) const MAX_LISTED: usize = 200;
 
 /// The degraded answer.
 pub(crate) fn answer(
@@ -31,60 +41,35 @@ pub(crate) fn answer(
     functions: Vec<FunctionMetrics>,
 ) -> CodeAnalysisOutput {
     let findings = all_findings(input, facts, rules);
-
-    let mut suggestions: Vec<Suggestion> = facts
-        .syntax_errors
-        .iter()
-        .map(|issue| Suggestion {
-            kind: SuggestionKind::Error,
-            message: format!(
-                "The parser could not make sense of the code at column {}: {}. Fix the syntax first; the other findings may be incomplete.",
-                issue.column.max(1),
-                non_empty(&issue.message, "syntax error")
-            ),
-            line: Some(issue.line.max(1)),
-            severity: Severity::High,
-            category: "correctness".to_owned(),
-        })
-        .collect();
-    suggestions.extend(findings.iter().map(suggestion));
-    if input.include_suggestions {
-        suggestions.retain(|s| s.severity >= input.severity);
+    let (suggestions, suggestions_left_out) = if input.include_suggestions {
+        // Syntax errors are all high and the findings come most severe first, so the chain does
+        // too and the cap keeps the worst.
+        capped(
+            facts
+                .syntax_errors
+                .iter()
+                .map(syntax_error)
+                .chain(findings.iter().map(suggestion))
+                .filter(|s| s.severity >= input.severity),
+        )
     } else {
-        suggestions.clear();
-    }
-
-    let vulnerabilities: Vec<Vulnerability> = findings
-        .iter()
-        .filter(|f| f.rule.category() == "security")
-        .map(|f| Vulnerability {
-            kind: f.rule.as_str().to_owned(),
-            description: non_empty(&f.message, f.rule.as_str()),
-            line: Some(f.line.max(1)),
-            severity: f.severity,
-            cwe: f.rule.cwe().map(str::to_owned),
-        })
-        .collect();
-    let risk_level = vulnerabilities.iter().map(|v| v.severity).max().map_or(
-        RiskLevel::None,
-        |worst| match worst {
-            Severity::Low => RiskLevel::Low,
-            Severity::Medium => RiskLevel::Medium,
-            Severity::High => RiskLevel::High,
-        },
+        (Vec::new(), 0)
+    };
+    let security = findings.iter().filter(|f| f.rule.category() == "security");
+    let risk_level = risk_level(security.clone());
+    let (vulnerabilities, vulnerabilities_left_out) = capped(security.map(vulnerability));
+    let (bottlenecks, bottlenecks_left_out) = capped(
+        findings
+            .iter()
+            .filter(|f| f.rule == Rule::NestedLoops)
+            .map(bottleneck),
     );
-
-    let bottlenecks: Vec<Bottleneck> = findings
-        .iter()
-        .filter(|f| f.rule == Rule::NestedLoops)
-        .map(|f| Bottleneck {
-            kind: BottleneckKind::Cpu,
-            impact: f.severity,
-            description: f.message.clone(),
-            line: Some(f.line.max(1)),
-        })
-        .collect();
     let algorithmic_complexity = (!bottlenecks.is_empty()).then(|| "O(n^2)".to_owned());
+    let left_out = left_out_note(&[
+        (suggestions_left_out, "suggestions"),
+        (vulnerabilities_left_out, "vulnerabilities"),
+        (bottlenecks_left_out, "bottlenecks"),
+    ]);
 
     CodeAnalysisOutput {
         suggestions,
@@ -106,8 +91,30 @@ pub(crate) fn answer(
             CONFIDENCE_WITH_SYNTAX_ERRORS
         },
         degraded: true,
-        degraded_reason: Some(reason.to_owned()),
+        degraded_reason: Some(format!("{reason}{left_out}")),
     }
+}
+
+/// The first [`MAX_LISTED`] items, and how many more there were.
+fn capped<T>(mut items: impl Iterator<Item = T>) -> (Vec<T>, usize) {
+    let listed = items.by_ref().take(MAX_LISTED).collect();
+    (listed, items.count())
+}
+
+/// What the caps left out, as a clause for the degraded reason; empty when nothing was.
+fn left_out_note(counts: &[(usize, &str)]) -> String {
+    let parts: Vec<String> = counts
+        .iter()
+        .filter(|(count, _)| *count > 0)
+        .map(|(count, what)| format!("{count} more {what}"))
+        .collect();
+    if parts.is_empty() {
+        return String::new();
+    }
+    format!(
+        "; only the {MAX_LISTED} most severe of each list are shown, {} left out",
+        parts.join(", ")
+    )
 }
 
 /// Every finding, once per rule and line, most severe first, then in source order.
@@ -116,21 +123,16 @@ fn all_findings(
     facts: &CodeFacts,
     rules: &RuleThresholds,
 ) -> Vec<Finding> {
-    let mut findings: Vec<Finding> = Vec::new();
-    let candidates = facts
+    // A set, not a search of the list so far: hostile input can yield tens of thousands.
+    let mut seen: HashSet<(Rule, u32)> = HashSet::new();
+    let mut findings: Vec<Finding> = facts
         .findings
         .iter()
         .cloned()
         .chain(threshold_findings(facts, rules))
-        .chain(secret_findings(&input.source_code));
-    for finding in candidates {
-        if !findings
-            .iter()
-            .any(|f| f.rule == finding.rule && f.line == finding.line)
-        {
-            findings.push(finding);
-        }
-    }
+        .chain(secret_findings(&input.source_code))
+        .filter(|f| seen.insert((f.rule, f.line)))
+        .collect();
     findings.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.line.cmp(&b.line)));
     findings
 }
@@ -144,6 +146,54 @@ fn suggestion(finding: &Finding) -> Suggestion {
         severity: finding.severity,
         category: finding.rule.category().to_owned(),
     }
+}
+
+/// A syntax error as a suggestion.
+fn syntax_error(issue: &SyntaxIssue) -> Suggestion {
+    Suggestion {
+        kind: SuggestionKind::Error,
+        message: format!(
+            "The parser could not make sense of the code at column {}: {}. Fix the syntax first; the other findings may be incomplete.",
+            issue.column.max(1),
+            non_empty(&issue.message, "syntax error")
+        ),
+        line: Some(issue.line.max(1)),
+        severity: Severity::High,
+        category: "correctness".to_owned(),
+    }
+}
+
+/// A security finding as a vulnerability.
+fn vulnerability(finding: &Finding) -> Vulnerability {
+    Vulnerability {
+        kind: finding.rule.as_str().to_owned(),
+        description: non_empty(&finding.message, finding.rule.as_str()),
+        line: Some(finding.line.max(1)),
+        severity: finding.severity,
+        cwe: finding.rule.cwe().map(str::to_owned),
+    }
+}
+
+/// A nested-loops finding as a CPU bottleneck.
+fn bottleneck(finding: &Finding) -> Bottleneck {
+    Bottleneck {
+        kind: BottleneckKind::Cpu,
+        impact: finding.severity,
+        description: finding.message.clone(),
+        line: Some(finding.line.max(1)),
+    }
+}
+
+/// The overall risk: that of the worst security finding, counted before any cap.
+fn risk_level<'a>(security: impl Iterator<Item = &'a Finding>) -> RiskLevel {
+    security
+        .map(|f| f.severity)
+        .max()
+        .map_or(RiskLevel::None, |worst| match worst {
+            Severity::Low => RiskLevel::Low,
+            Severity::Medium => RiskLevel::Medium,
+            Severity::High => RiskLevel::High,
+        })
 }
 
 /// What kind of suggestion a rule makes.

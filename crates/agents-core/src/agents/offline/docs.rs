@@ -5,6 +5,7 @@
 //! order, each rendered in the requested format: Markdown, HTML (every code-derived string
 //! escaped), reStructuredText, the language's own doc comments (`docstring`), or JSDoc. Nothing
 //! is invented: descriptions are the doc comments the code has, and an item without one says so.
+//! At most [`MAX_ITEMS`] items get a section; the overview says how many more were left out.
 
 use std::fmt::Write as _;
 
@@ -19,6 +20,10 @@ use crate::facts::{CodeFacts, FunctionFacts, TypeFacts, Visibility};
 /// Confidence of a reference built from signatures: exact about what it says, silent about
 /// everything a writer would add.
 pub(crate) const CONFIDENCE: f64 = 0.5;
+
+/// Most types and functions documented: a file of thousands of one-line functions would otherwise
+/// give an answer too large for the server to send.
+pub(crate) const MAX_ITEMS: usize = 200;
 
 /// The line added to a declaration without a body.
 const NO_BODY: &str =
@@ -40,13 +45,20 @@ pub(crate) fn sections(input: &DocumentationInput, facts: &CodeFacts) -> Vec<Sec
         language: input.language,
         types: input.include_types,
     };
-    let mut sections = vec![overview(input, &render, functions.len(), types.len())];
-    for ty in types {
-        sections.push(render.type_section(ty));
-    }
-    for function in functions {
-        sections.push(render.function_section(function));
-    }
+    let left_out = (functions.len() + types.len()).saturating_sub(MAX_ITEMS);
+    let mut sections = vec![overview(
+        input,
+        &render,
+        functions.len(),
+        types.len(),
+        left_out,
+    )];
+    // Types, then functions, each in source order, as far as the cap goes.
+    let types = types.into_iter().map(|ty| render.type_section(ty));
+    let functions = functions
+        .into_iter()
+        .map(|function| render.function_section(function));
+    sections.extend(types.chain(functions).take(MAX_ITEMS));
     sections
 }
 
@@ -55,6 +67,7 @@ fn overview(
     render: &Render,
     functions: usize,
     types: usize,
+    left_out: usize,
 ) -> Section {
     let mut text = format!(
         "Public API of this {} code: {functions} {}, {types} {}. Built from the signatures and doc comments in the code; no model was available, so there are no examples or explanations beyond the existing doc comments.",
@@ -68,6 +81,12 @@ fn overview(
     ) {
         text.push_str(
             " A README, tutorial or guide needs a model; this is the API reference only.",
+        );
+    }
+    if left_out > 0 {
+        let _ = write!(
+            text,
+            " Only the first {MAX_ITEMS} items, types then functions, are documented here; {left_out} more were left out."
         );
     }
     Section {

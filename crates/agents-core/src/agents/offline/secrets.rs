@@ -102,6 +102,20 @@ mod tests {
         assert_eq!(secret_findings("// token: AKIAIOSFODNN7EXAMPLE\n").len(), 1);
     }
 
+    /// Java, C#, JavaScript and Go name them in camelCase; the key pattern used to need a
+    /// separator before the secret word, so these were missed.
+    #[test]
+    fn camel_case_names_fire_too() {
+        for line in [
+            "private String dbPassword = \"correct-horse-battery-1\";",
+            "const accessToken = \"opaque-access-token-1\";",
+            "var clientSecret = \"client-secret-value-1\";",
+        ] {
+            assert_eq!(secret_findings(line).len(), 1, "{line}");
+        }
+        assert!(secret_findings("int maxTokens = 1024;").is_empty());
+    }
+
     #[test]
     fn code_that_reads_a_secret_is_not_one() {
         for line in [

@@ -19,6 +19,7 @@
 //! | xunit | `[Fact(Skip = "...")]` |
 //! | phpunit | `$this->markTestIncomplete(...)` |
 
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
 use crate::agents::grounding::{clip, one_line};
@@ -34,17 +35,24 @@ const MARKER: &str = "skeleton: complete me";
 /// At most this many branch points are listed in one skeleton's comments.
 const MAX_BRANCHES_LISTED: usize = 16;
 
-/// The skeletons, and the import lines they need.
+/// At most this many skeletons (about 1 KiB each) in one answer, and as many functions listed as
+/// not called directly: a 256 KiB input of one-line functions has thousands, whose answer
+/// would outgrow a gRPC message.
+pub(crate) const MAX_SKELETONS: usize = 200;
+
+/// The skeletons (the first [`MAX_SKELETONS`] public functions), the import lines they need,
+/// and how many public functions got none because of the bound.
 pub(crate) fn skeletons(
     framework: Framework,
     facts: &CodeFacts,
-) -> (Vec<GeneratedTest>, Vec<String>) {
-    let mut names: Vec<String> = Vec::new();
-    let tests = facts
-        .public_functions()
-        .filter(|f| !f.is_abstract)
+) -> (Vec<GeneratedTest>, Vec<String>, usize) {
+    let mut names = UniqueNames::default();
+    let callable = || facts.public_functions().filter(|f| !f.is_abstract);
+    let left_out = callable().count().saturating_sub(MAX_SKELETONS);
+    let tests = callable()
+        .take(MAX_SKELETONS)
         .map(|function| {
-            let name = unique(&mut names, test_name(framework, function));
+            let name = names.claim(test_name(framework, function));
             let code = code(framework, &name, function);
             GeneratedTest {
                 description: Some(format!(
@@ -60,7 +68,7 @@ pub(crate) fn skeletons(
             }
         })
         .collect();
-    (tests, imports(framework))
+    (tests, imports(framework), left_out)
 }
 
 /// Functions no skeleton calls directly, for `coverage.uncovered_paths`.
@@ -69,6 +77,7 @@ pub(crate) fn not_called_directly(facts: &CodeFacts) -> Vec<String> {
         .functions
         .iter()
         .filter(|f| !f.is_abstract && !matches!(f.visibility, Visibility::Public))
+        .take(MAX_SKELETONS)
         .map(|f| {
             format!(
                 "{} (lines {}-{}): not public, reached only through the public functions",
@@ -139,20 +148,33 @@ fn subject(framework: Framework, function: &FunctionFacts) -> String {
     }
 }
 
-/// `name` made unique among `taken`, by a numeric suffix in the name's own style.
-fn unique(taken: &mut Vec<String>, name: String) -> String {
-    let mut candidate = name.clone();
-    let mut n = 2;
-    while taken.contains(&candidate) {
-        candidate = if name.contains(' ') {
-            format!("{name} ({n})")
-        } else {
-            format!("{name}_{n}")
-        };
-        n += 1;
+/// Test names handed out so far. Linear in the names: a file of thousands of functions with one
+/// name used to cost a scan of every name taken for every suffix tried (cubic, minutes of CPU
+/// after the last await, where no deadline or cancellation reaches).
+#[derive(Default)]
+struct UniqueNames {
+    taken: HashSet<String>,
+    /// The next suffix to try for a name, so a name's k-th use does not try the k-1 before it.
+    next_suffix: HashMap<String, usize>,
+}
+
+impl UniqueNames {
+    /// `name` made unique among those taken, by a numeric suffix in the name's own style.
+    fn claim(&mut self, name: String) -> String {
+        let mut candidate = name.clone();
+        let mut n = self.next_suffix.get(&name).copied().unwrap_or(2);
+        while self.taken.contains(&candidate) {
+            candidate = if name.contains(' ') {
+                format!("{name} ({n})")
+            } else {
+                format!("{name}_{n}")
+            };
+            n += 1;
+        }
+        self.next_suffix.insert(name, n);
+        self.taken.insert(candidate.clone());
+        candidate
     }
-    taken.push(candidate.clone());
-    candidate
 }
 
 /// The comment lines every skeleton carries: what to arrange, call and cover.
@@ -392,14 +414,54 @@ mod tests {
         assert_eq!(pascal_case("$"), "");
         assert_eq!(pascal_or("$", "Function"), "Function");
         assert_eq!(js_string("it's a \\ test\n"), "it\\'s a \\\\ test");
-        let mut taken = Vec::new();
-        assert_eq!(unique(&mut taken, "test_a".into()), "test_a");
-        assert_eq!(unique(&mut taken, "test_a".into()), "test_a_2");
-        assert_eq!(unique(&mut taken, "a works".into()), "a works");
-        assert_eq!(unique(&mut taken, "a works".into()), "a works (2)");
+        let mut taken = UniqueNames::default();
+        assert_eq!(taken.claim("test_a".into()), "test_a");
+        assert_eq!(taken.claim("test_a".into()), "test_a_2");
+        assert_eq!(taken.claim("a works".into()), "a works");
+        assert_eq!(taken.claim("a works".into()), "a works (2)");
+        // A suffixed name taken by a function of that name is skipped, not reused.
+        assert_eq!(taken.claim("test_b_2".into()), "test_b_2");
+        assert_eq!(taken.claim("test_b".into()), "test_b");
+        assert_eq!(taken.claim("test_b".into()), "test_b_3");
         let anonymous = FunctionFacts::default();
         assert_eq!(test_name(Framework::Pytest, &anonymous), "test_function");
         assert_eq!(test_name(Framework::Junit, &anonymous), "testFunction");
         assert_eq!(test_name(Framework::Jest, &anonymous), "function works");
+    }
+
+    /// Thousands of public functions with one name (a 256 KiB file of `def a(): 0` lines):
+    /// the answer is bounded, and naming stays linear. Each name used to be checked against
+    /// every name taken for every suffix tried: about n^3/3 comparisons, minutes of CPU.
+    #[test]
+    fn thousands_of_same_named_functions_get_bounded_unique_skeletons() {
+        let function = FunctionFacts {
+            name: "a".into(),
+            visibility: Visibility::Public,
+            ..FunctionFacts::default()
+        };
+        let private = FunctionFacts {
+            visibility: Visibility::Private,
+            ..function.clone()
+        };
+        let facts = CodeFacts {
+            functions: [vec![function; 5_000], vec![private; 5_000]].concat(),
+            ..CodeFacts::default()
+        };
+        let (tests, _, left_out) = skeletons(Framework::Pytest, &facts);
+        assert_eq!(
+            (tests.len(), left_out),
+            (MAX_SKELETONS, 5_000 - MAX_SKELETONS)
+        );
+        let names: HashSet<&str> = tests.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names.len(), MAX_SKELETONS);
+        assert_eq!(
+            tests[MAX_SKELETONS - 1].name,
+            format!("test_a_{MAX_SKELETONS}")
+        );
+        assert_eq!(not_called_directly(&facts).len(), MAX_SKELETONS);
+
+        let mut taken = UniqueNames::default();
+        let last = (0..20_000).map(|_| taken.claim("test_a".into())).last();
+        assert_eq!(last.as_deref(), Some("test_a_20000"));
     }
 }
