@@ -728,6 +728,43 @@ async fn a_worker_shutting_down_hands_back_what_it_cannot_finish() {
     running.shutdown().await.unwrap();
 }
 
+/// A worker shutting down during a task's last delivery dead-letters it as `shutdown`: handing
+/// it back would use up that delivery, and JetStream's max-deliveries advisory made the sweeper
+/// dead-letter it as `worker_lost` (or, with no sweeper listening, left it queued forever).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_shutting_down_on_the_last_delivery_dead_letters_the_task_as_shutdown() {
+    let Some(mut cluster) = Cluster::start("ack_wait_ms = 30000\nmax_deliver = 1").await else {
+        return;
+    };
+    cluster.fake.set_default(Behavior::Hang);
+    let (running, mut client) = cluster.server().await;
+    let leaving = cluster.worker("leaving", "concurrency = 1\nshutdown_grace_ms = 200");
+    submit(&mut client, "last-try").await;
+    wait_until(Duration::from_secs(60), "the model call to start", || {
+        let answering = cluster.fake.answering();
+        async move { answering == 1 }
+    })
+    .await;
+    cluster.stop_worker(leaving);
+    let tasks = wait_all_finished(
+        &mut client,
+        &["last-try".to_owned()],
+        Duration::from_secs(25),
+    )
+    .await;
+    let task = &tasks["last-try"];
+    assert_eq!(task.state, TaskState::DeadLettered as i32, "{task:?}");
+    assert_eq!(task.error_kind, "shutdown", "{task:?}");
+    let js = async_nats::jetstream::new(async_nats::connect(cluster.nats.addr()).await.unwrap());
+    let dead = js.get_stream("AGENTS_TASKS_DEAD").await.unwrap();
+    let letter = dead.get_raw_message(1).await.unwrap();
+    assert_eq!(
+        letter.headers.get("Agents-Dead-Kind").unwrap().as_str(),
+        "shutdown"
+    );
+    running.shutdown().await.unwrap();
+}
+
 /// `VmHWM` (peak resident memory) of a process, in KiB.
 fn peak_rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();

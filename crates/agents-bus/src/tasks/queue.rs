@@ -449,12 +449,16 @@ impl Task {
     }
 
     /// Hands the task back unfinished (a worker shutting down): it is delivered again at once,
-    /// to another worker. This counts as a delivery.
-    pub async fn release(self) -> Result<(), Error> {
-        self.message
-            .ack_with(AckKind::Nak(None))
-            .await
-            .map_err(|e| Error::transport("release a task", &e))
+    /// to another worker. This counts as a delivery, so on the last one the task is
+    /// dead-lettered instead, kind `shutdown`: handed back, it would go to nobody, and
+    /// JetStream's max-deliveries advisory would have it dead-lettered as `worker_lost`.
+    pub async fn release(self) -> Result<TaskOutcome, Error> {
+        self.fail_with_kind(
+            "shutdown",
+            "the worker shut down during the task's last delivery",
+            None,
+        )
+        .await
     }
 
     /// Removes a task that must not run again (e.g. its input is invalid) without

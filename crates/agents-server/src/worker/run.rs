@@ -547,18 +547,7 @@ async fn deliver(shared: &Shared, task: Task, began: Instant) -> Option<TaskOutc
 
     // 4. Record the outcome, then acknowledge.
     let result = match ended {
-        Ended::HandedBack => {
-            let back = |r: &mut TaskRecord| {
-                r.fail(
-                    "shutdown",
-                    "the worker shut down; the task was handed back",
-                    true,
-                )
-            };
-            shared.update(&id, &back).await;
-            let _ = task.release().await;
-            return Some(TaskOutcome::HandedBack);
-        }
+        Ended::HandedBack => return Some(hand_back(shared, task, &trace).await),
         Ended::Done(result) => *result,
     };
     let code = match &result {
@@ -687,6 +676,42 @@ fn redelivery_delay(backoff_ms: u64, attempt: u32, retry_after: Option<Duration>
     let backoff = Duration::from_millis(backoff_ms.saturating_mul(u64::from(attempt)));
     let asked = retry_after.unwrap_or_default().min(MAX_REDELIVERY_DELAY);
     backoff.max(asked)
+}
+
+/// Gives a task the worker is stopping back to the queue for another worker. On its last
+/// delivery there is no other: handing it back would use that delivery up and JetStream's
+/// max-deliveries advisory would have it dead-lettered as `worker_lost`, so it is
+/// dead-lettered here, kind `shutdown`, which says what happened.
+async fn hand_back(shared: &Shared, task: Task, trace: &TraceContext) -> TaskOutcome {
+    let id = task.id().to_owned();
+    if !task.is_last_attempt() {
+        let back = |r: &mut TaskRecord| {
+            r.fail(
+                "shutdown",
+                "the worker shut down; the task was handed back",
+                true,
+            )
+        };
+        shared.update(&id, &back).await;
+        let _ = task.release().await;
+        return TaskOutcome::HandedBack;
+    }
+    let agent_id = task.agent().to_owned();
+    let deliveries = task.attempt();
+    let reason = format!(
+        "the worker shut down during the last of {deliveries} deliveries; submit the task again to retry it"
+    );
+    let dead = |r: &mut TaskRecord| r.dead_letter("shutdown", &reason);
+    shared.update(&id, &dead).await;
+    if let Ok(QueueOutcome::DeadLettered) = task.release().await {
+        let mut dead = TaskDeadLettered::default();
+        dead.task_id = id;
+        dead.agent_id = agent_id.clone();
+        dead.deliveries = deliveries;
+        dead.reason = reason;
+        shared.emit(&agent_id, trace, &dead);
+    }
+    TaskOutcome::DeadLettered
 }
 
 /// A failure retrying cannot help: recorded as `failed`, and the task removed.
