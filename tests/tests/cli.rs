@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use agents_fake_model::FakeModel;
+use agents_fake_model::{Behavior, FakeModel};
 use agents_server::config;
 use agents_server::serve::{self, Running};
 
@@ -165,6 +165,21 @@ async fn failures_print_the_code_and_exit_with_its_own_status() {
     ))
     .await;
     assert_eq!(output.status.code(), Some(13), "{}", text(&output.stderr));
+
+    // A model that never answers: --timeout passes, DEADLINE_EXCEEDED (14), in both modes. The
+    // client's own timer used to report it as CANCELLED (11); a stream was not bounded at all.
+    fake.set_default(Behavior::Hang);
+    for stream in [false, true] {
+        let mut rest = vec!["code-analysis", "--file", &file, "--timeout", "500ms"];
+        if stream {
+            rest.push("--stream");
+        }
+        let output = call(args(&running, &rest)).await;
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(14), "stream {stream}: {stderr}");
+        assert!(stderr.contains("raise --timeout"), "{stderr}");
+    }
+    fake.set_default(Behavior::Answer);
 
     // No such agent.
     let output = call(args(&running, &["summarize", "--file", &file])).await;

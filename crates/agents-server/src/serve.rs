@@ -506,6 +506,8 @@ async fn serve(
         .initial_stream_window_size(listen.http2_stream_window_bytes)
         .initial_connection_window_size(listen.http2_connection_window_bytes)
         .http2_max_header_list_size(listen.http2_max_header_list_bytes)
+        .http2_keepalive_interval(listen.http2_keepalive().map(|(interval, _)| interval))
+        .http2_keepalive_timeout(listen.http2_keepalive().map(|(_, timeout)| timeout))
         // Every call runs in a span continuing the client's trace (see `telemetry`).
         .trace_fn(crate::telemetry::grpc_server_span)
         // Around the whole router: runs as hyper hands each stream over, before decoding.

@@ -97,9 +97,19 @@ fn hint(code: Code) -> &'static str {
 
 impl From<Status> for Failure {
     fn from(status: Status) -> Self {
+        // tonic's client timer (the `grpc-timeout` it sends) fires before the server's and
+        // reports CANCELLED "Timeout expired": it is our --timeout passing, DEADLINE_EXCEEDED.
+        if status.code() == Code::Cancelled && status.message() == TONIC_TIMEOUT_EXPIRED {
+            return Self::Status(Box::new(Status::deadline_exceeded(
+                "no answer within --timeout",
+            )));
+        }
         Self::Status(Box::new(status))
     }
 }
+
+/// The message of tonic's `TimeoutExpired`, which it reports as CANCELLED.
+const TONIC_TIMEOUT_EXPIRED: &str = "Timeout expired";
 
 #[cfg(test)]
 mod tests {

@@ -27,6 +27,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use tokio_stream::StreamExt;
+use tonic::Status;
 
 use crate::pb;
 use crate::pb::execute_stream_event::Event;
@@ -131,6 +132,31 @@ pub fn call(args: CallArgs, out: &mut dyn Write, err: &mut dyn Write) -> ExitCod
 
 async fn run(args: &CallArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Failure> {
     let document = input::document(args)?;
+    // The whole call, stream included, within --timeout: tonic's own timer covers only the
+    // wait for the response headers, so a server that stalls mid-stream held the CLI for ever.
+    let response = tokio::time::timeout(args.timeout, exchange(args, document, err))
+        .await
+        .map_err(|_| {
+            Failure::from(Status::deadline_exceeded(format!(
+                "no answer within --timeout {:?}",
+                args.timeout
+            )))
+        })??;
+    let written = if args.json {
+        render::json(&response, out)
+    } else {
+        render::text(&args.agent, &response, out, err)
+    };
+    written.map_err(|e| Failure::local(format!("cannot write the result: {e}")))
+}
+
+/// Sends the request and waits for the response (in `--stream` mode, reporting progress on
+/// `err` as events arrive).
+async fn exchange(
+    args: &CallArgs,
+    document: serde_json::Value,
+    err: &mut dyn Write,
+) -> Result<pb::ExecuteResponse, Failure> {
     let request = pb::ExecuteRequest {
         agent_id: args.agent.clone(),
         input_json: document.to_string(),
@@ -166,12 +192,7 @@ async fn run(args: &CallArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resul
     } else {
         client.execute(request).await?.into_inner()
     };
-    let written = if args.json {
-        render::json(&response, out)
-    } else {
-        render::text(&args.agent, &response, out, err)
-    };
-    written.map_err(|e| Failure::local(format!("cannot write the result: {e}")))
+    Ok(response)
 }
 
 #[cfg(test)]

@@ -71,6 +71,8 @@ fn toml_error(error: &toml::de::Error) -> ConfigError {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -119,6 +121,33 @@ mod tests {
             std::path::PathBuf::from("/var/lib/agents/audit")
         );
         assert_eq!(named.server.metrics_listen.unwrap().port(), 9100);
+    }
+
+    /// Connections are pinged by default, so a vanished client's connections and streams end;
+    /// 0 turns it off, and values a client would take for abuse are refused by key.
+    #[test]
+    fn http2_keepalive_is_on_by_default_and_checked() {
+        let config = parse("", Vec::new()).unwrap();
+        assert_eq!(
+            config.server.http2_keepalive(),
+            Some((Duration::from_secs(60), Duration::from_secs(20)))
+        );
+        let off = parse("[server]\nhttp2_keepalive_interval_ms = 0\n", Vec::new()).unwrap();
+        assert_eq!(off.server.http2_keepalive(), None);
+        let errors = parse(
+            "[server]\nhttp2_keepalive_interval_ms = 10\nhttp2_keepalive_timeout_ms = 0\n",
+            Vec::new(),
+        )
+        .unwrap_err();
+        let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "server.http2_keepalive_interval_ms",
+                "server.http2_keepalive_timeout_ms"
+            ],
+            "{errors:?}"
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The configuration's shape.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use agents_bus::AuditConfig;
 use agents_secrets::SecretsConfig;
@@ -113,6 +114,14 @@ pub struct ListenConfig {
     pub http2_connection_window_bytes: u32,
     /// Largest header block (metadata) of one call, in bytes, decompressed.
     pub http2_max_header_list_bytes: u32,
+    /// Sends an HTTP/2 PING on each connection this often and closes the connection when no
+    /// answer comes within `http2_keepalive_timeout_ms`: a client that vanished (its node
+    /// lost, a NAT that dropped the flow) otherwise keeps its connections, health `Watch`
+    /// streams and stalled calls (and their front-door slots) until TCP gives up, about 15
+    /// minutes. 0 turns the pings off.
+    pub http2_keepalive_interval_ms: u64,
+    /// How long a keepalive PING may go unanswered before the connection is closed.
+    pub http2_keepalive_timeout_ms: u64,
 }
 
 /// Smallest HTTP/2 flow-control window (the protocol's initial value).
@@ -133,6 +142,8 @@ impl Default for ListenConfig {
             http2_stream_window_bytes: 1024 * 1024,
             http2_connection_window_bytes: 2 * 1024 * 1024,
             http2_max_header_list_bytes: 16 * 1024,
+            http2_keepalive_interval_ms: 60_000,
+            http2_keepalive_timeout_ms: 20_000,
         }
     }
 }
@@ -176,7 +187,31 @@ impl ListenConfig {
                 "must be at least 1024 (API keys and trace headers travel there)",
             ));
         }
+        if self.http2_keepalive_interval_ms != 0
+            && !(1_000..=3_600_000).contains(&self.http2_keepalive_interval_ms)
+        {
+            errors.push(ConfigError::new(
+                "server.http2_keepalive_interval_ms",
+                "must be 0 (off) or between 1000 and 3600000 (pings more often than once a second are abuse to many clients)",
+            ));
+        }
+        if !(1..=600_000).contains(&self.http2_keepalive_timeout_ms) {
+            errors.push(ConfigError::new(
+                "server.http2_keepalive_timeout_ms",
+                "must be between 1 and 600000",
+            ));
+        }
         errors
+    }
+
+    /// The keepalive interval and timeout tonic is given; `None` when pings are off.
+    pub(crate) fn http2_keepalive(&self) -> Option<(Duration, Duration)> {
+        (self.http2_keepalive_interval_ms != 0).then(|| {
+            (
+                Duration::from_millis(self.http2_keepalive_interval_ms),
+                Duration::from_millis(self.http2_keepalive_timeout_ms),
+            )
+        })
     }
 }
 

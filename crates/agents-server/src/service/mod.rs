@@ -2,8 +2,12 @@
 
 pub(crate) mod convert;
 mod tasks;
+#[cfg(test)]
+mod test_agents;
+mod unfinished;
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,6 +15,7 @@ use agents_core::{
     Agent, AgentContext, AgentError, AgentJsonOutput, CloudEvent, EventSink, ExecutionMetadata,
     Provider, TraceContext,
 };
+use futures_util::FutureExt as _;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::metadata::MetadataMap;
@@ -25,6 +30,7 @@ use crate::pb::agent_service_server::AgentService;
 use crate::shed::ShedReason;
 use crate::status;
 pub use tasks::TaskTable;
+use unfinished::UnfinishedCall;
 
 /// Progress events buffered per streaming call; beyond this, events are dropped (the result
 /// still arrives) rather than letting a slow client hold memory.
@@ -307,7 +313,9 @@ impl AgentService for AgentsService {
         let body = request.into_inner();
         let agent = self.agent(&body.agent_id)?;
         let input = parse_input(&body.input_json)?;
-        // If the client goes away, tonic drops this future, and with it the provider call.
+        // If the client goes away, tonic drops this future, and with it the provider call;
+        // the call is then counted (and its run ended in the event log) as it drops.
+        let unfinished = UnfinishedCall::new(self.metrics.clone(), agent.id(), started, &ctx);
         // The output as JSON text, written straight from the agent's typed output: the
         // response carries nothing else of it.
         let result = agent.execute_json(&ctx, input).await;
@@ -318,6 +326,7 @@ impl AgentService for AgentsService {
             total,
             result.as_ref().map(|done| &done.metadata),
         );
+        unfinished.finished();
         let done = result.map_err(|e| status::from_agent_error(&e))?;
         Ok(Response::new(finished(done, total)))
     }
@@ -354,12 +363,32 @@ impl AgentService for AgentsService {
             // The stream holds its slot for as long as it runs.
             let _admission = admission;
             let _in_flight = in_flight;
-            let run = agent.execute_json(&ctx, input);
+            // Counts a run the client hung up on (or that panicked) as it drops.
+            let unfinished =
+                UnfinishedCall::new(service.metrics.clone(), agent.id(), started, &ctx);
+            let run = AssertUnwindSafe(agent.execute_json(&ctx, input)).catch_unwind();
             tokio::pin!(run);
             // Stop the run when the client hangs up (the receiver is dropped).
             let result = tokio::select! {
                 result = &mut run => result,
                 () = sender.closed() => return,
+            };
+            let Ok(result) = result else {
+                // A bug in the run: the stream must not end as if it had succeeded.
+                tracing::error!(agent = agent.id(), "an ExecuteStream run panicked");
+                service.metrics.record_request(
+                    agent.id(),
+                    tonic::Code::Internal,
+                    started.elapsed(),
+                    Duration::ZERO,
+                );
+                unfinished.finished();
+                let _ = sender
+                    .send(Err(Status::internal(
+                        "the run failed unexpectedly; see the server log",
+                    )))
+                    .await;
+                return;
             };
             let total = started.elapsed();
             service.record(
@@ -367,6 +396,7 @@ impl AgentService for AgentsService {
                 total,
                 result.as_ref().map(|done| &done.metadata),
             );
+            unfinished.finished();
             let last = match result {
                 Ok(done) => Ok(pb::ExecuteStreamEvent {
                     event: Some(pb::execute_stream_event::Event::Result(finished(
@@ -480,8 +510,74 @@ impl AgentService for AgentsService {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
+    use agents_core::MemorySink;
+    use tokio_stream::StreamExt as _;
+
     use super::*;
+    use crate::service::test_agents::Broken;
+
+    fn service(panics: bool, events: &MemorySink) -> AgentsService {
+        AgentsService::new(
+            vec![Arc::new(Broken { panics })],
+            Arc::new(crate::no_model::NoModel),
+            Arc::new(events.clone()),
+        )
+    }
+
+    fn call() -> Request<pb::ExecuteRequest> {
+        Request::new(pb::ExecuteRequest {
+            agent_id: "broken".into(),
+            input_json: "{}".into(),
+            request_id: "r-1".into(),
+        })
+    }
+
+    /// A call whose future is dropped mid-run (the client hung up) used to leave no count and
+    /// an `agent.started` without an end.
+    #[tokio::test]
+    async fn a_call_dropped_mid_run_is_counted_cancelled_and_ended_in_the_log() {
+        let events = MemorySink::new();
+        let service = service(false, &events);
+        let dropped =
+            tokio::time::timeout(Duration::from_millis(50), service.execute(call())).await;
+        assert!(dropped.is_err(), "the run waits until it is cancelled");
+        let text = service.metrics.encode();
+        assert!(
+            text.contains(r#"agents_requests_total{agent="broken",code="CANCELLED"} 1"#),
+            "{text}"
+        );
+        let ended: Vec<_> = events
+            .events()
+            .into_iter()
+            .filter(|e| e.event_type == "agent.failed")
+            .collect();
+        assert_eq!(ended.len(), 1, "{:?}", events.types());
+        assert_eq!(ended[0].data["error_kind"], "cancelled");
+        assert_eq!(ended[0].data["request_id"], "r-1");
+    }
+
+    /// A panicking ExecuteStream run used to end the stream as if it had succeeded (status OK,
+    /// no result).
+    #[tokio::test]
+    async fn a_stream_whose_run_panics_ends_with_internal() {
+        let events = MemorySink::new();
+        let service = service(true, &events);
+        let mut stream = service.execute_stream(call()).await.unwrap().into_inner();
+        let mut last = None;
+        while let Some(message) = stream.next().await {
+            last = Some(message);
+        }
+        let status = last.expect("the stream says how it ended").unwrap_err();
+        assert_eq!(status.code(), tonic::Code::Internal, "{status:?}");
+        let text = service.metrics.encode();
+        assert!(
+            text.contains(r#"agents_requests_total{agent="broken",code="INTERNAL"} 1"#),
+            "{text}"
+        );
+        assert!(!text.contains(r#"code="CANCELLED""#), "{text}");
+    }
 
     #[test]
     fn grpc_timeouts_parse() {

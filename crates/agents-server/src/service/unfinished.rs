@@ -1,0 +1,81 @@
+//! Calls that end before their run does.
+//!
+//! A client that hangs up, or tonic's own `grpc-timeout` timer (it starts when the request
+//! arrives, a little before the run's deadline), drops the call's future: the run stops at its
+//! next await and nothing after it runs. Without this, such a call left no trace: no request
+//! counted in the metrics (so error rates and latency read best exactly when the model is
+//! slowest), and an `agent.started` with no end in the audit log.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use agents_core::{AgentContext, AgentFailed, DeferredEvent};
+use tonic::Code;
+
+use crate::metrics::Metrics;
+
+/// Counts the call, and ends its run in the event log, unless [`finished`](Self::finished) is
+/// called first: DEADLINE_EXCEEDED once the run's deadline has passed, else CANCELLED.
+pub(super) struct UnfinishedCall {
+    metrics: Arc<Metrics>,
+    agent: String,
+    started: Instant,
+    ctx: AgentContext,
+    finished: bool,
+}
+
+impl UnfinishedCall {
+    pub(super) fn new(
+        metrics: Arc<Metrics>,
+        agent: &str,
+        started: Instant,
+        ctx: &AgentContext,
+    ) -> Self {
+        Self {
+            metrics,
+            agent: agent.to_owned(),
+            started,
+            ctx: ctx.clone(),
+            finished: false,
+        }
+    }
+
+    /// The run ended and was counted: nothing to do on drop.
+    pub(super) fn finished(mut self) {
+        self.finished = true;
+    }
+}
+
+impl Drop for UnfinishedCall {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        let (code, kind, message) = if self.ctx.deadline_passed() {
+            (
+                Code::DeadlineExceeded,
+                "deadline_exceeded",
+                "the call's deadline passed before the run ended",
+            )
+        } else {
+            (
+                Code::Cancelled,
+                "cancelled",
+                "the client went away before the run ended",
+            )
+        };
+        let elapsed = self.started.elapsed();
+        self.metrics
+            .record_request(&self.agent, code, elapsed, std::time::Duration::ZERO);
+        let mut failed = AgentFailed::default();
+        failed.agent_id.clone_from(&self.agent);
+        failed.request_id.clone_from(&self.ctx.request_id);
+        failed.error_kind = kind.to_owned();
+        failed.message = message.to_owned();
+        failed.latency_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+        let event = DeferredEvent::new(format!("/agents/{}", self.agent), failed)
+            .with_subject(self.ctx.request_id.clone())
+            .with_trace_context(&self.ctx.trace);
+        self.ctx.events.emit_deferred(event);
+    }
+}
