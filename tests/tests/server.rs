@@ -693,6 +693,44 @@ async fn shutdown_lets_inline_tasks_finish_within_the_grace_period_and_cancels_t
     );
 }
 
+/// A call still running when the grace period ends is cut off: tonic runs connections as tasks
+/// of their own, so dropping the server future at the end of the grace period used to leave
+/// such a call running (here, for the provider's 120 s timeout), its events going nowhere.
+#[tokio::test]
+async fn calls_still_running_when_the_grace_period_ends_are_cut_off() {
+    let fake = FakeModel::start().await.unwrap();
+    fake.set_default(Behavior::Hang);
+    let audit = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nshutdown_grace_ms = 300\n\
+         [bus.audit]\ndir = \"{}\"\n\
+         [[providers]]\nopenai = {{ id = \"fake\", base_url = \"{}\", model = \"fake-model\" }}\n",
+        audit.path().display(),
+        fake.base_url()
+    );
+    let (running, client) = support::serve_config(&text).await;
+    let call = tokio::spawn(async move {
+        let mut client = client;
+        client
+            .execute(execute("code-analysis", strict_input()))
+            .await
+    });
+    reached_the_model(&fake).await;
+    running.shutdown().await.unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(20), call)
+        .await
+        .expect("the call is still running after the grace period")
+        .unwrap();
+    let status = ended.unwrap_err();
+    assert!(
+        matches!(
+            status.code(),
+            Code::Unavailable | Code::Cancelled | Code::Unknown | Code::Internal
+        ),
+        "{status:?}"
+    );
+}
+
 /// A request carrying an API key.
 fn with_key<T>(message: T, key: &str) -> Request<T> {
     let mut request = Request::new(message);

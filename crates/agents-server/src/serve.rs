@@ -499,6 +499,8 @@ async fn serve(
         .max_decoding_message_size(max_message_bytes)
         .max_encoding_message_size(max_message_bytes);
     let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
+    // Fired at the end of the grace period: closes the connections still open (see `accept`).
+    let cut_off = tokio_util::sync::CancellationToken::new();
     // Bounded per connection: streams, flow-control windows (request data buffered ahead of
     // the handlers) and header blocks.
     let server = grpc
@@ -516,15 +518,18 @@ async fn serve(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(agents)
-        .serve_with_incoming_shutdown(crate::accept::incoming(listener), async move {
-            signal.await;
-            // Clients that watch health (gRPC client-side health checking, load balancers)
-            // hear NOT_SERVING as the drain starts and stop sending calls here, as `/readyz`
-            // tells HTTP probes. A watch stream is a call in flight: the drain waits for its
-            // client to hang up, for at most the grace period.
-            drain_health(&reporter).await;
-            let _ = drain_tx.send(());
-        });
+        .serve_with_incoming_shutdown(
+            crate::accept::incoming(listener, cut_off.clone()),
+            async move {
+                signal.await;
+                // Clients that watch health (gRPC client-side health checking, load balancers)
+                // hear NOT_SERVING as the drain starts and stop sending calls here, as `/readyz`
+                // tells HTTP probes. A watch stream is a call in flight: the drain waits for its
+                // client to hang up, for at most the grace period.
+                drain_health(&reporter).await;
+                let _ = drain_tx.send(());
+            },
+        );
     tokio::pin!(server);
     tokio::select! {
         result = &mut server => return result.context("the gRPC server failed"),
@@ -534,6 +539,7 @@ async fn serve(
     match tokio::time::timeout(grace, server).await {
         Ok(result) => result.context("the gRPC server failed"),
         Err(_) => {
+            cut_off.cancel();
             tracing::warn!(
                 ?grace,
                 "calls still in flight after the grace period were cut off"
