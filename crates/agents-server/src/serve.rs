@@ -512,6 +512,8 @@ async fn serve(
         .http2_keepalive_timeout(listen.http2_keepalive().map(|(_, timeout)| timeout))
         // Every call runs in a span continuing the client's trace (see `telemetry`).
         .trace_fn(crate::telemetry::grpc_server_span)
+        // Outermost: records each call's gRPC status on its span, refusals included.
+        .layer(crate::telemetry::CallStatusLayer)
         // Around the whole router: runs as hyper hands each stream over, before decoding.
         .layer(shed)
         .add_service(health)

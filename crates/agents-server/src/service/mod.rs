@@ -315,7 +315,7 @@ impl AgentService for AgentsService {
         let input = parse_input(&body.input_json)?;
         // If the client goes away, tonic drops this future, and with it the provider call;
         // the call is then counted (and its run ended in the event log) as it drops.
-        let unfinished = UnfinishedCall::new(self.metrics.clone(), agent.id(), started, &ctx);
+        let unfinished = UnfinishedCall::new(&self.metrics, agent.id(), started, &ctx);
         // The output as JSON text, written straight from the agent's typed output: the
         // response carries nothing else of it.
         let result = agent.execute_json(&ctx, input).await;
@@ -364,8 +364,7 @@ impl AgentService for AgentsService {
             let _admission = admission;
             let _in_flight = in_flight;
             // Counts a run the client hung up on (or that panicked) as it drops.
-            let unfinished =
-                UnfinishedCall::new(service.metrics.clone(), agent.id(), started, &ctx);
+            let unfinished = UnfinishedCall::new(&service.metrics, agent.id(), started, &ctx);
             let run = AssertUnwindSafe(agent.execute_json(&ctx, input)).catch_unwind();
             tokio::pin!(run);
             // Stop the run when the client hangs up (the receiver is dropped).

@@ -6,7 +6,6 @@
 //! counted in the metrics (so error rates and latency read best exactly when the model is
 //! slowest), and an `agent.started` with no end in the audit log.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use agents_core::{AgentContext, AgentFailed, DeferredEvent};
@@ -16,26 +15,27 @@ use crate::metrics::Metrics;
 
 /// Counts the call, and ends its run in the event log, unless [`finished`](Self::finished) is
 /// called first: DEADLINE_EXCEEDED once the run's deadline has passed, else CANCELLED.
-pub(super) struct UnfinishedCall {
-    metrics: Arc<Metrics>,
-    agent: String,
+/// Borrows what it needs from the call, so the common case (the run ends) costs nothing.
+pub(super) struct UnfinishedCall<'a> {
+    metrics: &'a Metrics,
+    agent: &'a str,
     started: Instant,
-    ctx: AgentContext,
+    ctx: &'a AgentContext,
     finished: bool,
 }
 
-impl UnfinishedCall {
+impl<'a> UnfinishedCall<'a> {
     pub(super) fn new(
-        metrics: Arc<Metrics>,
-        agent: &str,
+        metrics: &'a Metrics,
+        agent: &'a str,
         started: Instant,
-        ctx: &AgentContext,
+        ctx: &'a AgentContext,
     ) -> Self {
         Self {
             metrics,
-            agent: agent.to_owned(),
+            agent,
             started,
-            ctx: ctx.clone(),
+            ctx,
             finished: false,
         }
     }
@@ -46,7 +46,7 @@ impl UnfinishedCall {
     }
 }
 
-impl Drop for UnfinishedCall {
+impl Drop for UnfinishedCall<'_> {
     fn drop(&mut self) {
         if self.finished {
             return;
@@ -66,9 +66,9 @@ impl Drop for UnfinishedCall {
         };
         let elapsed = self.started.elapsed();
         self.metrics
-            .record_request(&self.agent, code, elapsed, std::time::Duration::ZERO);
+            .record_request(self.agent, code, elapsed, std::time::Duration::ZERO);
         let mut failed = AgentFailed::default();
-        failed.agent_id.clone_from(&self.agent);
+        self.agent.clone_into(&mut failed.agent_id);
         failed.request_id.clone_from(&self.ctx.request_id);
         failed.error_kind = kind.to_owned();
         failed.message = message.to_owned();

@@ -4,7 +4,8 @@
 //! endpoint by one id. Each gRPC call gets a server span whose parent is the client's
 //! `traceparent` ([`grpc_server_span`]); the agents get that span's context
 //! ([`current_trace_context`]), send it to the provider and stamp it on every CloudEvent; the
-//! provider call is a child span. In a worker, each task delivery runs in a `task.run` span
+//! provider call is a child span. The call's gRPC status goes on its span ([`CallStatusLayer`]),
+//! so failed calls export as errors. In a worker, each task delivery runs in a `task.run` span
 //! ([`task_span`]) whose parent is the `traceparent` that rode in the task message's headers.
 //! Spans go to an OTLP/gRPC collector when `telemetry.otlp_endpoint` is set (batched, redacted, sampled parent-based by
 //! `telemetry.sampling_ratio`); ids are made either way, so logs and events carry them.
@@ -13,15 +14,17 @@
 //! text (`telemetry.log_format`), filtered by `RUST_LOG` (default `info`). Exported spans are
 //! filtered apart from the logs: `info` and above, never the HTTP/2 stack's own.
 
+mod call_status;
 mod config;
 mod exporter;
 mod ids;
 mod json;
 mod propagation;
 
+pub use call_status::{CallStatusBody, CallStatusFuture, CallStatusLayer, CallStatusService};
 pub use config::{LogFormat, TelemetryConfig};
 pub use ids::SPAN_ID_FIELD;
-pub use propagation::{current_trace_context, grpc_server_span, task_span};
+pub use propagation::{UNKNOWN_METHOD_SPAN, current_trace_context, grpc_server_span, task_span};
 
 use anyhow::Context as _;
 use opentelemetry::trace::TracerProvider as _;

@@ -5,33 +5,114 @@
 //! the server span's id as parent), which they send to the provider and stamp on every
 //! CloudEvent, so the model request, the audit log and the exported spans share one trace.
 
+use std::collections::HashSet;
+use std::sync::OnceLock;
+
 use agents_core::TraceContext;
 use opentelemetry::propagation::{Extractor, TextMapPropagator as _};
 use opentelemetry::trace::TraceContextExt as _;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
+use prost::Message as _;
+use prost_types::FileDescriptorSet;
 use tonic::codegen::http::{HeaderMap, Request};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 /// The span of one gRPC call, for tonic's `Server::trace_fn`. Named after the method
-/// (`agents.v1.AgentService/Execute`); `agent.id` and `tenant` are recorded by the service once
-/// it knows them. Credentials are never recorded.
+/// (`agents.v1.AgentService/Execute`) when this server has that method, else
+/// [`UNKNOWN_METHOD_SPAN`]; `agent.id` and `tenant` are recorded by the service once it knows
+/// them, the status by [`CallStatusLayer`](super::CallStatusLayer). Credentials are never
+/// recorded.
 pub fn grpc_server_span(request: &Request<()>) -> tracing::Span {
-    let path = request.uri().path().trim_start_matches('/');
-    let (service, method) = path.split_once('/').unwrap_or((path, ""));
-    let span = tracing::info_span!(
-        "grpc.server",
-        otel.name = %path,
-        otel.kind = "server",
-        rpc.system = "grpc",
-        rpc.service = %service,
-        rpc.method = %method,
-        agent.id = tracing::field::Empty,
-        tenant = tracing::field::Empty,
-    );
+    let path = request.uri().path();
+    let span = match known_method(path) {
+        Some((service, method)) => tracing::info_span!(
+            "grpc.server",
+            otel.name = %format_args!("{service}/{method}"),
+            otel.kind = "server",
+            otel.status_code = tracing::field::Empty,
+            otel.status_description = tracing::field::Empty,
+            rpc.system = "grpc",
+            rpc.service = %service,
+            rpc.method = %method,
+            rpc.grpc.status_code = tracing::field::Empty,
+            agent.id = tracing::field::Empty,
+            tenant = tracing::field::Empty,
+        ),
+        // Anyone can send any path, before any credential is checked: a name (or a label)
+        // per path would let a scanner grow the trace backend's operation index without end.
+        None => tracing::info_span!(
+            "grpc.server",
+            otel.name = UNKNOWN_METHOD_SPAN,
+            otel.kind = "server",
+            otel.status_code = tracing::field::Empty,
+            otel.status_description = tracing::field::Empty,
+            rpc.system = "grpc",
+            rpc.grpc.status_code = tracing::field::Empty,
+            url.path = %capped(path, MAX_UNKNOWN_PATH_BYTES),
+        ),
+    };
     let parent = TraceContextPropagator::new().extract(&Headers(request.headers()));
     // Fails only when no OpenTelemetry layer is installed; the span is then a plain one.
     let _ = span.set_parent(parent);
     span
+}
+
+/// The name of the span of a call to a method this server does not have.
+pub const UNKNOWN_METHOD_SPAN: &str = "grpc.server/unknown";
+
+/// How much of an unknown path its span keeps, in bytes.
+const MAX_UNKNOWN_PATH_BYTES: usize = 128;
+
+/// The service and method of `path` (`/package.Service/Method`), when this server serves it.
+fn known_method(path: &str) -> Option<(&str, &str)> {
+    let name = path.strip_prefix('/')?;
+    if !KNOWN_METHODS.get_or_init(served_methods).contains(name) {
+        return None;
+    }
+    name.split_once('/')
+}
+
+/// Every `package.Service/Method` of [`served_methods`], read once.
+static KNOWN_METHODS: OnceLock<HashSet<String>> = OnceLock::new();
+
+/// The methods of the services `serve` registers, from their descriptors, so a method added
+/// to the proto is known without a list to keep in step.
+fn served_methods() -> HashSet<String> {
+    let descriptor_sets = [
+        crate::pb::FILE_DESCRIPTOR_SET,
+        tonic_health::pb::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+    ];
+    let mut methods = HashSet::new();
+    // The sets are compiled in: one that does not decode would only leave its methods unknown.
+    for set in descriptor_sets
+        .into_iter()
+        .filter_map(|bytes| FileDescriptorSet::decode(bytes).ok())
+    {
+        for file in set.file {
+            for service in &file.service {
+                for method in &service.method {
+                    methods.insert(format!(
+                        "{}.{}/{}",
+                        file.package(),
+                        service.name(),
+                        method.name()
+                    ));
+                }
+            }
+        }
+    }
+    methods
+}
+
+/// `text` cut to at most `max` bytes, on a character boundary.
+fn capped(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 /// The span of one delivery of a queued task in a worker, continuing the trace whose
@@ -170,6 +251,40 @@ mod tests {
             let trace = fresh.in_scope(current_trace_context).unwrap();
             assert_ne!(trace.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
         });
+    }
+
+    #[test]
+    fn only_the_methods_this_server_serves_name_a_span() {
+        assert_eq!(
+            known_method("/agents.v1.AgentService/Execute"),
+            Some(("agents.v1.AgentService", "Execute"))
+        );
+        for served in [
+            "/agents.v1.AgentService/ExecuteStream",
+            "/grpc.health.v1.Health/Check",
+            "/grpc.health.v1.Health/Watch",
+            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+            "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+        ] {
+            assert!(known_method(served).is_some(), "{served}");
+        }
+        for unknown in [
+            "/agents.v1.AgentService/Nope",
+            "/agents.v1.AgentService/Execute/more",
+            "/agents.v1.AgentService",
+            "/x/7f3a9c2e",
+            "/",
+            "",
+        ] {
+            assert_eq!(known_method(unknown), None, "{unknown}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_path_is_cut_on_a_character_boundary() {
+        assert_eq!(capped("/x/ééé", 5), "/x/é");
+        assert_eq!(capped("/x/ééé", 6), "/x/é");
+        assert_eq!(capped("/x", 128), "/x");
     }
 
     #[test]
