@@ -637,6 +637,23 @@ fn run_end(events: &[(String, serde_json::Value)], id: &str) -> Option<String> {
     })
 }
 
+/// A server with a 300 ms shutdown grace period and the default provider policies (a 120 s
+/// request timeout), in front of a model that never answers.
+async fn short_grace_server_at_a_hung_model() -> (FakeModel, Served) {
+    let fake = FakeModel::start().await.unwrap();
+    fake.set_default(Behavior::Hang);
+    let audit = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nshutdown_grace_ms = 300\n\
+         [bus.audit]\ndir = \"{}\"\n\
+         [[providers]]\nopenai = {{ id = \"fake\", base_url = \"{}\", model = \"fake-model\" }}\n",
+        audit.path().display(),
+        fake.base_url()
+    );
+    let (running, client) = support::serve_config(&text).await;
+    (fake, (running, client, audit))
+}
+
 /// Waits (within a bound) until the model has been asked once.
 async fn reached_the_model(fake: &FakeModel) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -673,17 +690,7 @@ async fn shutdown_lets_inline_tasks_finish_within_the_grace_period_and_cancels_t
     );
 
     // Still at the model when the grace period (300 ms) ends: cancelled, and on record.
-    let fake = FakeModel::start().await.unwrap();
-    fake.set_default(Behavior::Hang);
-    let audit = tempfile::tempdir().unwrap();
-    let text = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\nshutdown_grace_ms = 300\n\
-         [bus.audit]\ndir = \"{}\"\n\
-         [[providers]]\nopenai = {{ id = \"fake\", base_url = \"{}\", model = \"fake-model\" }}\n",
-        audit.path().display(),
-        fake.base_url()
-    );
-    let (running, mut client) = support::serve_config(&text).await;
+    let (fake, (running, mut client, audit)) = short_grace_server_at_a_hung_model().await;
     client.submit_task(submit("cut-off")).await.unwrap();
     reached_the_model(&fake).await;
     running.shutdown().await.unwrap();
@@ -698,17 +705,7 @@ async fn shutdown_lets_inline_tasks_finish_within_the_grace_period_and_cancels_t
 /// such a call running (here, for the provider's 120 s timeout), its events going nowhere.
 #[tokio::test]
 async fn calls_still_running_when_the_grace_period_ends_are_cut_off() {
-    let fake = FakeModel::start().await.unwrap();
-    fake.set_default(Behavior::Hang);
-    let audit = tempfile::tempdir().unwrap();
-    let text = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\nshutdown_grace_ms = 300\n\
-         [bus.audit]\ndir = \"{}\"\n\
-         [[providers]]\nopenai = {{ id = \"fake\", base_url = \"{}\", model = \"fake-model\" }}\n",
-        audit.path().display(),
-        fake.base_url()
-    );
-    let (running, client) = support::serve_config(&text).await;
+    let (fake, (running, client, _audit)) = short_grace_server_at_a_hung_model().await;
     let call = tokio::spawn(async move {
         let mut client = client;
         client
