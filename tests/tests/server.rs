@@ -705,7 +705,7 @@ async fn shutdown_lets_inline_tasks_finish_within_the_grace_period_and_cancels_t
 /// such a call running (here, for the provider's 120 s timeout), its events going nowhere.
 #[tokio::test]
 async fn calls_still_running_when_the_grace_period_ends_are_cut_off() {
-    let (fake, (running, client, _audit)) = short_grace_server_at_a_hung_model().await;
+    let (fake, (running, client, audit)) = short_grace_server_at_a_hung_model().await;
     let call = tokio::spawn(async move {
         let mut client = client;
         client
@@ -726,6 +726,14 @@ async fn calls_still_running_when_the_grace_period_ends_are_cut_off() {
         ),
         "{status:?}"
     );
+    // Its run is ended on record before the event pipeline closes.
+    let events = audit_events(audit.path());
+    let ends: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|(kind, _)| kind == "agent.failed")
+        .map(|(_, data)| &data["error_kind"])
+        .collect();
+    assert_eq!(ends, ["cancelled"], "{events:?}");
 }
 
 /// A request carrying an API key.

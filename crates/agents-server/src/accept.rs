@@ -60,7 +60,9 @@ impl Closable {
     fn new(stream: TcpStream, cut_off: CancellationToken) -> Self {
         Self {
             stream,
-            cut_off: Box::pin(cut_off.cancelled_owned()),
+            // A child token: each connection waits on its own, not on one shared waiter list
+            // that every read and write of every connection would lock.
+            cut_off: Box::pin(cut_off.child_token().cancelled_owned()),
             closed: false,
         }
     }

@@ -177,21 +177,29 @@ impl AgentsService {
     /// The run's context: the client's deadline (`grpc-timeout`) and trace. The trace is the
     /// call's server span (the client's `traceparent` is its parent), or, when no
     /// OpenTelemetry layer is installed, the client's `traceparent` itself.
-    fn context(
+    fn context<T>(
         &self,
-        metadata: &MetadataMap,
+        request: &Request<T>,
         principal: &Principal,
         request_id: &str,
         events: Arc<dyn EventSink>,
     ) -> AgentContext {
+        let metadata = request.metadata();
         let header = |name| metadata.get(name).and_then(|v| v.to_str().ok());
+        // The deadline counts from the request's arrival, as tonic's own `grpc-timeout` timer
+        // does: from the handler's start it would end after tonic's, and a call tonic ends
+        // would not read as past its deadline.
+        let arrived = request
+            .extensions()
+            .get::<crate::shed::Arrived>()
+            .map_or_else(Instant::now, |arrived| arrived.0);
         let trace = crate::telemetry::current_trace_context().unwrap_or_else(|| {
             TraceContext::parse_or_new(header("traceparent"), header("tracestate"))
         });
         tracing::Span::current().record("tenant", principal.tenant());
         let deadline = header("grpc-timeout")
             .and_then(parse_grpc_timeout)
-            .and_then(|t| Instant::now().checked_add(t));
+            .and_then(|t| arrived.checked_add(t));
         let mut ctx = AgentContext::new(self.provider.clone())
             .with_trace(trace)
             .with_deadline(deadline)
@@ -305,7 +313,7 @@ impl AgentService for AgentsService {
         )?;
         let (_admission, _in_flight) = self.admit(&principal)?;
         let ctx = self.context(
-            request.metadata(),
+            &request,
             &principal,
             &request.get_ref().request_id,
             self.events.clone(),
@@ -315,7 +323,13 @@ impl AgentService for AgentsService {
         let input = parse_input(&body.input_json)?;
         // If the client goes away, tonic drops this future, and with it the provider call;
         // the call is then counted (and its run ended in the event log) as it drops.
-        let unfinished = UnfinishedCall::new(&self.metrics, agent.id(), started, &ctx);
+        let unfinished = UnfinishedCall::new(
+            &self.metrics,
+            agent.id(),
+            started,
+            &ctx,
+            self.tasks.running_call(),
+        );
         // The output as JSON text, written straight from the agent's typed output: the
         // response carries nothing else of it.
         let result = agent.execute_json(&ctx, input).await;
@@ -349,12 +363,7 @@ impl AgentService for AgentsService {
             server: self.events.clone(),
             client: sender.clone(),
         });
-        let ctx = self.context(
-            request.metadata(),
-            &principal,
-            &request.get_ref().request_id,
-            sink,
-        );
+        let ctx = self.context(&request, &principal, &request.get_ref().request_id, sink);
         let body = request.into_inner();
         let agent = self.agent(&body.agent_id)?;
         let input = parse_input(&body.input_json)?;
@@ -364,7 +373,13 @@ impl AgentService for AgentsService {
             let _admission = admission;
             let _in_flight = in_flight;
             // Counts a run the client hung up on (or that panicked) as it drops.
-            let unfinished = UnfinishedCall::new(&service.metrics, agent.id(), started, &ctx);
+            let unfinished = UnfinishedCall::new(
+                &service.metrics,
+                agent.id(),
+                started,
+                &ctx,
+                service.tasks.running_call(),
+            );
             let run = AssertUnwindSafe(agent.execute_json(&ctx, input)).catch_unwind();
             tokio::pin!(run);
             // Stop the run when the client hangs up (the receiver is dropped).
@@ -435,7 +450,7 @@ impl AgentService for AgentsService {
         }
         let (admission, in_flight) = self.admit(&principal)?;
         let ctx = self.context(
-            request.metadata(),
+            &request,
             &principal,
             &request.get_ref().task_id,
             self.events.clone(),
@@ -555,6 +570,56 @@ mod tests {
         assert_eq!(ended.len(), 1, "{:?}", events.types());
         assert_eq!(ended[0].data["error_kind"], "cancelled");
         assert_eq!(ended[0].data["request_id"], "r-1");
+    }
+
+    /// The run's deadline counts from the request's arrival at the front door, where tonic's own
+    /// `grpc-timeout` timer starts: a call tonic ends reads as past its deadline, not as a client
+    /// that hung up (which it was when the deadline counted from the handler's start).
+    #[tokio::test]
+    async fn a_call_dropped_at_its_deadline_counted_from_arrival_is_deadline_exceeded() {
+        let events = MemorySink::new();
+        let service = service(false, &events);
+        let mut request = call();
+        request
+            .metadata_mut()
+            .insert("grpc-timeout", "200m".parse().unwrap());
+        // It arrived 300 ms ago and waited at the front door since: its 200 ms have passed.
+        let arrived = Instant::now() - Duration::from_millis(300);
+        request
+            .extensions_mut()
+            .insert(crate::shed::Arrived(arrived));
+        let dropped =
+            tokio::time::timeout(Duration::from_millis(50), service.execute(request)).await;
+        assert!(dropped.is_err());
+        let text = service.metrics.encode();
+        assert!(
+            text.contains(r#"agents_requests_total{agent="broken",code="DEADLINE_EXCEEDED"} 1"#),
+            "{text}"
+        );
+    }
+
+    /// A unary run that panics (tonic turns it into a reset stream) is counted INTERNAL, not
+    /// as a client that went away.
+    #[tokio::test]
+    async fn a_unary_run_that_panics_is_counted_internal() {
+        let events = MemorySink::new();
+        let service = service(true, &events);
+        let panicked = AssertUnwindSafe(service.execute(call()))
+            .catch_unwind()
+            .await;
+        assert!(panicked.is_err());
+        let text = service.metrics.encode();
+        assert!(
+            text.contains(r#"agents_requests_total{agent="broken",code="INTERNAL"} 1"#),
+            "{text}"
+        );
+        let kinds: Vec<_> = events
+            .events()
+            .into_iter()
+            .filter(|e| e.event_type == "agent.failed")
+            .map(|e| e.data["error_kind"].clone())
+            .collect();
+        assert_eq!(kinds, ["internal"]);
     }
 
     /// A panicking ExecuteStream run used to end the stream as if it had succeeded (status OK,

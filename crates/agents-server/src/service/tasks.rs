@@ -254,9 +254,16 @@ impl TaskTable {
         .ok_or_else(|| not_found(id))
     }
 
-    /// For shutdown: waits for the running tasks until `deadline`, then cancels those still
-    /// running and waits (briefly) for their runs to record it, so their last events are
-    /// queued before the event pipeline closes. Returns how many were cancelled.
+    /// A token shutdown waits for (with the inline tasks' runs), held by a call while it runs.
+    pub(super) fn running_call(&self) -> tokio_util::task::task_tracker::TaskTrackerToken {
+        self.runs.token()
+    }
+
+    /// For shutdown, once the port is closed: waits for the running tasks (and the calls cut
+    /// off at the end of the grace period, which hold [`running_call`](Self::running_call)
+    /// tokens until their end is recorded) until `deadline`, then cancels the tasks still
+    /// running and waits (briefly) for all of them to record it, so their last events are
+    /// queued before the event pipeline closes. Returns how many tasks were cancelled.
     pub(crate) async fn finish_runs(&self, deadline: tokio::time::Instant) -> usize {
         self.runs.close();
         if tokio::time::timeout_at(deadline, self.runs.wait())
@@ -286,7 +293,7 @@ impl TaskTable {
         {
             tracing::warn!(
                 still_running = self.runs.len(),
-                "cancelled inline tasks did not stop within {CANCELLED_RUNS_WAIT:?}; their last events are lost"
+                "cancelled inline tasks or cut-off calls did not stop within {CANCELLED_RUNS_WAIT:?}; their last events are lost"
             );
         }
         cancelled

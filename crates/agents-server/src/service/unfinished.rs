@@ -9,19 +9,24 @@
 use std::time::Instant;
 
 use agents_core::{AgentContext, AgentFailed, DeferredEvent};
+use tokio_util::task::task_tracker::TaskTrackerToken;
 use tonic::Code;
 
 use crate::metrics::Metrics;
 
 /// Counts the call, and ends its run in the event log, unless [`finished`](Self::finished) is
 /// called first: DEADLINE_EXCEEDED once the run's deadline has passed, else CANCELLED.
-/// Borrows what it needs from the call, so the common case (the run ends) costs nothing.
+/// Borrows what it needs from the call, so the common case (the run ends) costs nothing but
+/// `running`: a token of the server's run tracker, which shutdown waits on after cutting
+/// connections off, so that the `agent.failed` of a call dropped then is queued before the
+/// event pipeline closes. (It is a field, so it drops after the `Drop` body has emitted.)
 pub(super) struct UnfinishedCall<'a> {
     metrics: &'a Metrics,
     agent: &'a str,
     started: Instant,
     ctx: &'a AgentContext,
     finished: bool,
+    _running: TaskTrackerToken,
 }
 
 impl<'a> UnfinishedCall<'a> {
@@ -30,6 +35,7 @@ impl<'a> UnfinishedCall<'a> {
         agent: &'a str,
         started: Instant,
         ctx: &'a AgentContext,
+        running: TaskTrackerToken,
     ) -> Self {
         Self {
             metrics,
@@ -37,6 +43,7 @@ impl<'a> UnfinishedCall<'a> {
             started,
             ctx,
             finished: false,
+            _running: running,
         }
     }
 
@@ -51,7 +58,14 @@ impl Drop for UnfinishedCall<'_> {
         if self.finished {
             return;
         }
-        let (code, kind, message) = if self.ctx.deadline_passed() {
+        let (code, kind, message) = if std::thread::panicking() {
+            // Unwinding from a bug in the run: not the client's doing.
+            (
+                Code::Internal,
+                "internal",
+                "the run failed unexpectedly; see the server log",
+            )
+        } else if self.ctx.deadline_passed() {
             (
                 Code::DeadlineExceeded,
                 "deadline_exceeded",

@@ -397,12 +397,13 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let shared = Arc::clone(&self.shared);
         if is_exempt(request.uri().path()) {
             return ShedFuture::new(shared, State::Running, Some(self.inner.call(request)), None);
         }
         let arrived = Instant::now();
+        request.extensions_mut().insert(Arrived(arrived));
         if shared.lagging() {
             let refused = shared.refuse(ShedReason::QueueDelay, request);
             return ShedFuture::new(shared, State::Refused(refused), None, None);
@@ -427,6 +428,12 @@ where
         ShedFuture::new(shared, State::Waiting(waiting), None, Some(slot))
     }
 }
+
+/// When the front door saw a request, in its extensions: a run's deadline counts from it, as
+/// the client's `grpc-timeout` and tonic's own timer for it do, not from the handler's start
+/// (which can be a queue delay later).
+#[derive(Debug, Clone, Copy)]
+pub struct Arrived(pub Instant);
 
 struct Waiting<S, B> {
     service: S,

@@ -53,4 +53,4 @@ mod layer;
 mod tests;
 
 pub use body::ShedBody;
-pub use layer::{ShedConfig, ShedFuture, ShedLayer, ShedReason, ShedService};
+pub use layer::{Arrived, ShedConfig, ShedFuture, ShedLayer, ShedReason, ShedService};
