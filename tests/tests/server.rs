@@ -654,10 +654,16 @@ async fn short_grace_server_at_a_hung_model() -> (FakeModel, Served) {
     (fake, (running, client, audit))
 }
 
-/// Waits (within a bound) until the model has been asked once.
+/// Waits (within a bound) until the model has been asked for a completion once (the server's
+/// start-up health check of the provider is a request too).
 async fn reached_the_model(fake: &FakeModel) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while fake.request_count() < 1 {
+    let asked = |fake: &FakeModel| {
+        fake.requests()
+            .iter()
+            .any(|r| r.path.ends_with("/chat/completions"))
+    };
+    while !asked(fake) {
         assert!(tokio::time::Instant::now() < deadline, "the task never ran");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
