@@ -381,3 +381,162 @@ async fn a_task_whose_worker_is_lost_on_its_last_delivery_is_dead_lettered() {
     assert_eq!(metrics.snapshot().tasks_dead_lettered, 1);
     sweeper.abort();
 }
+
+/// Queues the task `id` of `tests`, takes it and never answers it, as a worker killed with
+/// SIGKILL on the task's last delivery. JetStream gives it up once the ack wait has passed.
+async fn lose_on_last_delivery(queue: &TaskQueue, store: &Arc<dyn TaskStore>, id: &str) {
+    store
+        .create(&TaskRecord::submitted(id, "tests", None))
+        .await
+        .unwrap();
+    queue.submit("tests", id, b"input".to_vec()).await.unwrap();
+    let mut worker = queue.worker("tests").await.unwrap();
+    let held = next(&mut worker).await;
+    std::mem::forget(held);
+}
+
+/// Waits until `id` is dead-lettered as `kind` and gone from the work queue.
+async fn wait_dead_lettered(queue: &TaskQueue, store: &Arc<dyn TaskStore>, id: &str, kind: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let record = store.get(id).await.unwrap().unwrap();
+        if record.state == TaskState::DeadLettered && queue.waiting().await.unwrap() == 0 {
+            assert_eq!(record.error_kind.as_deref(), Some(kind));
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not dead-lettered: {record:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_lost_while_no_sweeper_runs_is_dead_lettered_when_one_starts() {
+    let Some(peer) = agents_testkit::nats() else {
+        return;
+    };
+    let config = TaskQueueConfig::default()
+        .with_max_deliver(1)
+        .with_ack_wait_ms(300);
+    let (queue, metrics) = queue(&peer, config).await;
+    let store: Arc<dyn TaskStore> = Arc::new(queue.state_store().await.unwrap());
+    lose_on_last_delivery(&queue, &store, "lost-unwatched").await;
+    // No sweeper runs (every worker is down) when JetStream gives the task up.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while queue.lost_tasks_pending().await.unwrap() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no max-deliveries advisory was stored"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let sweeper = queue.sweep_lost_tasks(store.clone()).await.unwrap();
+    wait_dead_lettered(&queue, &store, "lost-unwatched", "worker_lost").await;
+    assert_eq!(queue.dead_letters().await.unwrap(), 1);
+    assert_eq!(metrics.snapshot().tasks_dead_lettered, 1);
+    // The handled advisory goes once acknowledged.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while queue.lost_tasks_pending().await.unwrap() != 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the handled advisory stayed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    sweeper.abort();
+}
+
+/// The JetStream store, refusing its first `update`s as a store that is briefly unreachable.
+#[derive(Debug)]
+struct BrieflyUnreachable {
+    inner: agents_bus::JetStreamTaskStore,
+    refusals_left: std::sync::atomic::AtomicU32,
+}
+
+#[async_trait::async_trait]
+impl TaskStore for BrieflyUnreachable {
+    async fn create(&self, record: &TaskRecord) -> Result<Created, agents_bus::Error> {
+        self.inner.create(record).await
+    }
+    async fn get(&self, task_id: &str) -> Result<Option<TaskRecord>, agents_bus::Error> {
+        self.inner.get(task_id).await
+    }
+    async fn update(
+        &self,
+        task_id: &str,
+        change: agents_bus::Change<'_>,
+    ) -> Result<Option<(TaskRecord, bool)>, agents_bus::Error> {
+        use std::sync::atomic::Ordering;
+        let refused = self
+            .refusals_left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if refused {
+            return Err(agents_bus::Error::Timeout {
+                operation: "update a task record",
+                after_ms: 1,
+            });
+        }
+        self.inner.update(task_id, change).await
+    }
+    async fn remove(&self, task_id: &str) -> Result<(), agents_bus::Error> {
+        self.inner.remove(task_id).await
+    }
+    async fn request_cancel(&self, task_id: &str) -> Result<(), agents_bus::Error> {
+        self.inner.request_cancel(task_id).await
+    }
+    async fn cancellations(&self) -> Result<agents_bus::Cancellations, agents_bus::Error> {
+        self.inner.cancellations().await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_task_the_sweeper_cannot_record_at_first_is_dead_lettered_on_a_later_try() {
+    let Some(peer) = agents_testkit::nats() else {
+        return;
+    };
+    let config = TaskQueueConfig::default()
+        .with_max_deliver(1)
+        .with_ack_wait_ms(300);
+    let (queue, _) = queue(&peer, config).await;
+    let store: Arc<dyn TaskStore> = Arc::new(BrieflyUnreachable {
+        inner: queue.state_store().await.unwrap(),
+        refusals_left: std::sync::atomic::AtomicU32::new(2),
+    });
+    let sweeper = queue.sweep_lost_tasks(store.clone()).await.unwrap();
+    lose_on_last_delivery(&queue, &store, "lost-retried").await;
+    wait_dead_lettered(&queue, &store, "lost-retried", "worker_lost").await;
+    assert_eq!(queue.dead_letters().await.unwrap(), 1);
+    sweeper.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beside_a_stream_of_every_advisory_lost_tasks_are_still_swept() {
+    let Some(peer) = agents_testkit::nats() else {
+        return;
+    };
+    // An operator's monitoring stream already holds every advisory, so the queue's own
+    // stream of them cannot be made (subjects may not overlap).
+    let client = async_nats::connect(peer.addr()).await.unwrap();
+    async_nats::jetstream::new(client)
+        .create_stream(async_nats::jetstream::stream::Config {
+            name: "ADVISORIES".into(),
+            subjects: vec!["$JS.EVENT.ADVISORY.>".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let config = TaskQueueConfig::default()
+        .with_max_deliver(1)
+        .with_ack_wait_ms(300);
+    let (queue, _) = queue(&peer, config).await;
+    assert_eq!(queue.lost_tasks_pending().await.unwrap(), 0);
+    let store: Arc<dyn TaskStore> = Arc::new(queue.state_store().await.unwrap());
+    let sweeper = queue.sweep_lost_tasks(store.clone()).await.unwrap();
+    lose_on_last_delivery(&queue, &store, "lost-beside").await;
+    wait_dead_lettered(&queue, &store, "lost-beside", "worker_lost").await;
+    assert_eq!(queue.dead_letters().await.unwrap(), 1);
+    sweeper.abort();
+}

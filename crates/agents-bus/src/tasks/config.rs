@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct TaskQueueConfig {
-    /// The work-queue stream.
+    /// The work-queue stream. The max-deliveries advisories of its consumers are kept in
+    /// `<stream>_LOST` until a sweeper has handled them.
     pub stream: String,
     /// Tasks are published to `<subject_prefix>.<agent>`.
     pub subject_prefix: String,
@@ -106,6 +107,12 @@ impl TaskQueueConfig {
             return Err(ConfigError::new(
                 "dead_letter_stream",
                 "must differ from `stream`",
+            ));
+        }
+        if self.dead_letter_stream == super::sweeper::lost_stream_name(self) {
+            return Err(ConfigError::new(
+                "dead_letter_stream",
+                "must differ from `<stream>_LOST`, the stream of lost-task advisories",
             ));
         }
         for (path, prefix) in [

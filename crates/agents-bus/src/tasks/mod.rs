@@ -7,6 +7,8 @@
 //! acknowledges it. A worker that dies mid-task stops sending heartbeats, so the task is
 //! redelivered after `ack_wait_ms`; a task that keeps failing stops after `max_deliver`
 //! attempts and is moved to a dead-letter stream with the reason, instead of looping forever.
+//! A task whose last delivery ended without an answer is dead-lettered by the sweeper (see
+//! `sweeper.rs`), from advisories kept in a stream until handled.
 //!
 //! Payloads are carried as given: they are the agent's input, which the worker must see
 //! unchanged. The dead-letter reason, which is ours, passes the redactor.
@@ -14,6 +16,7 @@
 mod config;
 mod queue;
 mod state;
+mod sweeper;
 
 pub use config::TaskQueueConfig;
 pub use queue::{Task, TaskOutcome, TaskQueue, TaskWorker};

@@ -13,21 +13,23 @@ use super::{JetStreamTaskStore, TaskQueueConfig};
 use crate::{BusMetrics, Delivery, Error};
 
 /// Header of a dead letter: why the task was given up.
-const REASON_HEADER: &str = "Agents-Dead-Reason";
+pub(super) const REASON_HEADER: &str = "Agents-Dead-Reason";
 /// Header of a dead letter: how many deliveries were made.
-const DELIVERIES_HEADER: &str = "Agents-Deliveries";
+pub(super) const DELIVERIES_HEADER: &str = "Agents-Deliveries";
 /// Header of a dead letter: the task id (also its `Nats-Msg-Id`).
-const TASK_HEADER: &str = "Agents-Task-Id";
+pub(super) const TASK_HEADER: &str = "Agents-Task-Id";
 /// Header of a dead letter: the stable kind of the last error.
-const KIND_HEADER: &str = "Agents-Dead-Kind";
+pub(super) const KIND_HEADER: &str = "Agents-Dead-Kind";
 
 /// Submits tasks to the JetStream work queue and hands out workers (see the
 /// [crate docs](crate#features)). Clones share the connection.
 #[derive(Debug, Clone)]
 pub struct TaskQueue {
-    js: Context,
-    config: Arc<TaskQueueConfig>,
-    metrics: Arc<BusMetrics>,
+    pub(super) js: Context,
+    pub(super) config: Arc<TaskQueueConfig>,
+    pub(super) metrics: Arc<BusMetrics>,
+    /// Whether `<stream>_LOST` keeps the max-deliveries advisories (see `sweeper.rs`).
+    pub(super) advisories_kept: bool,
 }
 
 /// What [`Task::fail`] did with the task.
@@ -87,10 +89,25 @@ impl TaskQueue {
                 .await
                 .map_err(|e| Error::transport("create or update a task stream", &e))?;
         }
+        let lost = super::sweeper::lost_stream(&config);
+        let advisories_kept = match js.create_or_update_stream(lost).await {
+            Ok(_) => true,
+            Err(error) => {
+                // Most likely another stream already holds these advisories (subjects may
+                // not overlap): the sweepers then fall back to a plain subscription.
+                tracing::warn!(
+                    %error,
+                    stream = %super::sweeper::lost_stream_name(&config),
+                    "cannot keep the max-deliveries advisories in a stream; a task given up while no worker is connected stays in the work queue until one is swept by hand"
+                );
+                false
+            }
+        };
         Ok(Self {
             js,
             config: Arc::new(config),
             metrics,
+            advisories_kept,
         })
     }
 
@@ -250,7 +267,7 @@ impl TaskQueue {
         self.count(&self.config.dead_letter_stream).await
     }
 
-    async fn count(&self, stream: &str) -> Result<u64, Error> {
+    pub(super) async fn count(&self, stream: &str) -> Result<u64, Error> {
         let mut stream = self
             .js
             .get_stream(stream)
@@ -520,128 +537,6 @@ impl Task {
         BusMetrics::inc(&queue.metrics.tasks_dead_lettered);
         tracing::warn!(task_id = %self.id, agent = %self.agent, deliveries = self.attempt, "task dead-lettered");
         Ok(TaskOutcome::DeadLettered)
-    }
-}
-
-/// The body of a `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES` advisory (the fields we read).
-#[derive(Debug, serde::Deserialize)]
-struct MaxDeliveries {
-    stream_seq: u64,
-    #[serde(default)]
-    deliveries: u64,
-}
-
-impl TaskQueue {
-    /// Watches the server's max-deliveries advisories for this queue's stream and dead-letters
-    /// the tasks they name: the tasks whose last delivery ended without an answer (the worker
-    /// holding it was killed, or lost its connection, on the last attempt). Such a task is left
-    /// in the work queue by JetStream and delivered to nobody; this moves it to the dead-letter
-    /// stream with its state record (`dead_lettered`, kind `worker_lost`) and removes it.
-    ///
-    /// Every worker process may run one: they share a queue group, so each advisory is handled
-    /// once. Runs until the connection is closed; returns once subscribed.
-    pub async fn sweep_lost_tasks(
-        &self,
-        store: Arc<dyn super::TaskStore>,
-    ) -> Result<tokio::task::JoinHandle<()>, Error> {
-        let subject = format!(
-            "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{}.*",
-            self.config.stream
-        );
-        let mut advisories = self
-            .js
-            .client()
-            .queue_subscribe(subject, "agents-task-sweepers".to_owned())
-            .await
-            .map_err(|e| Error::transport("watch max-deliveries advisories", &e))?;
-        let queue = self.clone();
-        Ok(tokio::spawn(async move {
-            while let Some(message) = advisories.next().await {
-                let Ok(advisory) = serde_json::from_slice::<MaxDeliveries>(&message.payload) else {
-                    continue;
-                };
-                if let Err(error) = queue.bury(store.as_ref(), &advisory).await {
-                    tracing::warn!(%error, sequence = advisory.stream_seq, "a task past its deliveries was not dead-lettered; it stays in the work queue");
-                }
-            }
-        }))
-    }
-
-    async fn bury(
-        &self,
-        store: &dyn super::TaskStore,
-        advisory: &MaxDeliveries,
-    ) -> Result<(), Error> {
-        let stream = self
-            .js
-            .get_stream(self.config.stream.as_str())
-            .await
-            .map_err(|e| Error::transport("get the task stream", &e))?;
-        let Ok(message) = stream.get_raw_message(advisory.stream_seq).await else {
-            // Already gone: completed, terminated or dead-lettered in the meantime.
-            return Ok(());
-        };
-        let id = message.headers.get("Nats-Msg-Id").map_or_else(
-            || format!("seq-{}", advisory.stream_seq),
-            |v| v.as_str().to_owned(),
-        );
-        let agent = message
-            .subject
-            .as_str()
-            .strip_prefix(&format!("{}.", self.config.subject_prefix))
-            .unwrap_or("unknown")
-            .to_owned();
-        let deliveries = u32::try_from(advisory.deliveries).unwrap_or(u32::MAX);
-        let lost = format!(
-            "delivered {deliveries} times without an answer: the worker holding it was lost"
-        );
-        // The record decides: a finished task whose ack was lost is only removed.
-        let record = if super::is_valid_task_id(&id) {
-            let change = |r: &mut super::TaskRecord| r.dead_letter("worker_lost", &lost);
-            store.update(&id, &change).await?.map(|(record, _)| record)
-        } else {
-            None
-        };
-        let bury = record
-            .as_ref()
-            .is_none_or(|r| r.state == super::TaskState::DeadLettered);
-        if bury {
-            let (kind, reason) = record
-                .as_ref()
-                .map(|r| {
-                    (
-                        r.error_kind.clone().unwrap_or_else(|| "worker_lost".into()),
-                        r.error_message.clone().unwrap_or_else(|| lost.clone()),
-                    )
-                })
-                .unwrap_or_else(|| ("worker_lost".into(), lost.clone()));
-            let reason = Redactor::global()
-                .redact(&reason)
-                .replace(['\r', '\n'], " ");
-            let publish = PublishMessage::build()
-                .payload(message.payload.clone())
-                .message_id(&id)
-                .header(TASK_HEADER, id.as_str())
-                .header(REASON_HEADER, reason.as_str())
-                .header(KIND_HEADER, kind.as_str())
-                .header(DELIVERIES_HEADER, deliveries.to_string().as_str());
-            self.js
-                .send_publish(
-                    format!("{}.{agent}", self.config.dead_letter_prefix),
-                    publish,
-                )
-                .await
-                .map_err(|e| Error::transport("dead-letter a task", &e))?
-                .await
-                .map_err(|e| Error::transport("dead-letter a task", &e))?;
-            BusMetrics::inc(&self.metrics.tasks_dead_lettered);
-            tracing::warn!(task_id = %id, %agent, deliveries, "task dead-lettered after its worker was lost");
-        }
-        stream
-            .delete_message(advisory.stream_seq)
-            .await
-            .map_err(|e| Error::transport("remove a dead task from the work queue", &e))?;
-        Ok(())
     }
 }
 
