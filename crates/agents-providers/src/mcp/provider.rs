@@ -263,8 +263,10 @@ impl McpProvider {
             .collect();
         let text = texts.join("\n");
         if result.is_error == Some(true) {
+            // The tool failed this call (its own upstream, its input checks, a bug): another
+            // provider of the chain may well answer, and this one would likely fail again.
             let message = if text.is_empty() { "no details" } else { &text };
-            return Err(bad_request(format!(
+            return Err(unsupported(format!(
                 "tool `{}` reported an error: {}",
                 self.config.tool,
                 quote(message)
@@ -290,7 +292,9 @@ impl McpProvider {
                 if data.code == rmcp::model::ErrorCode::INTERNAL_ERROR {
                     unavailable(&message)
                 } else {
-                    bad_request(message)
+                    // This server refused the call (unknown tool, arguments its schema does
+                    // not take): a refusal of this provider, not of the request everywhere.
+                    unsupported(message)
                 }
             }
             ServiceError::UnexpectedResponse => ProviderError::InvalidResponse {
@@ -437,6 +441,13 @@ pub(super) fn unavailable(reason: &str) -> ProviderError {
     ProviderError::Unavailable {
         status: None,
         reason: redact(reason).into_owned(),
+    }
+}
+
+fn unsupported(message: String) -> ProviderError {
+    ProviderError::Unsupported {
+        status: None,
+        message: redact(&message).into_owned(),
     }
 }
 

@@ -147,7 +147,7 @@ async fn a_missing_tool_is_named_with_the_ones_on_offer() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_tool_error_is_a_bad_request() {
+async fn a_tool_error_is_unsupported_so_the_chain_moves_on() {
     let Some(server) = everything_server() else {
         return;
     };
@@ -159,11 +159,34 @@ async fn a_tool_error_is_a_bad_request() {
         .unwrap();
     let error = provider.generate(ask("1 + 2")).await.unwrap_err();
     assert!(
-        matches!(error, ProviderError::BadRequest { .. }),
+        matches!(error, ProviderError::Unsupported { .. }),
         "{error:?}"
+    );
+    assert!(
+        error
+            .to_string()
+            .contains("tool `get-sum` reported an error"),
+        "{error}"
     );
     // A rejected call is not a lost connection.
     assert_eq!(provider.health().await, ProviderHealth::Healthy);
+
+    // Ahead of a provider that can answer, the chain moves on to it.
+    let mut echo = echo_config(&server);
+    echo.id = "echo".into();
+    let echo = McpProvider::connect(echo, Arc::new(MemorySink::new()))
+        .await
+        .unwrap();
+    let providers: Vec<Arc<dyn Provider>> = vec![Arc::new(provider), Arc::new(echo)];
+    let chain = crate::FallbackChain::new(
+        &crate::ChainConfig::new("chain", ["everything", "echo"]),
+        &providers,
+        Arc::new(MemorySink::new()),
+    )
+    .unwrap();
+    let answer = chain.generate(ask("1 + 2")).await.unwrap();
+    assert_eq!(answer.provider_id, "echo");
+    assert_eq!(answer.failed_attempts.len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
