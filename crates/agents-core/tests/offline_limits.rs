@@ -190,3 +190,36 @@ fn degraded_documentation_of_thousands_of_functions_is_capped_and_says_so() {
         );
     }
 }
+
+#[test]
+fn analysis_of_thousands_of_functions_lists_the_most_complex_in_source_order() {
+    let count = 20_000;
+    let mut facts = many_function_facts(count);
+    // Two complex functions far past the cap in source order.
+    facts.functions[15_000].cyclomatic = 9;
+    facts.functions[12_000].cyclomatic = 7;
+    let agent = CodeAnalysisAgent::new(AgentConfig::default())
+        .unwrap()
+        .with_facts(Arc::new(CannedFacts(facts)));
+    let input = json!({"source_code": "pub fn f1(x: u32) {}\n".repeat(10_000), "language": "rust"});
+    let output = degraded_output(&agent, input);
+    let size = output.to_string().len();
+    assert!(size < SMALL_ENOUGH, "{size} bytes");
+    let functions = output["functions"].as_array().unwrap();
+    assert_eq!(functions.len(), agents_core::MAX_FUNCTIONS);
+    assert_eq!(
+        output["functions_omitted"],
+        count - agents_core::MAX_FUNCTIONS
+    );
+    let lines: Vec<u64> = functions
+        .iter()
+        .map(|f| f["line"].as_u64().unwrap())
+        .collect();
+    assert!(lines.is_sorted(), "not in source order");
+    // The two complex ones, then the earliest of the rest.
+    assert!(
+        lines.contains(&12_001) && lines.contains(&15_001),
+        "{lines:?}"
+    );
+    assert_eq!(lines[..3], [1, 2, 3]);
+}

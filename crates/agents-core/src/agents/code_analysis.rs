@@ -133,8 +133,14 @@ pub struct CodeAnalysisOutput {
     /// Metrics of each function with a body, in source order, from the code facts (interface,
     /// trait and abstract methods have no code to measure); empty (and left out) without facts
     /// or when `include_metrics` is false.
+    /// At most 500 entries (`MAX_FUNCTIONS`): past that, the most complex, still in source
+    /// order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub functions: Vec<FunctionMetrics>,
+    /// How many functions with a body were left out of `functions` (0, and left out, when
+    /// none were).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub functions_omitted: u32,
     /// Security assessment.
     pub security: SecurityReport,
     /// Performance assessment.
@@ -474,11 +480,12 @@ impl AgentSpec for CodeAnalysisSpec {
         } else {
             suggestions.clear();
         }
-        let (complexity, functions) = metrics(&input, facts);
+        let (complexity, (functions, functions_omitted)) = metrics(&input, facts);
         CodeAnalysisOutput {
             suggestions,
             complexity,
             functions,
+            functions_omitted,
             security: reply.security,
             performance: reply.performance,
             confidence: reply.confidence,
@@ -505,19 +512,45 @@ impl AgentSpec for CodeAnalysisSpec {
     }
 }
 
+/// Functions listed in an answer's `functions` at most: a 256 KiB file of one-line functions
+/// has tens of thousands, whose metrics would make a multi-megabyte answer (more than a gRPC
+/// client takes by default) with little use in it.
+pub const MAX_FUNCTIONS: usize = 500;
+
 /// The complexity and per-function metrics the output reports: from the facts, when the caller
-/// wants metrics.
+/// wants metrics. The functions are capped at [`MAX_FUNCTIONS`]; the second number is how
+/// many were left out.
 fn metrics(
     input: &CodeAnalysisInput,
     facts: Option<&CodeFacts>,
-) -> (Option<Complexity>, Vec<FunctionMetrics>) {
+) -> (Option<Complexity>, (Vec<FunctionMetrics>, u32)) {
     match facts {
         Some(facts) if input.include_metrics => (
             Some(Complexity::from_facts(facts)),
-            FunctionMetrics::from_facts(facts),
+            most_complex(FunctionMetrics::from_facts(facts), MAX_FUNCTIONS),
         ),
-        _ => (None, Vec::new()),
+        _ => (None, (Vec::new(), 0)),
     }
+}
+
+/// The `max` most complex of `functions` (cyclomatic, then cognitive, then the earlier), back
+/// in source order, and how many were left out.
+fn most_complex(mut functions: Vec<FunctionMetrics>, max: usize) -> (Vec<FunctionMetrics>, u32) {
+    let omitted = functions.len().saturating_sub(max);
+    if omitted > 0 {
+        functions.sort_by(|a, b| {
+            (b.cyclomatic, b.cognitive)
+                .cmp(&(a.cyclomatic, a.cognitive))
+                .then(a.line.cmp(&b.line))
+        });
+        functions.truncate(max);
+        functions.sort_by_key(|f| (f.line, f.end_line));
+    }
+    (functions, u32::try_from(omitted).unwrap_or(u32::MAX))
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// The serde name of a unit enum variant.

@@ -19,8 +19,8 @@ use serde_json::Value;
 
 pub use code_analysis::{
     AnalysisType, Bottleneck, BottleneckKind, CodeAnalysisInput, CodeAnalysisOutput,
-    CodeAnalysisReply, Complexity, Focus, FunctionMetrics, Maintainability, PerformanceReport,
-    RiskLevel, SecurityReport, Suggestion, SuggestionKind, Vulnerability,
+    CodeAnalysisReply, Complexity, Focus, FunctionMetrics, MAX_FUNCTIONS, Maintainability,
+    PerformanceReport, RiskLevel, SecurityReport, Suggestion, SuggestionKind, Vulnerability,
 };
 pub use config::{AgentConfig, DEFAULT_MAX_SOURCE_BYTES, DEFAULT_MAX_TOKENS_CAP};
 pub use context::{AgentContext, AgentJsonOutput, AgentOutput, ExecutionMetadata};
