@@ -1015,3 +1015,66 @@ fn every_input_accepts_allow_degraded_and_builtin_agents_have_no_facts() {
         [Framework::CargoTest]
     );
 }
+
+/// Cancels the run once asked for facts, then waits (up to 20 s, so a broken test ends)
+/// instead of answering, as an analyzer waiting for room elsewhere does; records the deadline
+/// it was given.
+#[derive(Debug)]
+struct CancelsWhileWaiting {
+    cancel: CancellationToken,
+    deadline: Mutex<Option<Option<std::time::Instant>>>,
+    waited_to_the_end: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl FactsAnalyzer for CancelsWhileWaiting {
+    fn analyze(&self, _: Language, _: &str) -> Result<CodeFacts, FactsError> {
+        Ok(facts())
+    }
+
+    async fn analyze_in_run(
+        &self,
+        _: Language,
+        _: &str,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<CodeFacts, FactsError> {
+        *self.deadline.lock().unwrap() = Some(deadline);
+        self.cancel.cancel();
+        let (done, give_up) = tokio::sync::oneshot::channel::<()>();
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_secs(20));
+            let _ = done.send(());
+        });
+        let _ = give_up.await;
+        self.waited_to_the_end
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        Err(FactsError::Failed("the run did not stop waiting".into()))
+    }
+}
+
+#[test]
+fn the_analyzer_gets_the_runs_deadline_and_cancelling_the_run_ends_the_wait_for_facts() {
+    let cancel = CancellationToken::new();
+    let analyzer = Arc::new(CancelsWhileWaiting {
+        cancel: cancel.clone(),
+        deadline: Mutex::new(None),
+        waited_to_the_end: std::sync::atomic::AtomicBool::new(false),
+    });
+    let agent = CodeAnalysisAgent::new(AgentConfig::default())
+        .unwrap()
+        .with_facts(analyzer.clone());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3600);
+    let ctx = AgentContext::new(Model::down())
+        .with_cancel(cancel)
+        .with_deadline(Some(deadline));
+    let input = json!({"source_code": "fn f() {}", "language": "rust"});
+    let result = futures_executor::block_on(agent.execute(&ctx, input));
+    assert!(matches!(result, Err(AgentError::Cancelled)), "{result:?}");
+    // The run stopped waiting: it did not sit out the analyzer's 20 s.
+    assert!(
+        !analyzer
+            .waited_to_the_end
+            .load(std::sync::atomic::Ordering::SeqCst)
+    );
+    assert_eq!(*analyzer.deadline.lock().unwrap(), Some(Some(deadline)));
+}

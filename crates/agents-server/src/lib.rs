@@ -23,6 +23,7 @@ pub mod auth;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod facts_offload;
 pub mod limits;
 pub mod logging;
 pub mod metrics;

@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 
 use crate::auth::Authenticator;
 use crate::config::{BusConfig, FactsConfig, ListenConfig, ServerConfig};
+use crate::facts_offload::OffloadedAnalyzer;
 use crate::limits::Limiter;
 use crate::metrics::{FactsCacheSample, Metrics, QuotaSample, merge_bus_numbers};
 use crate::pb;
@@ -347,8 +348,13 @@ impl Runtime {
 }
 
 /// The code-facts analyzer: tree-sitter, behind a cache of `facts.cache_bytes` (whose numbers
-/// `metrics` exports) unless that is 0.
+/// `metrics` exports) unless that is 0, with large files analysed off the runtime's threads.
 fn facts_analyzer(config: &FactsConfig, metrics: &Metrics) -> Arc<dyn FactsAnalyzer> {
+    Arc::new(OffloadedAnalyzer::new(cached_analyzer(config, metrics)))
+}
+
+/// Tree-sitter, behind a cache of `facts.cache_bytes` unless that is 0.
+fn cached_analyzer(config: &FactsConfig, metrics: &Metrics) -> Arc<dyn FactsAnalyzer> {
     if config.cache_bytes == 0 {
         return Arc::new(TreeSitterAnalyzer::new());
     }

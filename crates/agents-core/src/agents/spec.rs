@@ -229,15 +229,26 @@ impl<S: AgentSpec> SpecAgent<S> {
     }
 
     /// The facts of the input's code: `None` without an analyzer, `Err` (redacted) saying why
-    /// the analyzer gave none.
-    fn facts(&self, input: &S::Input) -> Option<Result<CodeFacts, String>> {
-        let analyzer = self.analyzer.as_ref()?;
+    /// the analyzer gave none. The analyzer decides where it runs
+    /// ([`FactsAnalyzer::analyze_in_run`]); the run's cancellation ends the wait for it (the
+    /// outer error).
+    async fn facts(
+        &self,
+        ctx: &AgentContext,
+        input: &S::Input,
+    ) -> Result<Option<Result<CodeFacts, String>>, AgentError> {
+        let Some(analyzer) = self.analyzer.as_ref() else {
+            return Ok(None);
+        };
         let (language, source) = S::source(input);
-        Some(
-            analyzer
-                .analyze(language, source)
-                .map_err(|e| redact(&e.to_string()).into_owned()),
-        )
+        let analysis = analyzer.analyze_in_run(language, source, ctx.deadline);
+        let cancelled = std::pin::pin!(ctx.cancel.cancelled());
+        match futures_util::future::select(analysis, cancelled).await {
+            futures_util::future::Either::Left((facts, _)) => {
+                Ok(Some(facts.map_err(|e| redact(&e.to_string()).into_owned())))
+            }
+            futures_util::future::Either::Right(_) => Err(AgentError::Cancelled),
+        }
     }
 
     /// Runs the agent, emitting its start and its end, with the output in form `F`.
@@ -303,7 +314,7 @@ impl<S: AgentSpec> SpecAgent<S> {
             return Err(AgentError::DeadlineExceeded);
         }
         // A failed analysis never fails the run: the agent carries on ungrounded and says so.
-        let (facts, facts_error) = match self.facts(&input) {
+        let (facts, facts_error) = match self.facts(ctx, &input).await? {
             None => (None, None),
             Some(Ok(facts)) => (Some(facts), None),
             Some(Err(reason)) => (None, Some(reason)),

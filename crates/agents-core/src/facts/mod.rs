@@ -25,9 +25,32 @@ pub use thresholds::{RuleThresholds, threshold_findings};
 /// Implementations must be total: any byte sequence that is valid UTF-8 gives facts (with syntax
 /// errors recorded) or a [`FactsError`], never a panic, and they must bound their own time (a
 /// parse that takes longer than the implementation's budget returns [`FactsError::TimedOut`]).
+///
+/// `analyze` is synchronous CPU work: microseconds for a snippet, tens of milliseconds for a
+/// large file, up to the budget for a hostile one. Agents call
+/// [`analyze_in_run`](Self::analyze_in_run), which runs it on the calling thread unless an
+/// implementation moves it elsewhere; on an async runtime, wrap the analyzer in one that does
+/// (agents-server's `OffloadedAnalyzer` uses tokio's blocking threads), so that a large file
+/// does not stall the runtime's other tasks. This crate stays free of any runtime.
+#[async_trait::async_trait]
 pub trait FactsAnalyzer: Send + Sync + fmt::Debug {
     /// The facts of `source`, written in `language`.
     fn analyze(&self, language: Language, source: &str) -> Result<CodeFacts, FactsError>;
+
+    /// The facts of `source` for an agent's run that must end by `deadline`: by default
+    /// [`analyze`](Self::analyze), here and now. An implementation that runs it elsewhere may
+    /// have to wait for room there; it gives up at `deadline` with an error (the run then
+    /// carries on without facts, and ends as past its deadline). Dropping the future must be
+    /// safe: the agent does so when the run is cancelled.
+    async fn analyze_in_run(
+        &self,
+        language: Language,
+        source: &str,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<CodeFacts, FactsError> {
+        let _ = deadline;
+        self.analyze(language, source)
+    }
 }
 
 /// Why facts could not be computed. Agents carry on without facts (and say so) rather than fail.
