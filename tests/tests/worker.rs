@@ -108,11 +108,15 @@ impl Cluster {
 
     /// Starts an `agents-server worker` process.
     fn worker(&mut self, name: &str, worker: &str) -> usize {
+        // A short long-poll unless the test sets its own.
+        let pull_wait = if worker.contains("pull_wait_ms") {
+            ""
+        } else {
+            "pull_wait_ms = 300\n"
+        };
         let text = self.config(
             name,
-            &format!(
-                "[worker]\nname = \"{name}\"\npull_wait_ms = 300\nretry_backoff_ms = 20\n{worker}"
-            ),
+            &format!("[worker]\nname = \"{name}\"\n{pull_wait}retry_backoff_ms = 20\n{worker}"),
         );
         let file = self.dir.path().join(format!("{name}.toml"));
         std::fs::write(&file, text).unwrap();
@@ -238,9 +242,18 @@ async fn submit_input(
     id: &str,
     input: serde_json::Value,
 ) -> pb::SubmitTaskResponse {
+    submit_to(client, AGENT, id, input).await
+}
+
+async fn submit_to(
+    client: &mut AgentServiceClient<Channel>,
+    agent: &str,
+    id: &str,
+    input: serde_json::Value,
+) -> pb::SubmitTaskResponse {
     client
         .submit_task(pb::SubmitTaskRequest {
-            agent_id: AGENT.into(),
+            agent_id: agent.into(),
             input_json: input.to_string(),
             task_id: id.into(),
         })
@@ -1209,5 +1222,46 @@ async fn the_worker_exports_a_task_span_under_the_client_trace_with_the_provider
         "the provider span is not inside task.run: {names:?}"
     );
     assert!(parent_hops(&ours, provider, CLIENT_SPAN_ID).is_some());
+    running.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_without_tasks_does_not_hold_the_slots_another_agents_tasks_need() {
+    let Some(mut cluster) = Cluster::start("ack_wait_ms = 10000").await else {
+        return;
+    };
+    let (running, mut client) = cluster.server().await;
+    // Each agent's long poll lasts a minute: a poll that held every free slot would keep the
+    // other agent's task waiting past the test's bound, whichever agent polled first.
+    cluster.worker(
+        "two-agents",
+        "concurrency = 4\npull_wait_ms = 60000\nagents = [\"documentation\", \"code-analysis\"]",
+    );
+    wait_until(
+        Duration::from_secs(60),
+        "the worker to start polling",
+        || {
+            let log = cluster.log("two-agents");
+            async move { log.contains("agents worker pulling tasks") }
+        },
+    )
+    .await;
+    // One agent's task at a time, so that no task of the polling agent ends its poll early
+    // and frees the slots it held. The later agent's first: its puller started second.
+    for (agent, id) in [
+        ("code-analysis", "for-analysis"),
+        ("documentation", "for-docs"),
+    ] {
+        submit_to(&mut client, agent, id, input()).await;
+        let ids = [id.to_owned()];
+        let tasks = wait_all_finished(&mut client, &ids, Duration::from_secs(30)).await;
+        assert_eq!(
+            tasks[id].state,
+            TaskState::Completed as i32,
+            "{:?}",
+            tasks[id]
+        );
+    }
+    cluster.stop_worker(0);
     running.shutdown().await.unwrap();
 }

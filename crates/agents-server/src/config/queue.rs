@@ -98,7 +98,9 @@ impl TasksConfig {
 pub struct WorkerConfig {
     /// Tasks run at once by this process, over all its agents. The default (8) keeps the
     /// worker far under a 384 MiB container with the built-in agents (see the README's
-    /// measurements); raise it with the memory limit.
+    /// measurements); raise it with the memory limit. An agent with no work holds one slot
+    /// for its poll, so a busy agent gets what the others' polls leave: keep it well above the
+    /// number of agents served.
     pub concurrency: usize,
     /// The agents whose tasks this worker pulls; empty means every agent.
     pub agents: Vec<String>,

@@ -398,9 +398,7 @@ impl AgentService for AgentsService {
                 );
                 unfinished.finished();
                 let _ = sender
-                    .send(Err(Status::internal(
-                        "the run failed unexpectedly; see the server log",
-                    )))
+                    .send(Err(Status::internal(unfinished::RUN_PANICKED)))
                     .await;
                 return;
             };

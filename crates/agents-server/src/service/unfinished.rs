@@ -14,6 +14,9 @@ use tonic::Code;
 
 use crate::metrics::Metrics;
 
+/// What a client is told when the run panicked: the panic's text stays in the server log.
+pub(super) const RUN_PANICKED: &str = "the run failed unexpectedly; see the server log";
+
 /// Counts the call, and ends its run in the event log, unless [`finished`](Self::finished) is
 /// called first: DEADLINE_EXCEEDED once the run's deadline has passed, else CANCELLED.
 /// Borrows what it needs from the call, so the common case (the run ends) costs nothing but
@@ -60,11 +63,7 @@ impl Drop for UnfinishedCall<'_> {
         }
         let (code, kind, message) = if std::thread::panicking() {
             // Unwinding from a bug in the run: not the client's doing.
-            (
-                Code::Internal,
-                "internal",
-                "the run failed unexpectedly; see the server log",
-            )
+            (Code::Internal, "internal", RUN_PANICKED)
         } else if self.ctx.deadline_passed() {
             (
                 Code::DeadlineExceeded,

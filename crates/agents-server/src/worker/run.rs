@@ -26,6 +26,9 @@ use crate::status;
 const PULL_RETRY: Duration = Duration::from_millis(500);
 /// How often a worker over its memory limit looks at its resident memory again.
 const MEMORY_RECHECK: Duration = Duration::from_millis(100);
+/// How long a pull that follows one with tasks waits for more: long enough for the server to
+/// send what is queued, short enough that the slots it holds soon go back to the other agents.
+const BUSY_PULL_WAIT: Duration = Duration::from_millis(20);
 
 /// A running worker; [`shutdown`](Self::shutdown) stops it gracefully.
 #[derive(Debug)]
@@ -177,6 +180,13 @@ impl Worker {
             None => (None, None),
         };
         tracing::info!(worker = %shared.name, agents = ?served, concurrency = shared.config.concurrency, "agents worker pulling tasks");
+        if shared.config.concurrency <= served.len() {
+            tracing::warn!(
+                concurrency = shared.config.concurrency,
+                agents = served.len(),
+                "worker.concurrency is not above the number of agents served: each waiting agent's poll holds a slot, so a busy agent runs about one task at a time, and below that number agents take turns (a task can wait worker.pull_wait_ms per turn); raise concurrency or split the agents over workers"
+            );
+        }
         Ok(Self {
             shared,
             pullers,
@@ -251,6 +261,8 @@ async fn sleep_or_stop(shared: &Shared, pause: Duration) -> bool {
 async fn pull(shared: Arc<Shared>, mut worker: TaskWorker) {
     let wait = Duration::from_millis(shared.config.pull_wait_ms);
     let mut paused = false;
+    // Whether the last pull brought tasks: then more are likely waiting.
+    let mut busy = false;
     while !shared.stop.is_cancelled() {
         if let Some(limit) = shared.config.memory_limit_mib {
             // Over the memory hint: let running tasks finish before taking more.
@@ -290,14 +302,22 @@ async fn pull(shared: Arc<Shared>, mut worker: TaskWorker) {
             },
             () = shared.stop.cancelled() => break,
         };
+        // A pull holds a slot for each task it asks for until it ends. While this agent has no
+        // work, its long poll asks for one task, so the other agents' polls find slots free.
+        // Once tasks come, it asks for as many as there are free slots, and waits only briefly
+        // for them, so a drained queue soon lets the slots go again.
         let mut permits = vec![first];
-        while let Ok(permit) = shared.slots.clone().try_acquire_owned() {
-            permits.push(permit);
+        if busy {
+            while let Ok(permit) = shared.slots.clone().try_acquire_owned() {
+                permits.push(permit);
+            }
         }
+        let wait_now = if busy { BUSY_PULL_WAIT } else { wait };
         let tasks = tokio::select! {
-            tasks = worker.fetch(permits.len(), wait) => tasks,
+            tasks = worker.fetch(permits.len(), wait_now) => tasks,
             () = shared.stop.cancelled() => break,
         };
+        busy = matches!(&tasks, Ok(tasks) if !tasks.is_empty());
         match tasks {
             Ok(tasks) => {
                 for task in tasks {
