@@ -1232,7 +1232,7 @@ async fn an_agent_without_tasks_does_not_hold_the_slots_another_agents_tasks_nee
     };
     let (running, mut client) = cluster.server().await;
     // Each agent's long poll lasts a minute: a poll that held every free slot would keep the
-    // other agent's task waiting past the test's bound, whichever agent polled first.
+    // other agent's task waiting past the test's bound.
     cluster.worker(
         "two-agents",
         "concurrency = 4\npull_wait_ms = 60000\nagents = [\"documentation\", \"code-analysis\"]",
@@ -1247,7 +1247,9 @@ async fn an_agent_without_tasks_does_not_hold_the_slots_another_agents_tasks_nee
     )
     .await;
     // One agent's task at a time, so that no task of the polling agent ends its poll early
-    // and frees the slots it held. The later agent's first: its puller started second.
+    // and frees the slots it held. The later-listed agent's first: its puller starts second,
+    // so it is the one a first poll holding every slot would starve (likely, not certain,
+    // with the old code; it failed twice in two runs there).
     for (agent, id) in [
         ("code-analysis", "for-analysis"),
         ("documentation", "for-docs"),

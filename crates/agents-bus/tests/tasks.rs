@@ -501,9 +501,11 @@ async fn a_lost_task_the_sweeper_cannot_record_at_first_is_dead_lettered_on_a_la
         .with_max_deliver(1)
         .with_ack_wait_ms(300);
     let (queue, _) = queue(&peer, config).await;
+    // More refusals than a plain subscription would try (3): only a kept advisory, tried
+    // again later each time, outlasts them.
     let store: Arc<dyn TaskStore> = Arc::new(BrieflyUnreachable {
         inner: queue.state_store().await.unwrap(),
-        refusals_left: std::sync::atomic::AtomicU32::new(2),
+        refusals_left: std::sync::atomic::AtomicU32::new(4),
     });
     let sweeper = queue.sweep_lost_tasks(store.clone()).await.unwrap();
     lose_on_last_delivery(&queue, &store, "lost-retried").await;
@@ -538,5 +540,56 @@ async fn beside_a_stream_of_every_advisory_lost_tasks_are_still_swept() {
     lose_on_last_delivery(&queue, &store, "lost-beside").await;
     wait_dead_lettered(&queue, &store, "lost-beside", "worker_lost").await;
     assert_eq!(queue.dead_letters().await.unwrap(), 1);
+    sweeper.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_advisory_from_before_the_task_stream_was_made_again_names_no_new_task() {
+    let Some(peer) = agents_testkit::nats() else {
+        return;
+    };
+    let config = TaskQueueConfig::default()
+        .with_max_deliver(1)
+        .with_ack_wait_ms(300);
+    let (first, _) = queue(&peer, config.clone()).await;
+    let store: Arc<dyn TaskStore> = Arc::new(first.state_store().await.unwrap());
+    // Given up while no sweeper runs: its advisory names stream sequence 1.
+    lose_on_last_delivery(&first, &store, "old").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while first.lost_tasks_pending().await.unwrap() == 0 {
+        assert!(std::time::Instant::now() < deadline, "no advisory stored");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The operator deletes the task stream; the next start makes it again, and a new task
+    // takes sequence 1 (later than the clock margin).
+    let client = async_nats::connect(peer.addr()).await.unwrap();
+    async_nats::jetstream::new(client)
+        .delete_stream(&config.stream)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (queue, _) = queue(&peer, config).await;
+    store
+        .create(&TaskRecord::submitted("new", "tests", None))
+        .await
+        .unwrap();
+    queue
+        .submit("tests", "new", b"input".to_vec())
+        .await
+        .unwrap();
+    let sweeper = queue.sweep_lost_tasks(store.clone()).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while queue.lost_tasks_pending().await.unwrap() != 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the old advisory was not handled"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The new task is untouched: still queued, still submitted.
+    assert_eq!(queue.waiting().await.unwrap(), 1);
+    assert_eq!(queue.dead_letters().await.unwrap(), 0);
+    let record = store.get("new").await.unwrap().unwrap();
+    assert_eq!(record.state, TaskState::Submitted, "{record:?}");
     sweeper.abort();
 }

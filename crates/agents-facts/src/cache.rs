@@ -159,16 +159,22 @@ impl<A: FactsAnalyzer> CachedAnalyzer<A> {
     }
 }
 
-impl<A: FactsAnalyzer> FactsAnalyzer for CachedAnalyzer<A> {
-    fn analyze(&self, language: Language, source: &str) -> Result<CodeFacts, FactsError> {
+impl<A: FactsAnalyzer> CachedAnalyzer<A> {
+    /// The key of `source`, and its facts when the cache holds them (counted as a hit or a
+    /// miss).
+    fn lookup(&self, language: Language, source: &str) -> (Key, Option<CodeFacts>) {
         let key = (language, Sha256::digest(source.as_bytes()).into());
         if let Some(entry) = self.cache.get(&key) {
             self.hits.fetch_add(1, Ordering::Relaxed);
-            return Ok(entry.facts.clone());
+            return (key, Some(entry.facts.clone()));
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
-        let facts = self.inner.analyze(language, source)?;
-        let weight = weight(&facts);
+        (key, None)
+    }
+
+    /// Keeps `facts` under `key`, unless they alone would fill too much of the cache.
+    fn keep(&self, key: Key, facts: &CodeFacts) {
+        let weight = weight(facts);
         if weight <= self.largest_entry {
             self.cache.insert(
                 key,
@@ -178,6 +184,39 @@ impl<A: FactsAnalyzer> FactsAnalyzer for CachedAnalyzer<A> {
                 }),
             );
         }
+    }
+}
+
+#[async_trait::async_trait]
+impl<A: FactsAnalyzer> FactsAnalyzer for CachedAnalyzer<A> {
+    fn analyze(&self, language: Language, source: &str) -> Result<CodeFacts, FactsError> {
+        let (key, hit) = self.lookup(language, source);
+        if let Some(facts) = hit {
+            return Ok(facts);
+        }
+        let facts = self.inner.analyze(language, source)?;
+        self.keep(key, &facts);
+        Ok(facts)
+    }
+
+    /// A hit is answered here and now; a miss goes to the inner analyzer's
+    /// [`analyze_in_run`](FactsAnalyzer::analyze_in_run), so an inner analyzer that runs large
+    /// files elsewhere still does, and cached files never wait for it.
+    async fn analyze_in_run(
+        &self,
+        language: Language,
+        source: &str,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<CodeFacts, FactsError> {
+        let (key, hit) = self.lookup(language, source);
+        if let Some(facts) = hit {
+            return Ok(facts);
+        }
+        let facts = self
+            .inner
+            .analyze_in_run(language, source, deadline)
+            .await?;
+        self.keep(key, &facts);
         Ok(facts)
     }
 }
@@ -251,10 +290,23 @@ mod tests {
     #[derive(Debug, Default)]
     struct Counting {
         calls: AtomicU64,
+        /// Calls through `analyze_in_run` (each also counted in `calls`).
+        in_run: AtomicU64,
         fail: Mutex<bool>,
     }
 
+    #[async_trait::async_trait]
     impl FactsAnalyzer for Counting {
+        async fn analyze_in_run(
+            &self,
+            language: Language,
+            source: &str,
+            _deadline: Option<std::time::Instant>,
+        ) -> Result<CodeFacts, FactsError> {
+            self.in_run.fetch_add(1, Ordering::Relaxed);
+            self.analyze(language, source)
+        }
+
         fn analyze(&self, _language: Language, source: &str) -> Result<CodeFacts, FactsError> {
             self.calls.fetch_add(1, Ordering::Relaxed);
             if *self.fail.lock().unwrap() {
@@ -338,5 +390,23 @@ mod tests {
         assert_eq!(analyzer.analyze(Language::Rust, source).unwrap(), fresh);
         assert_eq!(analyzer.stats().hits, 1);
         assert!(!format!("{analyzer:?}").contains("add"), "Debug shows code");
+    }
+
+    #[test]
+    fn a_run_misses_through_the_inner_analyzers_run_and_hits_without_it() {
+        let cache = CachedAnalyzer::new(Counting::default(), 1 << 20);
+        let run = |source: &str| {
+            let analysis = cache.analyze_in_run(Language::Rust, source, None);
+            futures_executor::block_on(analysis).unwrap()
+        };
+        let first = run("fn a() {}");
+        assert_eq!(cache.inner().in_run.load(Ordering::Relaxed), 1);
+        assert_eq!(run("fn a() {}"), first);
+        assert_eq!(cache.inner().in_run.load(Ordering::Relaxed), 1);
+        assert_eq!(cache.inner().calls.load(Ordering::Relaxed), 1);
+        // `analyze` finds what a run kept.
+        assert_eq!(cache.analyze(Language::Rust, "fn a() {}").unwrap(), first);
+        assert_eq!(cache.inner().calls.load(Ordering::Relaxed), 1);
+        assert_eq!((cache.stats().hits, cache.stats().misses), (2, 1));
     }
 }

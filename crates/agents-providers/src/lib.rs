@@ -43,6 +43,8 @@ mod policy;
 mod stack;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+// Only the adapters quote upstream text.
+#[cfg(any(feature = "openai", feature = "mcp"))]
 mod upstream_text;
 
 pub use fallback::{ChainConfig, ChainEntryConfig, FallbackChain};

@@ -347,21 +347,15 @@ impl Runtime {
     }
 }
 
-/// The code-facts analyzer: tree-sitter, behind a cache of `facts.cache_bytes` (whose numbers
-/// `metrics` exports) unless that is 0, with large files analysed off the runtime's threads.
+/// The code-facts analyzer: tree-sitter, large files on the blocking threads
+/// ([`OffloadedAnalyzer`]), behind a cache of `facts.cache_bytes` (whose numbers `metrics`
+/// exports) unless that is 0. The cache is outermost, so a hit never waits for a slot.
 fn facts_analyzer(config: &FactsConfig, metrics: &Metrics) -> Arc<dyn FactsAnalyzer> {
-    Arc::new(OffloadedAnalyzer::new(cached_analyzer(config, metrics)))
-}
-
-/// Tree-sitter, behind a cache of `facts.cache_bytes` unless that is 0.
-fn cached_analyzer(config: &FactsConfig, metrics: &Metrics) -> Arc<dyn FactsAnalyzer> {
+    let offloaded = OffloadedAnalyzer::new(Arc::new(TreeSitterAnalyzer::new()));
     if config.cache_bytes == 0 {
-        return Arc::new(TreeSitterAnalyzer::new());
+        return Arc::new(offloaded);
     }
-    let cached = Arc::new(CachedAnalyzer::new(
-        TreeSitterAnalyzer::new(),
-        config.cache_bytes,
-    ));
+    let cached = Arc::new(CachedAnalyzer::new(offloaded, config.cache_bytes));
     let stats = Arc::clone(&cached);
     metrics.set_facts_cache_source(move || {
         let now = stats.stats();

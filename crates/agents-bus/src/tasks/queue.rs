@@ -92,15 +92,23 @@ impl TaskQueue {
         let lost = super::sweeper::lost_stream(&config);
         let advisories_kept = match js.create_or_update_stream(lost).await {
             Ok(_) => true,
-            Err(error) => {
-                // Most likely another stream already holds these advisories (subjects may
-                // not overlap): the sweepers then fall back to a plain subscription.
+            // Another stream already holds these advisories (an operator's monitoring stream
+            // of `$JS.EVENT.ADVISORY.>`), and subjects may not overlap: the sweepers fall back
+            // to a plain subscription. Any other failure is the same outage as the streams'
+            // above.
+            Err(error) if overlaps_another_stream(&error) => {
                 tracing::warn!(
                     %error,
                     stream = %super::sweeper::lost_stream_name(&config),
-                    "cannot keep the max-deliveries advisories in a stream; a task given up while no worker is connected stays in the work queue until one is swept by hand"
+                    "another stream holds the max-deliveries advisories, so the queue cannot keep them: a task given up while no worker is connected stays in the work queue until swept by hand"
                 );
                 false
+            }
+            Err(error) => {
+                return Err(Error::transport(
+                    "create the stream of lost-task advisories",
+                    &error,
+                ));
             }
         };
         Ok(Self {
@@ -538,6 +546,15 @@ impl Task {
         tracing::warn!(task_id = %self.id, agent = %self.agent, deliveries = self.attempt, "task dead-lettered");
         Ok(TaskOutcome::DeadLettered)
     }
+}
+
+/// Whether JetStream refused a stream because its subjects overlap another stream's.
+fn overlaps_another_stream(error: &jetstream::context::CreateStreamError) -> bool {
+    matches!(
+        error.kind(),
+        jetstream::context::CreateStreamErrorKind::JetStream(api)
+            if api.error_code() == ErrorCode::STREAM_SUBJECT_OVERLAP
+    )
 }
 
 /// Whether JetStream refused a publish because the work-queue stream is at its `max_bytes`

@@ -49,6 +49,9 @@ const ADVISORY_BATCH: usize = 1;
 /// up to [`MAX_PULL_RETRY`] (the server is away, or the stream or consumer was deleted).
 const PULL_RETRY: Duration = Duration::from_secs(1);
 const MAX_PULL_RETRY: Duration = Duration::from_secs(30);
+/// How much later than its advisory a task may be stored and still be the one it names:
+/// room for the clocks of a cluster's servers to differ.
+const CLOCK_MARGIN: Duration = Duration::from_secs(2);
 /// Attempts at one advisory when they are not kept in a stream.
 const UNKEPT_ATTEMPTS: i64 = 3;
 
@@ -133,10 +136,11 @@ impl TaskQueue {
                 let pull = current.stream().max_messages_per_batch(ADVISORY_BATCH);
                 match pull.messages().await {
                     Ok(mut advisories) => {
+                        // Set up again: the next failure starts from the shortest pause.
+                        pause = PULL_RETRY;
                         while let Some(advisory) = advisories.next().await {
                             match advisory {
                                 Ok(advisory) => {
-                                    pause = PULL_RETRY;
                                     queue.handle(store.as_ref(), advisory).await;
                                 }
                                 Err(error) => {
@@ -269,12 +273,18 @@ impl TaskQueue {
             Err(error) => return Err(Error::transport("read a task past its deliveries", &error)),
         };
         // A task stored after the advisory is not the one it names: the stream was deleted
-        // and made again, and its sequence numbers started over.
+        // and made again, and its sequence numbers started over. (In a cluster the two times
+        // come from different servers' clocks, hence the margin; the advisory's own task was
+        // stored at least an ack wait before it.)
         let given_up = advisory
             .timestamp
             .as_deref()
             .and_then(|t| async_nats::datetime::parse_rfc3339(t).ok());
-        if given_up.is_some_and(|given_up| message.time > given_up) {
+        if given_up.is_some_and(|given_up| message.time > given_up + CLOCK_MARGIN) {
+            tracing::warn!(
+                sequence = advisory.stream_seq,
+                "a max-deliveries advisory names a task stored after it (the task stream was made again); dropped"
+            );
             return Ok(());
         }
         let id = message.headers.get("Nats-Msg-Id").map_or_else(
