@@ -346,40 +346,22 @@ async fn a_task_whose_worker_is_lost_on_its_last_delivery_is_dead_lettered() {
     let Some(peer) = agents_testkit::nats() else {
         return;
     };
-    let config = TaskQueueConfig::default()
-        .with_max_deliver(1)
-        .with_ack_wait_ms(300);
+    let config = one_short_delivery();
     let (queue, metrics) = queue(&peer, config).await;
     let store: Arc<dyn TaskStore> = Arc::new(queue.state_store().await.unwrap());
     let sweeper = queue.sweep_lost_tasks(store.clone()).await.unwrap();
-    store
-        .create(&TaskRecord::submitted("lost", "tests", None))
-        .await
-        .unwrap();
-    queue
-        .submit("tests", "lost", b"input".to_vec())
-        .await
-        .unwrap();
-    let mut worker = queue.worker("tests").await.unwrap();
-    // Taken and never answered, as by a worker killed with SIGKILL.
-    let held = next(&mut worker).await;
-    std::mem::forget(held);
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let record = store.get("lost").await.unwrap().unwrap();
-        if record.state == TaskState::DeadLettered && queue.waiting().await.unwrap() == 0 {
-            assert_eq!(record.error_kind.as_deref(), Some("worker_lost"));
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "not dead-lettered: {record:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    lose_on_last_delivery(&queue, &store, "lost").await;
+    wait_dead_lettered(&queue, &store, "lost", "worker_lost").await;
     assert_eq!(queue.dead_letters().await.unwrap(), 1);
     assert_eq!(metrics.snapshot().tasks_dead_lettered, 1);
     sweeper.abort();
+}
+
+/// One delivery of 300 ms per task: a task not answered in time is given up at once.
+fn one_short_delivery() -> TaskQueueConfig {
+    TaskQueueConfig::default()
+        .with_max_deliver(1)
+        .with_ack_wait_ms(300)
 }
 
 /// Queues the task `id` of `tests`, takes it and never answers it, as a worker killed with
@@ -412,39 +394,36 @@ async fn wait_dead_lettered(queue: &TaskQueue, store: &Arc<dyn TaskStore>, id: &
     }
 }
 
+/// Waits until the advisories kept for `queue`'s sweepers are `some` (at least one) or none.
+async fn wait_for_lost_tasks(queue: &TaskQueue, some: bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while (queue.lost_tasks_pending().await.unwrap() > 0) != some {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "lost tasks pending never became {}",
+            if some { "some" } else { "none" }
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_lost_while_no_sweeper_runs_is_dead_lettered_when_one_starts() {
     let Some(peer) = agents_testkit::nats() else {
         return;
     };
-    let config = TaskQueueConfig::default()
-        .with_max_deliver(1)
-        .with_ack_wait_ms(300);
+    let config = one_short_delivery();
     let (queue, metrics) = queue(&peer, config).await;
     let store: Arc<dyn TaskStore> = Arc::new(queue.state_store().await.unwrap());
     lose_on_last_delivery(&queue, &store, "lost-unwatched").await;
     // No sweeper runs (every worker is down) when JetStream gives the task up.
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while queue.lost_tasks_pending().await.unwrap() == 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no max-deliveries advisory was stored"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_lost_tasks(&queue, true).await;
     let sweeper = queue.sweep_lost_tasks(store.clone()).await.unwrap();
     wait_dead_lettered(&queue, &store, "lost-unwatched", "worker_lost").await;
     assert_eq!(queue.dead_letters().await.unwrap(), 1);
     assert_eq!(metrics.snapshot().tasks_dead_lettered, 1);
     // The handled advisory goes once acknowledged.
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while queue.lost_tasks_pending().await.unwrap() != 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the handled advisory stayed"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_lost_tasks(&queue, false).await;
     sweeper.abort();
 }
 
@@ -497,9 +476,7 @@ async fn a_lost_task_the_sweeper_cannot_record_at_first_is_dead_lettered_on_a_la
     let Some(peer) = agents_testkit::nats() else {
         return;
     };
-    let config = TaskQueueConfig::default()
-        .with_max_deliver(1)
-        .with_ack_wait_ms(300);
+    let config = one_short_delivery();
     let (queue, _) = queue(&peer, config).await;
     // More refusals than a plain subscription would try (3): only a kept advisory, tried
     // again later each time, outlasts them.
@@ -530,9 +507,7 @@ async fn beside_a_stream_of_every_advisory_lost_tasks_are_still_swept() {
         })
         .await
         .unwrap();
-    let config = TaskQueueConfig::default()
-        .with_max_deliver(1)
-        .with_ack_wait_ms(300);
+    let config = one_short_delivery();
     let (queue, _) = queue(&peer, config).await;
     assert_eq!(queue.lost_tasks_pending().await.unwrap(), 0);
     let store: Arc<dyn TaskStore> = Arc::new(queue.state_store().await.unwrap());
@@ -548,18 +523,12 @@ async fn an_advisory_from_before_the_task_stream_was_made_again_names_no_new_tas
     let Some(peer) = agents_testkit::nats() else {
         return;
     };
-    let config = TaskQueueConfig::default()
-        .with_max_deliver(1)
-        .with_ack_wait_ms(300);
+    let config = one_short_delivery();
     let (first, _) = queue(&peer, config.clone()).await;
     let store: Arc<dyn TaskStore> = Arc::new(first.state_store().await.unwrap());
     // Given up while no sweeper runs: its advisory names stream sequence 1.
     lose_on_last_delivery(&first, &store, "old").await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while first.lost_tasks_pending().await.unwrap() == 0 {
-        assert!(std::time::Instant::now() < deadline, "no advisory stored");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_lost_tasks(&first, true).await;
     // The operator deletes the task stream; the next start makes it again, and a new task
     // takes sequence 1 (later than the clock margin).
     let client = async_nats::connect(peer.addr()).await.unwrap();
@@ -578,14 +547,7 @@ async fn an_advisory_from_before_the_task_stream_was_made_again_names_no_new_tas
         .await
         .unwrap();
     let sweeper = queue.sweep_lost_tasks(store.clone()).await.unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while queue.lost_tasks_pending().await.unwrap() != 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the old advisory was not handled"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_lost_tasks(&queue, false).await;
     // The new task is untouched: still queued, still submitted.
     assert_eq!(queue.waiting().await.unwrap(), 1);
     assert_eq!(queue.dead_letters().await.unwrap(), 0);
