@@ -1233,7 +1233,7 @@ async fn an_agent_without_tasks_does_not_hold_the_slots_another_agents_tasks_nee
     let (running, mut client) = cluster.server().await;
     // Each agent's long poll lasts a minute: a poll that held every free slot would keep the
     // other agent's task waiting past the test's bound.
-    cluster.worker(
+    let worker = cluster.worker(
         "two-agents",
         "concurrency = 4\npull_wait_ms = 60000\nagents = [\"documentation\", \"code-analysis\"]",
     );
@@ -1264,6 +1264,6 @@ async fn an_agent_without_tasks_does_not_hold_the_slots_another_agents_tasks_nee
             tasks[id]
         );
     }
-    cluster.stop_worker(0);
+    cluster.stop_worker(worker);
     running.shutdown().await.unwrap();
 }

@@ -208,7 +208,7 @@ fn analysis_of_thousands_of_functions_lists_the_most_complex_in_source_order() {
     let functions = output["functions"].as_array().unwrap();
     assert_eq!(functions.len(), agents_core::MAX_FUNCTIONS);
     assert_eq!(
-        output["functions_omitted"],
+        output["functions_left_out"],
         count - agents_core::MAX_FUNCTIONS
     );
     let lines: Vec<u64> = functions

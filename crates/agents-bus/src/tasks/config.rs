@@ -109,10 +109,13 @@ impl TaskQueueConfig {
                 "must differ from `stream`",
             ));
         }
-        if self.dead_letter_stream == super::sweeper::lost_stream_name(self) {
+        let lost = super::sweeper::lost_stream_name(self);
+        if self.dead_letter_stream == lost {
             return Err(ConfigError::new(
                 "dead_letter_stream",
-                "must differ from `<stream>_LOST`, the stream of lost-task advisories",
+                format!(
+                    "must differ from `{lost}`, the stream the queue keeps lost-task advisories in"
+                ),
             ));
         }
         for (path, prefix) in [
@@ -180,6 +183,13 @@ mod tests {
             ..base()
         };
         assert_eq!(path(same), Err("dead_letter_stream".into()));
+        let lost = TaskQueueConfig {
+            dead_letter_stream: "AGENTS_TASKS_LOST".into(),
+            ..base()
+        };
+        let error = lost.validate().unwrap_err();
+        assert_eq!(error.path, "dead_letter_stream");
+        assert!(error.message.contains("`AGENTS_TASKS_LOST`"), "{error}");
         let wild = TaskQueueConfig {
             subject_prefix: "a.>".into(),
             ..base()

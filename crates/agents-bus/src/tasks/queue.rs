@@ -100,7 +100,7 @@ impl TaskQueue {
                 tracing::warn!(
                     %error,
                     stream = %super::sweeper::lost_stream_name(&config),
-                    "another stream holds the max-deliveries advisories, so the queue cannot keep them: a task given up while no worker is connected stays in the work queue until swept by hand"
+                    "another stream holds the max-deliveries advisories, so the queue cannot keep them: a task given up while no worker is connected stays in the work queue (counted in the queue depth) until an operator removes it"
                 );
                 false
             }

@@ -140,7 +140,7 @@ pub struct CodeAnalysisOutput {
     /// How many functions with a body were left out of `functions` (0, and left out, when
     /// none were).
     #[serde(default, skip_serializing_if = "is_zero")]
-    pub functions_omitted: u32,
+    pub functions_left_out: u32,
     /// Security assessment.
     pub security: SecurityReport,
     /// Performance assessment.
@@ -480,12 +480,12 @@ impl AgentSpec for CodeAnalysisSpec {
         } else {
             suggestions.clear();
         }
-        let (complexity, (functions, functions_omitted)) = metrics(&input, facts);
+        let (complexity, (functions, functions_left_out)) = metrics(&input, facts);
         CodeAnalysisOutput {
             suggestions,
             complexity,
             functions,
-            functions_omitted,
+            functions_left_out,
             security: reply.security,
             performance: reply.performance,
             confidence: reply.confidence,

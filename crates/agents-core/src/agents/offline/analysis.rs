@@ -38,7 +38,7 @@ pub(crate) fn answer(
     reason: &str,
     rules: &RuleThresholds,
     complexity: Option<Complexity>,
-    (functions, functions_omitted): (Vec<FunctionMetrics>, u32),
+    (functions, functions_left_out): (Vec<FunctionMetrics>, u32),
 ) -> CodeAnalysisOutput {
     let findings = all_findings(input, facts, rules);
     let (suggestions, suggestions_left_out) = if input.include_suggestions {
@@ -75,7 +75,7 @@ pub(crate) fn answer(
         suggestions,
         complexity,
         functions,
-        functions_omitted,
+        functions_left_out,
         security: SecurityReport {
             vulnerabilities,
             risk_level,
