@@ -538,6 +538,23 @@ mod tests {
         )
     }
 
+    /// The service's metrics, after checking they count one call of `broken` with `code`.
+    fn counted_once(service: &AgentsService, code: &str) -> String {
+        let text = service.metrics.encode();
+        let line = format!(r#"agents_requests_total{{agent="broken",code="{code}"}} 1"#);
+        assert!(text.contains(&line), "{text}");
+        text
+    }
+
+    /// The `agent.failed` events emitted so far.
+    fn failed(events: &MemorySink) -> Vec<agents_core::CloudEvent> {
+        events
+            .events()
+            .into_iter()
+            .filter(|e| e.event_type == "agent.failed")
+            .collect()
+    }
+
     fn call() -> Request<pb::ExecuteRequest> {
         Request::new(pb::ExecuteRequest {
             agent_id: "broken".into(),
@@ -555,16 +572,8 @@ mod tests {
         let dropped =
             tokio::time::timeout(Duration::from_millis(50), service.execute(call())).await;
         assert!(dropped.is_err(), "the run waits until it is cancelled");
-        let text = service.metrics.encode();
-        assert!(
-            text.contains(r#"agents_requests_total{agent="broken",code="CANCELLED"} 1"#),
-            "{text}"
-        );
-        let ended: Vec<_> = events
-            .events()
-            .into_iter()
-            .filter(|e| e.event_type == "agent.failed")
-            .collect();
+        counted_once(&service, "CANCELLED");
+        let ended = failed(&events);
         assert_eq!(ended.len(), 1, "{:?}", events.types());
         assert_eq!(ended[0].data["error_kind"], "cancelled");
         assert_eq!(ended[0].data["request_id"], "r-1");
@@ -589,11 +598,7 @@ mod tests {
         let dropped =
             tokio::time::timeout(Duration::from_millis(50), service.execute(request)).await;
         assert!(dropped.is_err());
-        let text = service.metrics.encode();
-        assert!(
-            text.contains(r#"agents_requests_total{agent="broken",code="DEADLINE_EXCEEDED"} 1"#),
-            "{text}"
-        );
+        counted_once(&service, "DEADLINE_EXCEEDED");
     }
 
     /// A unary run that panics (tonic turns it into a reset stream) is counted INTERNAL, not
@@ -606,15 +611,9 @@ mod tests {
             .catch_unwind()
             .await;
         assert!(panicked.is_err());
-        let text = service.metrics.encode();
-        assert!(
-            text.contains(r#"agents_requests_total{agent="broken",code="INTERNAL"} 1"#),
-            "{text}"
-        );
-        let kinds: Vec<_> = events
-            .events()
+        counted_once(&service, "INTERNAL");
+        let kinds: Vec<_> = failed(&events)
             .into_iter()
-            .filter(|e| e.event_type == "agent.failed")
             .map(|e| e.data["error_kind"].clone())
             .collect();
         assert_eq!(kinds, ["internal"]);
@@ -633,11 +632,7 @@ mod tests {
         }
         let status = last.expect("the stream says how it ended").unwrap_err();
         assert_eq!(status.code(), tonic::Code::Internal, "{status:?}");
-        let text = service.metrics.encode();
-        assert!(
-            text.contains(r#"agents_requests_total{agent="broken",code="INTERNAL"} 1"#),
-            "{text}"
-        );
+        let text = counted_once(&service, "INTERNAL");
         assert!(!text.contains(r#"code="CANCELLED""#), "{text}");
     }
 
