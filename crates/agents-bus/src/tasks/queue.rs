@@ -21,6 +21,18 @@ pub(super) const TASK_HEADER: &str = "Agents-Task-Id";
 /// Header of a dead letter: the stable kind of the last error.
 pub(super) const KIND_HEADER: &str = "Agents-Dead-Kind";
 
+/// The dead letter of task `id`, with the headers above; the caller adds the task's payload as
+/// queued. The reason is ours, so it passes the redactor and is kept to one line.
+pub(super) fn dead_letter(id: &str, kind: &str, reason: &str, deliveries: u32) -> PublishMessage {
+    let reason = Redactor::global().redact(reason).replace(['\r', '\n'], " ");
+    PublishMessage::build()
+        .message_id(id)
+        .header(TASK_HEADER, id)
+        .header(REASON_HEADER, reason.as_str())
+        .header(KIND_HEADER, kind)
+        .header(DELIVERIES_HEADER, deliveries.to_string().as_str())
+}
+
 /// Submits tasks to the JetStream work queue and hands out workers (see the
 /// [crate docs](crate#features)). Clones share the connection.
 #[derive(Debug, Clone)]
@@ -522,14 +534,8 @@ impl Task {
             return Ok(TaskOutcome::Retried);
         }
         let queue = &self.queue;
-        let reason = Redactor::global().redact(reason).replace(['\r', '\n'], " ");
-        let publish = PublishMessage::build()
-            .payload(self.message.payload.clone())
-            .message_id(&self.id)
-            .header(TASK_HEADER, self.id.as_str())
-            .header(REASON_HEADER, reason.as_str())
-            .header(KIND_HEADER, kind)
-            .header(DELIVERIES_HEADER, self.attempt.to_string().as_str());
+        let publish =
+            dead_letter(&self.id, kind, reason, self.attempt).payload(self.message.payload.clone());
         let subject = format!("{}.{}", queue.config.dead_letter_prefix, self.agent);
         queue
             .js

@@ -17,17 +17,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use agents_core::Redactor;
 use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::consumer::{self, pull};
-use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::stream::{
     self, DiscardPolicy, RawMessageErrorKind, RetentionPolicy, StorageType,
 };
 use async_nats::jetstream::{AckKind, ErrorCode, Message};
 use futures_util::StreamExt;
 
-use super::queue::{DELIVERIES_HEADER, KIND_HEADER, REASON_HEADER, TASK_HEADER};
+use super::queue::dead_letter;
 use super::{TaskQueue, TaskQueueConfig, TaskRecord, TaskState, TaskStore};
 use crate::{BusMetrics, Error};
 
@@ -321,16 +319,8 @@ impl TaskQueue {
                     )
                 })
                 .unwrap_or_else(|| ("worker_lost".into(), lost.clone()));
-            let reason = Redactor::global()
-                .redact(&reason)
-                .replace(['\r', '\n'], " ");
-            let publish = PublishMessage::build()
-                .payload(message.payload.clone())
-                .message_id(&id)
-                .header(TASK_HEADER, id.as_str())
-                .header(REASON_HEADER, reason.as_str())
-                .header(KIND_HEADER, kind.as_str())
-                .header(DELIVERIES_HEADER, deliveries.to_string().as_str());
+            let publish =
+                dead_letter(&id, &kind, &reason, deliveries).payload(message.payload.clone());
             let stored = self
                 .js
                 .send_publish(
